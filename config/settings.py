@@ -1,0 +1,83 @@
+"""Runtime settings, read from the environment (prefix ``ACCOUNTFLOW_``) and ``.env``.
+
+Secrets are ``SecretStr`` so they never print; nested groups use ``__`` in variable names
+(``ACCOUNTFLOW_SMTP__HOST``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CONFIG_DIR = Path(__file__).resolve().parent
+
+
+class SmtpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: SecretStr | None = None
+    starttls: bool = False
+    ssl: bool = False
+    timeout_seconds: float = 30.0
+
+
+class ImapSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 993
+    username: str | None = None
+    password: SecretStr | None = None
+    password_block: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the password."
+    )
+    security: str = Field(default="ssl", pattern="^(ssl|starttls|plain)$")
+    mailbox: str = "INBOX"
+    move_to: str | None = None
+    max_message_bytes: int = 25 * 1024 * 1024
+    timeout_seconds: float = 30.0
+
+
+class FaxSettings(BaseModel):
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    callback_secret: SecretStr | None = None
+    timeout_seconds: float = 30.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ACCOUNTFLOW_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path(".accountflow")
+    database_url: SecretStr | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite under data_dir when unset."
+    )
+    config_dir: Path = CONFIG_DIR
+    default_region: str = Field(default="BR", min_length=2, max_length=2)
+    timezone: str = "America/Sao_Paulo"
+    xlsx_max_uncompressed_bytes: int = 256 * 1024 * 1024
+    xlsx_max_compression_ratio: float = 200.0
+    xlsx_max_entries: int = 10_000
+    max_field_chars: int = 1_000
+    smtp: SmtpSettings = SmtpSettings()
+    imap: ImapSettings = ImapSettings()
+    fax: FaxSettings = FaxSettings()
+    webhook_url: SecretStr | None = None
+    webhook_allowed_hosts: list[str] = []
+    api_token: SecretStr | None = None
+    unsubscribe_secret: SecretStr = SecretStr("change-me-in-production")
+    public_base_url: str = "http://127.0.0.1:8000"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'accountflow.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

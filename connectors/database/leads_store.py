@@ -1,0 +1,186 @@
+"""Reads and bulk writes for lead ingestion; the only module that speaks SQL for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm import Session
+
+from connectors.database.base import utcnow
+from connectors.database.models import (
+    Company,
+    Contact,
+    ContactHistory,
+    ContactIdentifier,
+    ImportBatch,
+    SourceFile,
+    SourceRow,
+)
+
+CHUNK = 5_000
+
+
+def lock_for_ingestion(session: Session) -> None:
+    """Serialise concurrent ingestions so two runs never create the same contact twice.
+
+    SQLite already holds the write lock (BEGIN IMMEDIATE); PostgreSQL takes a transaction
+    advisory lock released at commit.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(727001)"))
+
+
+def ingested_files(session: Session, shas: Sequence[str]) -> dict[str, int]:
+    """sha256 -> batch id for the files already stored."""
+    found: dict[str, int] = {}
+    for i in range(0, len(shas), CHUNK):
+        rows = session.execute(
+            select(SourceFile.sha256, SourceFile.batch_id).where(
+                SourceFile.sha256.in_(shas[i : i + CHUNK])
+            )
+        )
+        found.update({sha: batch for sha, batch in rows})
+    return found
+
+
+def create_batch(session: Session, source: str, event: str | None) -> int:
+    batch = ImportBatch(source=source, event=event)
+    session.add(batch)
+    session.flush()
+    return batch.id
+
+
+def finish_batch(session: Session, batch_id: int, summary: dict[str, Any]) -> None:
+    session.execute(
+        update(ImportBatch)
+        .where(ImportBatch.id == batch_id)
+        .values(finished_at=utcnow(), summary=summary)
+    )
+
+
+def load_known(session: Session) -> pd.DataFrame:
+    """One line per identifier of every stored contact, plus one per contact for its name."""
+    conn = session.connection()
+    contacts = pd.read_sql(
+        select(
+            Contact.id.label("contact_id"),
+            Contact.name_key,
+            Contact.email_domain,
+            Contact.is_free_mail,
+            Contact.company_id,
+            Company.name_key.label("company_key"),
+            Company.tax_id.label("company_tax_id"),
+        ).outerjoin(Company, Company.id == Contact.company_id),
+        conn,
+    )
+    idents = pd.read_sql(
+        select(ContactIdentifier.contact_id, ContactIdentifier.kind, ContactIdentifier.value),
+        conn,
+    )
+    companies = pd.read_sql(
+        select(
+            Company.id.label("company_id"),
+            Company.name_key.label("company_key"),
+            Company.tax_id.label("company_tax_id"),
+        ),
+        conn,
+    )
+    wide = idents.assign(
+        email=idents["value"].where(idents["kind"] == "email"),
+        phone=idents["value"].where(idents["kind"] == "phone"),
+        person_tax_id=idents["value"].where(idents["kind"] == "tax_id"),
+    ).drop(columns=["kind", "value"])
+    base = contacts.set_index("contact_id")
+    wide = wide.join(
+        base[["name_key", "company_id", "company_key", "company_tax_id"]], on="contact_id"
+    )
+    domain = wide["email"].str.split("@").str[1]
+    wide = wide.assign(email_domain=domain, is_free_mail=False)
+    free = contacts.set_index("contact_id")["is_free_mail"]
+    wide["is_free_mail"] = (
+        wide["contact_id"].map(free).fillna(False).astype(bool) & wide["email"].notna()
+    )
+    # Companies without contacts still take part in company resolution.
+    orphans = companies.assign(contact_id=pd.NA)
+    return pd.concat([contacts, wide, orphans], ignore_index=True)
+
+
+def load_contact_values(
+    session: Session, ids: Iterable[int], columns: Sequence[str]
+) -> pd.DataFrame:
+    """Stored values of ``columns`` for the given contacts, indexed by contact id."""
+    id_list = sorted(set(int(i) for i in ids))
+    frames = []
+    cols: list[Any] = []
+    for c in columns:
+        if c == "company":
+            cols.append(Company.name.label("company"))
+        else:
+            cols.append(getattr(Contact, c))
+    for i in range(0, len(id_list), CHUNK):
+        stmt = (
+            select(Contact.id, Contact.company_id, *cols)
+            .outerjoin(Company, Company.id == Contact.company_id)
+            .where(Contact.id.in_(id_list[i : i + CHUNK]))
+        )
+        frames.append(pd.read_sql(stmt, session.connection()))
+    if not frames:
+        names = ["id", "company_id", *(c.key for c in cols)]
+        return pd.DataFrame(columns=names).set_index("id")
+    return pd.concat(frames).set_index("id")
+
+
+def insert_returning_ids(session: Session, model: Any, values: list[dict[str, Any]]) -> list[int]:
+    if not values:
+        return []
+    result = session.execute(
+        insert(model).returning(model.id, sort_by_parameter_order=True), values
+    )
+    return [int(r) for r in result.scalars().all()]
+
+
+def insert_rows(session: Session, model: Any, values: list[dict[str, Any]]) -> None:
+    for i in range(0, len(values), CHUNK * 4):
+        chunk = values[i : i + CHUNK * 4]
+        if chunk:
+            session.execute(insert(model), chunk)
+
+
+def update_contacts(session: Session, values: list[dict[str, Any]]) -> None:
+    """Bulk UPDATE by primary key (each dict carries ``id``)."""
+    if values:
+        session.execute(update(Contact), values)
+
+
+__all__ = [
+    "Company",
+    "Contact",
+    "ContactHistory",
+    "ContactIdentifier",
+    "SourceFile",
+    "SourceRow",
+    "create_batch",
+    "finish_batch",
+    "ingested_files",
+    "insert_returning_ids",
+    "insert_rows",
+    "load_contact_values",
+    "load_identifiers",
+    "load_known",
+    "lock_for_ingestion",
+    "update_contacts",
+]
+
+
+def load_identifiers(session: Session, contact_ids: Sequence[int]) -> pd.DataFrame:
+    """(contact_id, kind, value) already stored for these contacts."""
+    frames = [pd.DataFrame(columns=["contact_id", "kind", "value"])]
+    for i in range(0, len(contact_ids), CHUNK):
+        stmt = select(
+            ContactIdentifier.contact_id, ContactIdentifier.kind, ContactIdentifier.value
+        ).where(ContactIdentifier.contact_id.in_(contact_ids[i : i + CHUNK]))
+        frames.append(pd.read_sql(stmt, session.connection()))
+    return pd.concat(frames, ignore_index=True).astype({"contact_id": "int64"})

@@ -1,0 +1,41 @@
+"""Schema upgrades through Alembic, callable from the CLI and on first use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from connectors.database.engine import get_engine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def upgrade(revision: str = "head") -> str:
+    """Bring the configured database to ``revision``; returns the revision now in force."""
+    cfg = alembic_config()
+    with get_engine().begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return current_revision() or ""
+
+
+def current_revision() -> str | None:
+    with get_engine().connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def ensure_schema() -> None:
+    """Upgrade only when behind, so ordinary commands pay one cheap query."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if current_revision() != head:
+        upgrade()

@@ -1,0 +1,213 @@
+"""Read badge-scan exports (CSV in any common dialect, XLSX) into rows of text cells.
+
+Nothing is interpreted here beyond what a spreadsheet user would see: each record becomes
+its cells as text, numbered as the user counts rows (1 = first data row after the header),
+and records with the wrong number of cells are kept aside as malformed, not dropped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from pathlib import Path
+
+from config.settings import Settings
+
+NUL_MARK = "\ue000"  # stands in for NUL bytes until normalisation strips and flags them
+DELIMITERS = (",", ";", "\t", "|")
+HEADER_SCAN_ROWS = 20
+
+
+class FileRejected(ValueError):
+    """The file as a whole cannot be read (bomb limits, not a spreadsheet, no header)."""
+
+
+@dataclass
+class RawTable:
+    header: list[str]
+    rows: list[tuple[int, list[str]]]
+    malformed: list[tuple[int, list[str], str]] = field(default_factory=list)
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Decode CSV bytes: BOMs first, then strict UTF-8, then cp1252 (latin-1 for its gaps)."""
+    for bom, enc in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            return data.decode(enc), enc
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        # cp1252 leaves five byte values undefined; latin-1 maps every byte.
+        return data.decode("latin-1"), "latin-1"
+
+
+def sniff_delimiter(text: str) -> str:
+    """Pick the delimiter that splits the first records into the most consistent width."""
+    sample = text[:64_000]
+    best, best_key = ",", (0, 0, 0)
+    for delim in DELIMITERS:
+        widths = [len(r) for r in _head(csv.reader(io.StringIO(sample), delimiter=delim), 40)]
+        widths = [w for w in widths if w > 1]
+        if not widths:
+            continue
+        mode, freq = Counter(widths).most_common(1)[0]
+        key = (freq, mode, -DELIMITERS.index(delim))
+        if key > best_key:
+            best, best_key = delim, key
+    return best
+
+
+def _head(rows: Iterable[list[str]], n: int) -> list[list[str]]:
+    out: list[list[str]] = []
+    try:
+        for row in rows:
+            out.append(row)
+            if len(out) >= n:
+                break
+    except csv.Error:
+        pass
+    return out
+
+
+def read_csv(path: Path, is_header: Callable[[Sequence[str]], bool]) -> RawTable:
+    text, encoding = decode_text(path.read_bytes())
+    text = text.replace("\x00", NUL_MARK)
+    delimiter = sniff_delimiter(text)
+    records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    table = _tabulate(records, is_header)
+    table.meta.update(encoding=encoding, delimiter=delimiter, format="csv")
+    return table
+
+
+def check_zip_limits(path: Path, settings: Settings) -> None:
+    """Refuse XLSX files that would expand past our limits, before openpyxl inflates them."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except zipfile.BadZipFile as exc:
+        raise FileRejected(f"{path.name}: not a valid XLSX (zip) file") from exc
+    if len(infos) > settings.xlsx_max_entries:
+        raise FileRejected(f"{path.name}: {len(infos)} zip entries exceed the limit")
+    total = sum(i.file_size for i in infos)
+    if total > settings.xlsx_max_uncompressed_bytes:
+        raise FileRejected(
+            f"{path.name}: expands to {total} bytes, over the limit of "
+            f"{settings.xlsx_max_uncompressed_bytes} (possible zip bomb)"
+        )
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 1_000_000 and ratio > settings.xlsx_max_compression_ratio:
+            raise FileRejected(
+                f"{path.name}: entry {info.filename} compresses {ratio:.0f}:1 (possible zip bomb)"
+            )
+
+
+def cell_text(value: object) -> str:
+    """Render an XLSX cell as the text a person sees (phones stored as numbers keep digits)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e17 else repr(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def read_xlsx(
+    path: Path, settings: Settings, is_header: Callable[[Sequence[str]], bool]
+) -> RawTable:
+    check_zip_limits(path, settings)
+    import openpyxl  # imported late: it is slow to import and only XLSX needs it
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=False)
+    except Exception as exc:  # openpyxl raises many types for a broken workbook
+        raise FileRejected(f"{path.name}: cannot open as XLSX: {exc}") from exc
+    try:
+        ws = wb.worksheets[0]
+        records = ([cell_text(v) for v in row] for row in ws.iter_rows(values_only=True))
+        table = _tabulate(records, is_header)
+    finally:
+        wb.close()
+    table.meta.update(format="xlsx", sheet=ws.title)
+    return table
+
+
+def read_table(
+    path: Path, settings: Settings, is_header: Callable[[Sequence[str]], bool]
+) -> RawTable:
+    """Read one export; ``is_header`` recognises the header row below any title rows."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        return read_xlsx(path, settings, is_header)
+    if suffix in (".csv", ".txt", ".tsv"):
+        return read_csv(path, is_header)
+    raise FileRejected(f"{path.name}: unsupported file type {suffix!r} (expected .csv or .xlsx)")
+
+
+def _tabulate(records: Iterable[list[str]], is_header: Callable[[Sequence[str]], bool]) -> RawTable:
+    it = iter(records)
+    preface: list[list[str]] = []
+    header: list[str] | None = None
+    for rec in it:
+        preface.append(rec)
+        if is_header(rec):
+            header = rec
+            break
+        if len(preface) >= HEADER_SCAN_ROWS:
+            break
+    if header is None:
+        # No recognisable header: use the first non-empty record, so the mapping error can
+        # list what the file's headers actually were.
+        nonempty = [r for r in preface if any(c.strip() for c in r)]
+        if not nonempty:
+            raise FileRejected("the file has no header row and no data")
+        header = nonempty[0]
+        rest: Iterable[list[str]] = preface[preface.index(header) + 1 :]
+        title_rows = preface.index(header)
+    else:
+        rest = []
+        title_rows = len(preface) - 1
+    header = [h.strip() for h in header]
+    while header and not header[-1]:
+        header.pop()
+    width = len(header)
+    rows: list[tuple[int, list[str]]] = []
+    malformed: list[tuple[int, list[str], str]] = []
+    number = 0
+    for rec in _chain(rest, it):
+        number += 1
+        if not any(c.strip() for c in rec):
+            continue
+        if len(rec) > width:
+            if any(c.strip() for c in rec[width:]):
+                malformed.append((number, rec, f"{len(rec)} cells, header has {width}"))
+                continue
+            rec = rec[:width]
+        elif len(rec) < width:
+            malformed.append((number, rec, f"{len(rec)} cells, header has {width}"))
+            continue
+        rows.append((number, rec))
+    return RawTable(header=header, rows=rows, malformed=malformed, meta={"title_rows": title_rows})
+
+
+def _chain(first: Iterable[list[str]], second: Iterable[list[str]]) -> Iterable[list[str]]:
+    yield from first
+    yield from second

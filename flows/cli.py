@@ -1,0 +1,85 @@
+"""The `accountflow` command: the same flows as the deployments, from a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Account management pipelines (Prefect 3).")
+db_app = typer.Typer(no_args_is_help=True, help="Application database.")
+ingest_app = typer.Typer(no_args_is_help=True, help="Bring leads in.")
+app.add_typer(db_app, name="db")
+app.add_typer(ingest_app, name="ingest")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the application schema to the latest revision."""
+    from connectors.database.migrate import upgrade
+
+    typer.echo(f"database at revision {upgrade()}")
+
+
+@ingest_app.command("exhibition")
+def ingest_exhibition(
+    files: Annotated[list[Path], typer.Argument(help="CSV/XLSX exports, processed in order.")],
+    event: Annotated[str | None, typer.Option(help="Event (fair) name for these files.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Named column mapping from config/sources.yaml.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the `ingest-exhibition-leads` flow."""
+    from flows.ingest import ingest_exhibition_leads
+
+    summary = ingest_exhibition_leads([str(f) for f in files], event=event, source=source)
+    if as_json:
+        typer.echo(summary.model_dump_json(indent=2))
+    else:
+        from flows.reporting import render_ingest_summary
+
+        typer.echo(render_ingest_summary(summary))
+    if any(f.status == "rejected" for f in summary.files):
+        raise typer.Exit(code=1)
+
+
+@app.command("export")
+def export(
+    kind: Annotated[str, typer.Argument(help="rows | contacts | quarantine")],
+    fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default stdout).")] = None,
+) -> None:
+    """Export a table; CSV cells a spreadsheet would execute are neutralised."""
+    from connectors.database.migrate import ensure_schema
+    from tasks.exports import export_frame, write_export
+
+    ensure_schema()
+    try:
+        frame = export_frame(kind)
+        write_export(frame, fmt, out if out is not None else sys.stdout)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if out is not None:
+        typer.echo(f"wrote {len(frame)} {kind} to {out}", err=True)
+
+
+@app.command("demo")
+def demo(as_json: JsonOpt = False) -> None:
+    """Run the daily pipeline on the bundled sample data with embedded defaults."""
+    from flows.daily import daily_pipeline
+    from flows.reporting import render_daily_summary
+
+    summary = daily_pipeline(demo=True)
+    typer.echo(
+        json.dumps(summary, indent=2, default=str) if as_json else render_daily_summary(summary)
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,460 @@
+"""Prefect tasks for exhibition lead ingestion: stage files, resolve entities, store, report.
+
+Staging (read + map + normalise) runs per file and writes a pickle under the data dir;
+resolution and storage run as one transaction over the whole batch, so a crash stores
+nothing and the rerun starts clean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+from pydantic import BaseModel
+
+from config.policies import get_ingest_policies
+from config.settings import get_settings
+from connectors.database import leads_store as store
+from connectors.database.engine import session_scope
+from connectors.database.migrate import ensure_schema
+from connectors.database.models import Disposition, FileStatus
+from connectors.exhibition_files import FileRejected, read_table
+from tasks.column_mapping import UnmappableFile, choose_source, looks_like_header, map_columns
+from tasks.matching import match_rows
+from tasks.merge import FIRST_WINS, LATEST_WINS, current_values, history
+from tasks.normalize import normalize_table
+
+
+class FileSummary(BaseModel):
+    name: str
+    path: str
+    status: str  # ingested | rejected | skipped
+    rows_in: int = 0
+    error: str | None = None
+    first_batch_id: int | None = None
+    detail: dict[str, Any] = {}
+
+
+class IngestSummary(BaseModel):
+    batch_id: int | None
+    event: str | None
+    files: list[FileSummary]
+    rows_in: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    quarantined_by_reason: dict[str, int] = {}
+    new_contacts: int = 0
+    updated_contacts: int = 0
+    matched_existing: int = 0
+    new_companies: int = 0
+    merges_by_rule: dict[str, int] = {}
+    seconds: float = 0.0
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.accepted + self.duplicates + self.quarantined
+
+
+class StagedFile(BaseModel):
+    order: int
+    name: str
+    path: str
+    sha256: str
+    size_bytes: int
+    event: str | None
+    staged_path: str | None = None
+    status: str = "ingested"
+    error: str | None = None
+    rows_in: int = 0
+    detail: dict[str, Any] = {}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@task(name="register-files", cache_policy=NO_CACHE)
+def register_files(files: list[str], event: str | None) -> list[StagedFile]:
+    """Hash the inputs in the order given; a file missing on disk fails the run up front."""
+    ensure_schema()
+    out = []
+    for order, name in enumerate(files):
+        path = Path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"input file not found: {path}")
+        out.append(
+            StagedFile(
+                order=order,
+                name=path.name,
+                path=str(path.resolve()),
+                sha256=file_sha256(path),
+                size_bytes=path.stat().st_size,
+                event=event,
+            )
+        )
+    return out
+
+
+@task(name="stage-file", cache_policy=NO_CACHE, retries=1)
+def stage_file(
+    entry: StagedFile, source: str | None, staging_dir: str, timezone: str | None = None
+) -> StagedFile:
+    """Read, map and normalise one file; a file we cannot read is rejected with its reason."""
+    settings, policies = get_settings(), get_ingest_policies()
+    path = Path(entry.path)
+    try:
+        chosen = choose_source(path.name, policies.sources, source)
+        table = read_table(path, settings, lambda cells: looks_like_header(cells, policies.sources))
+        mapping = map_columns(table.header, policies.sources, chosen)
+    except (FileRejected, UnmappableFile) as exc:
+        return entry.model_copy(update={"status": "rejected", "error": f"{path.name}: {exc}"})
+    frame = normalize_table(
+        table,
+        mapping,
+        policies.sources,
+        default_region=settings.default_region,
+        timezone=(chosen and policies.sources.sources[chosen].timezone)
+        or timezone
+        or settings.timezone,
+        max_field_chars=settings.max_field_chars,
+    )
+    out = Path(staging_dir) / f"{entry.sha256}.pkl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_pickle(out)
+    detail = {
+        **table.meta,
+        "source": chosen,
+        "unmapped_headers": mapping.unmapped,
+        "columns": {table.header[i]: f for i, f in mapping.fields.items()},
+    }
+    return entry.model_copy(
+        update={"staged_path": str(out), "rows_in": len(frame), "detail": detail}
+    )
+
+
+def _targets(rows: pd.DataFrame, matches: pd.DataFrame) -> pd.Series:
+    """A merge key per row: ``c:<id>`` for an existing contact, ``n:<leader>`` for a new one."""
+    existing = matches["contact_id"]
+    leader_key = "n:" + matches["leader"].astype(int).astype(str)
+    return leader_key.where(existing.isna(), "c:" + existing.astype("Int64").astype(str))
+
+
+@task(
+    name="resolve-and-store",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=2),
+)
+def resolve_and_store(staged: list[StagedFile], event: str | None) -> IngestSummary:
+    """Match the batch against itself and the database, then store it in one transaction."""
+    started = time.perf_counter()
+    policy = get_ingest_policies().matching
+    with session_scope() as s:
+        store.lock_for_ingestion(s)
+        seen = store.ingested_files(s, [f.sha256 for f in staged])
+        files: list[FileSummary] = []
+        todo: list[StagedFile] = []
+        shas_this_run: set[str] = set()
+        for f in staged:
+            if f.sha256 in seen or f.sha256 in shas_this_run:
+                files.append(
+                    FileSummary(
+                        name=f.name,
+                        path=f.path,
+                        status="skipped",
+                        first_batch_id=seen.get(f.sha256),
+                        error="already ingested (same content)",
+                    )
+                )
+                continue
+            shas_this_run.add(f.sha256)
+            todo.append(f)
+            files.append(
+                FileSummary(
+                    name=f.name,
+                    path=f.path,
+                    status=f.status,
+                    rows_in=f.rows_in,
+                    error=f.error,
+                    detail=f.detail,
+                )
+            )
+        batch_id = store.create_batch(s, "exhibition", event)
+        summary = IngestSummary(batch_id=batch_id, event=event, files=files)
+        if todo:
+            _store_batch(s, batch_id, todo, policy, summary)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        store.finish_batch(s, batch_id, summary.model_dump(mode="json"))
+    for f in todo:
+        if f.staged_path:
+            Path(f.staged_path).unlink(missing_ok=True)
+    return summary
+
+
+def _store_batch(
+    s: Any, batch_id: int, todo: list[StagedFile], policy: Any, summary: IngestSummary
+) -> None:
+    file_ids = store.insert_returning_ids(
+        s,
+        store.SourceFile,
+        [
+            {
+                "batch_id": batch_id,
+                "name": f.name,
+                "path": f.path,
+                "sha256": f.sha256,
+                "size_bytes": f.size_bytes,
+                "event": f.event,
+                "rows_in": f.rows_in,
+                "status": FileStatus.rejected if f.status == "rejected" else FileStatus.ingested,
+                "detail": {**f.detail, **({"error": f.error} if f.error else {})},
+            }
+            for f in todo
+        ],
+    )
+    frames = []
+    for f, fid in zip(todo, file_ids, strict=True):
+        if f.staged_path:
+            frames.append(pd.read_pickle(f.staged_path).assign(file_id=fid, event=f.event))
+    if not frames:
+        return
+    rows = pd.concat(frames, ignore_index=True)
+    rows["row_key"] = np.arange(len(rows))
+    good = rows[rows["reason"].isna()]
+    known = store.load_known(s)
+    matches = match_rows(good, known, policy)
+    rows["disposition"] = Disposition.quarantined.value
+    rows.loc[good.index, "disposition"] = matches["disposition"]
+    rows.loc[good.index, "match_rule"] = matches["match_rule"]
+    rows.loc[good.index, "match_score"] = matches["match_score"]
+
+    good = good.assign(
+        target=_targets(good, matches),
+        company_label=matches["company_label"],
+        company_id=matches["company_id"],
+    )
+    new_company_ids = _store_companies(s, good)
+    good["company_id"] = good["company_id"].fillna(good["company_label"].map(new_company_ids))
+
+    merged = current_values(good)
+    company_of = good.dropna(subset=["company_id"]).groupby("target")["company_id"].last()
+    merged["company_id"] = company_of.reindex(merged.index)
+    events = good.groupby("target", sort=False)["event"].first()
+    is_new = merged.index.str.startswith("n:")
+    new_vals = merged[is_new]
+    new_ids = store.insert_returning_ids(
+        s, store.Contact, [_contact_values(r, events.get(t)) for t, r in new_vals.iterrows()]
+    )
+    contact_of = pd.Series(new_ids, index=new_vals.index, dtype="Int64")
+    existing_keys = merged.index[~is_new]
+    contact_of = pd.concat(
+        [
+            contact_of,
+            pd.Series([int(k[2:]) for k in existing_keys], index=existing_keys, dtype="Int64"),
+        ]
+    )
+
+    stored = store.load_contact_values(s, contact_of[existing_keys], [*LATEST_WINS, "notes"])
+    stored.index = ["c:" + str(i) for i in stored.index]
+    changes = history(good, stored)
+    summary.matched_existing = len(existing_keys)
+    if len(existing_keys):
+        updates = _existing_updates(merged.loc[existing_keys], stored["notes"], contact_of)
+        store.update_contacts(s, updates)
+        summary.updated_contacts = (
+            int(changes["target"].isin(existing_keys).groupby(changes["target"]).any().sum())
+            if len(changes)
+            else 0
+        )
+
+    rows["contact_id"] = pd.Series(good["target"].map(contact_of), index=good.index)
+    row_ids = store.insert_returning_ids(s, store.SourceRow, _source_row_values(rows))
+    row_id_of = pd.Series(row_ids, index=rows["row_key"].to_numpy())
+    if len(changes):
+        store.insert_rows(
+            s,
+            store.ContactHistory,
+            [
+                {
+                    "contact_id": int(contact_of[c.target]),
+                    "field": c.field,
+                    "old_value": c.old_value,
+                    "new_value": c.new_value,
+                    "source_row_id": int(row_id_of[c.row_key]) if pd.notna(c.row_key) else None,
+                }
+                for c in changes.itertuples(index=False)
+            ],
+        )
+    _store_identifiers(s, good, contact_of)
+
+    counts = Counter(rows["disposition"])
+    summary.rows_in = len(rows)
+    summary.accepted = counts.get("accepted", 0)
+    summary.duplicates = counts.get("duplicate", 0)
+    summary.quarantined = counts.get("quarantined", 0)
+    summary.quarantined_by_reason = {
+        str(k): int(v) for k, v in rows["reason"].dropna().value_counts().items()
+    }
+    summary.merges_by_rule = {
+        str(k): int(v) for k, v in rows["match_rule"].dropna().value_counts().items()
+    }
+    summary.new_contacts = len(new_ids)
+    summary.new_companies = len(new_company_ids)
+
+
+def _store_companies(s: Any, good: pd.DataFrame) -> dict[Any, int]:
+    """Create a company per resolved cluster that has no stored company yet."""
+    fresh = good[good["company_id"].isna() & good["company_label"].notna()]
+    if fresh.empty:
+        return {}
+    firsts = fresh.groupby("company_label", sort=False).agg(
+        name=("company", "first"),
+        name_key=("company_key", "first"),
+        tax_id=("company_tax_id", "first"),
+        country=("country", "first"),
+    )
+    firsts = firsts.astype(object).where(firsts.notna(), None)
+    firsts["name"] = firsts["name"].fillna(firsts["tax_id"])
+    firsts["name_key"] = firsts["name_key"].fillna("")
+    ids = store.insert_returning_ids(s, store.Company, firsts.to_dict("records"))
+    return dict(zip(firsts.index, ids, strict=True))
+
+
+def _none(value: Any) -> Any:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _contact_values(r: pd.Series, event: Any) -> dict[str, Any]:
+    values = {c: _none(r[c]) for c in [*FIRST_WINS, *LATEST_WINS, "notes"] if c != "company"}
+    values["is_free_mail"] = bool(values["is_free_mail"])
+    values["company_id"] = _none(r["company_id"])
+    values["first_seen_at"] = _none(r["first_seen_at"])
+    values["last_seen_at"] = _none(r["last_seen_at"])
+    values["source_event"] = _none(event)
+    return values
+
+
+def _existing_updates(
+    merged: pd.DataFrame, stored_notes: pd.Series, contact_of: pd.Series
+) -> list[dict[str, Any]]:
+    """Latest career fields, company and freshness for existing contacts; notes extended."""
+    out = []
+    for key, r in merged.iterrows():
+        values: dict[str, Any] = {"id": int(contact_of[key])}
+        for c in LATEST_WINS:
+            if c != "company" and _none(r[c]) is not None:
+                values[c] = _none(r[c])
+        notes = [n for n in (_none(stored_notes.get(key)), _none(r["notes"])) if n]
+        if notes:
+            values["notes"] = " | ".join(dict.fromkeys(" | ".join(notes).split(" | ")))
+        if _none(r["company_id"]) is not None:
+            values["company_id"] = int(r["company_id"])
+        if _none(r["last_seen_at"]) is not None:
+            values["last_seen_at"] = _none(r["last_seen_at"])
+        out.append(values)
+    return out
+
+
+def _source_row_values(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = [
+        "file_id",
+        "row_number",
+        "raw",
+        "disposition",
+        "reason",
+        "flags",
+        "contact_id",
+        "match_rule",
+        "match_score",
+    ]
+    frame = rows[cols].astype(object).where(rows[cols].notna(), None)
+    records = frame.to_dict("records")
+    for r in records:
+        r["file_id"], r["row_number"] = int(r["file_id"]), int(r["row_number"])
+        if r["contact_id"] is not None:
+            r["contact_id"] = int(r["contact_id"])
+        if r["match_score"] is not None:
+            r["match_score"] = float(r["match_score"])
+    return records
+
+
+def _store_identifiers(s: Any, good: pd.DataFrame, contact_of: pd.Series) -> None:
+    """Remember every email, phone and personal tax id a contact was seen with."""
+    ids = good["target"].map(contact_of)
+    parts = [
+        pd.DataFrame({"contact_id": ids, "kind": kind, "value": good[col]}).dropna()
+        for kind, col in (("email", "email"), ("phone", "phone"), ("tax_id", "person_tax_id"))
+    ]
+    idents = pd.concat(parts).astype({"contact_id": "int64"}).drop_duplicates()
+    existing_ids = contact_of[contact_of.index.str.startswith("c:")].astype(int).tolist()
+    if existing_ids:
+        known = store.load_identifiers(s, existing_ids)
+        idents = idents.merge(known, how="left", indicator=True)
+        idents = idents[idents["_merge"] == "left_only"].drop(columns="_merge")
+    store.insert_rows(s, store.ContactIdentifier, idents.to_dict("records"))
+
+
+@task(name="publish-ingest-summary", cache_policy=NO_CACHE)
+def publish_summary(summary: IngestSummary) -> None:
+    """A table artifact ops can read in the UI; numbers only, no personal data."""
+    logger = get_run_logger()
+    table: list[dict[str, Any]] = [
+        {"measure": "rows in", "value": summary.rows_in},
+        {"measure": "accepted", "value": summary.accepted},
+        {"measure": "duplicates", "value": summary.duplicates},
+        {"measure": "quarantined", "value": summary.quarantined},
+        {"measure": "new contacts", "value": summary.new_contacts},
+        {"measure": "updated contacts", "value": summary.updated_contacts},
+        {"measure": "new companies", "value": summary.new_companies},
+        {"measure": "seconds", "value": summary.seconds},
+    ]
+    table += [
+        {"measure": f"quarantined: {k}", "value": v}
+        for k, v in sorted(summary.quarantined_by_reason.items())
+    ]
+    table += [
+        {"measure": f"merged by rule: {k}", "value": v}
+        for k, v in sorted(summary.merges_by_rule.items())
+    ]
+    table += [
+        {
+            "measure": f"file {f.name}",
+            "value": f"{f.status} ({f.rows_in} rows)" + (f": {f.error}" if f.error else ""),
+        }
+        for f in summary.files
+    ]
+    create_table_artifact(
+        key="ingest-exhibition-summary",
+        table=table,
+        description=f"Exhibition ingestion, batch {summary.batch_id}",
+    )
+    logger.info(
+        "batch %s: %s rows in = %s accepted + %s duplicates + %s quarantined",
+        summary.batch_id,
+        summary.rows_in,
+        summary.accepted,
+        summary.duplicates,
+        summary.quarantined,
+    )

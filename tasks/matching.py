@@ -1,0 +1,250 @@
+"""Entity resolution: which rows are the same real person, and which company they work for.
+
+Rows are linked by rules (exact email, personal tax id, exact name within one company or
+email domain, shared phone with agreeing names, fuzzy name within one company), then the
+links are closed transitively (connected components). Every rule blocks on a key, so the
+cost stays near-linear in the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from config.policies import MatchingPolicy
+
+# Lower number = stronger evidence; a row records the strongest rule that linked it.
+RULES = {
+    "contact": 0,
+    "email": 1,
+    "tax_id": 2,
+    "name_company": 3,
+    "name_domain": 4,
+    "phone_name": 5,
+    "fuzzy_name_company": 6,
+}
+KEY_COLUMNS = [
+    "name_key",
+    "email",
+    "email_domain",
+    "is_free_mail",
+    "phone",
+    "person_tax_id",
+    "company_key",
+    "company_tax_id",
+]
+
+
+def _nonnull(s: pd.Series) -> pd.Series:
+    return s.notna() & (s.astype("object") != "")
+
+
+def _blocks(keys: pd.Series, max_size: int) -> Iterator[np.ndarray]:
+    """Positions sharing a key, for keys held by 2..max_size rows."""
+    valid = keys[_nonnull(keys)]
+    sizes = valid.map(valid.value_counts())
+    valid = valid[(sizes >= 2) & (sizes <= max_size)]
+    for _, group in valid.groupby(valid, sort=False):
+        yield group.index.to_numpy()
+
+
+def _exact_pairs(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Link every row to the first row holding the same key (a star per key)."""
+    valid = keys[_nonnull(keys)]
+    first = valid.groupby(valid, sort=False).transform(lambda g: g.index[0])
+    keep = first.to_numpy() != valid.index.to_numpy()
+    return first.to_numpy()[keep].astype(np.int64), valid.index.to_numpy()[keep].astype(np.int64)
+
+
+def _name_similarity(names: pd.Series, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    values = names.to_numpy(dtype=object)
+    return np.array(
+        [
+            fuzz.token_sort_ratio(x, y) if isinstance(x, str) and isinstance(y, str) else -1.0
+            for x, y in zip(values[a], values[b], strict=True)
+        ]
+    )
+
+
+def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
+    """A company cluster label per row (NA without company data).
+
+    Clusters unique keys, not rows: exact tax id, exact folded name, and fuzzy names that
+    differ by a typo (blocked by first and last three letters).
+    """
+    keys = frame["company_key"].astype("object")
+    taxes = frame["company_tax_id"].astype("object")
+    nodes = pd.Index(
+        pd.concat([("k:" + keys[_nonnull(keys)]), ("t:" + taxes[_nonnull(taxes)])]).unique()
+    )
+    if nodes.empty:
+        return pd.Series(pd.NA, index=frame.index, dtype="object")
+    pos = pd.Series(np.arange(len(nodes)), index=nodes)
+    both = _nonnull(keys) & _nonnull(taxes)
+    src = [pos[("k:" + keys[both]).to_numpy()].to_numpy()]
+    dst = [pos[("t:" + taxes[both]).to_numpy()].to_numpy()]
+    uniq = pd.Series(keys[_nonnull(keys)].unique())
+    uniq = uniq[uniq.str.len() >= policy.company_min_length].reset_index(drop=True)
+    for block_key in (uniq.str[:3], uniq.str[-3:]):
+        for idx in _blocks(block_key, policy.max_block_size):
+            names = uniq.to_numpy(dtype=object)[idx].tolist()
+            scores = process.cdist(
+                names,
+                names,
+                scorer=fuzz.ratio,
+                score_cutoff=policy.company_threshold,
+                dtype=np.uint8,
+            )
+            i, j = np.nonzero(np.triu(scores, k=1))
+            if len(i):
+                src.append(pos[["k:" + names[x] for x in i]].to_numpy())
+                dst.append(pos[["k:" + names[x] for x in j]].to_numpy())
+    labels = _components(len(nodes), np.concatenate(src), np.concatenate(dst))
+    label_of = pd.Series(labels, index=nodes)
+    by_key = ("k:" + keys).map(label_of)
+    by_tax = ("t:" + taxes).map(label_of)
+    return by_tax.fillna(by_key).astype("object").where(lambda s: s.notna(), None)
+
+
+def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd.DataFrame:
+    """All pairwise links between rows of ``frame`` (positional index), with rule and score."""
+    frame = frame.reset_index(drop=True)
+    org = org.reset_index(drop=True)
+    names = frame["name_key"]
+    edges: list[pd.DataFrame] = []
+
+    def add(rule: str, a: np.ndarray, b: np.ndarray, score: np.ndarray | float = 100.0) -> None:
+        if len(a):
+            edges.append(pd.DataFrame({"a": a, "b": b, "rule": rule, "score": score}))
+
+    if "contact_id" in frame:
+        add("contact", *_exact_pairs(frame["contact_id"]))
+    a, b = _exact_pairs(frame["email"])
+    sim = _name_similarity(names, a, b)
+    keep = (sim < 0) | (sim >= policy.email_name_conflict)  # a shared mailbox is not a person
+    add("email", a[keep], b[keep], np.where(sim[keep] < 0, 100.0, sim[keep]))
+    add("tax_id", *_exact_pairs(frame["person_tax_id"]))
+    has_name = _nonnull(names)
+    add(
+        "name_company",
+        *_exact_pairs((names + "|" + org.astype("string")).where(has_name & org.notna())),
+    )
+    corporate = frame["email_domain"].where(~frame["is_free_mail"].fillna(False).astype(bool))
+    add("name_domain", *_exact_pairs((names + "|" + corporate).where(has_name)))
+    a, b = _exact_pairs(frame["phone"])
+    sim = _name_similarity(names, a, b)
+    keep = (sim < 0) | (sim >= policy.phone_name_threshold)
+    add("phone_name", a[keep], b[keep], np.where(sim[keep] < 0, 100.0, sim[keep]))
+
+    # Fuzzy names only inside one company (or one corporate domain): typos and middle names
+    # of the same person, never two people who merely share a surname elsewhere.
+    emails = frame["email"].to_numpy(dtype=object)
+    free = frame["is_free_mail"].fillna(False).astype(bool).to_numpy()
+    block_keys = org.astype("object").where(org.notna(), "d:" + corporate.astype("object"))
+    for idx in _blocks(block_keys.where(has_name), policy.max_block_size):
+        values = names.to_numpy(dtype=object)[idx].tolist()
+        scores = process.cdist(
+            values,
+            values,
+            scorer=fuzz.token_sort_ratio,
+            score_cutoff=policy.name_threshold,
+            dtype=np.uint8,
+        )
+        i, j = np.nonzero(np.triu(scores, k=1))
+        if not len(i):
+            continue
+        ga, gb = idx[i], idx[j]
+        ea, eb = emails[ga], emails[gb]
+        # Two different work addresses mean two people (the near-miss), whatever the names say.
+        conflict = (
+            np.array(
+                [
+                    isinstance(x, str) and isinstance(y, str) and x != y
+                    for x, y in zip(ea, eb, strict=True)
+                ]
+            )
+            & ~free[ga]
+            & ~free[gb]
+        )
+        add(
+            "fuzzy_name_company",
+            ga[~conflict],
+            gb[~conflict],
+            scores[i, j][~conflict].astype(float),
+        )
+    if not edges:
+        return pd.DataFrame({"a": [], "b": [], "rule": [], "score": []})
+    return pd.concat(edges, ignore_index=True)
+
+
+def match_rows(rows: pd.DataFrame, known: pd.DataFrame, policy: MatchingPolicy) -> pd.DataFrame:
+    """Resolve ``rows`` (in file order) against each other and against ``known`` contacts.
+
+    ``known`` has one line per identifier a stored contact carries (``contact_id`` plus key
+    columns and ``company_id``). Returns, per row of ``rows`` (same index): ``contact_id``
+    of an existing contact or NA, ``leader`` (the position in ``rows`` of the row that
+    creates the contact) , ``disposition`` (accepted / duplicate), ``match_rule`` and
+    ``match_score``.
+    """
+    n_known = len(known)
+    known_part = known.reindex(columns=[*KEY_COLUMNS, "contact_id", "company_id"])
+    new_part = rows.reindex(columns=KEY_COLUMNS).assign(contact_id=pd.NA, company_id=pd.NA)
+    frame = pd.concat([known_part, new_part], ignore_index=True)
+    org = resolve_companies(frame, policy)
+    links = link_rows(frame, org, policy)
+    labels = _components(len(frame), links["a"].to_numpy(np.int64), links["b"].to_numpy(np.int64))
+
+    best = pd.concat(
+        [
+            links[["a", "rule", "score"]].rename(columns={"a": "node"}),
+            links[["b", "rule", "score"]].rename(columns={"b": "node"}),
+        ]
+    )
+    best = best.assign(rank=best["rule"].map(RULES)).sort_values(
+        ["node", "rank", "score"], ascending=[True, True, False]
+    )
+    best = best.drop_duplicates("node").set_index("node")
+
+    comp = pd.DataFrame({"label": labels, "contact_id": frame["contact_id"]})
+    known_of_label = (
+        comp.iloc[:n_known].dropna(subset=["contact_id"]).groupby("label")["contact_id"].min()
+    )
+    new = comp.iloc[n_known:].copy()
+    new["position"] = np.arange(len(new))
+    new["contact_id"] = new["label"].map(known_of_label)
+    new["leader"] = new.groupby("label")["position"].transform("min")
+    new["disposition"] = np.where(
+        new["contact_id"].isna() & (new["position"] == new["leader"]), "accepted", "duplicate"
+    )
+    nodes = np.arange(n_known, len(frame))
+    new["match_rule"] = best["rule"].reindex(nodes).to_numpy()
+    new["match_score"] = best["score"].reindex(nodes).to_numpy()
+    new.loc[new["disposition"] == "accepted", ["match_rule", "match_score"]] = None
+    new["company_label"] = org.iloc[n_known:].to_numpy()
+    known_company = pd.DataFrame(
+        {"label": org.iloc[:n_known], "company_id": known_part["company_id"]}
+    )
+    company_of_label = known_company.dropna().groupby("label")["company_id"].min()
+    new["company_id"] = new["company_label"].map(company_of_label)
+    new.index = rows.index
+    return new[
+        [
+            "contact_id",
+            "leader",
+            "disposition",
+            "match_rule",
+            "match_score",
+            "company_label",
+            "company_id",
+        ]
+    ]

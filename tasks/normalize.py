@@ -1,0 +1,338 @@
+"""Turn a file's raw cells into normalised, validated lead rows (pure, vectorised).
+
+The output keeps every row: a row that cannot become a lead carries a quarantine
+``reason``; a row that can but was dirty carries ``flags``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from stdnum import eu
+from stdnum.br import cnpj, cpf
+from stdnum.es import nif as es_nif
+from stdnum.pt import nif as pt_nif
+
+from config.policies import SourcesPolicy
+from connectors.exhibition_files import NUL_MARK, RawTable
+from tasks.column_mapping import ColumnMapping
+from tasks.spreadsheet_safety import FORMULA
+from tasks.text import fold, fold_series
+
+# Addresses this plain are valid for email-validator too; only the rest pay for a full check.
+_PLAIN_EMAIL = re.compile(
+    r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+)
+_SPECIAL_USE_TLDS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_DATE_FORMATS = (
+    "ISO8601",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%d-%m-%Y %H:%M",
+    "%d.%m.%Y %H:%M",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%Y/%m/%d %H:%M",
+)
+
+OUTPUT_COLUMNS = [
+    "row_number",
+    "raw",
+    "reason",
+    "flags",
+    "first_name",
+    "last_name",
+    "full_name",
+    "name_key",
+    "email",
+    "email_domain",
+    "is_free_mail",
+    "phone",
+    "company",
+    "company_key",
+    "tax_id",
+    "tax_kind",
+    "person_tax_id",
+    "company_tax_id",
+    "country",
+    "state",
+    "city",
+    "job_title",
+    "notes",
+    "lead_rating",
+    "scan_time",
+]
+
+
+def formula_mask(frame: pd.DataFrame) -> pd.Series:
+    """Rows with at least one cell a spreadsheet would execute."""
+    mask = pd.Series(False, index=frame.index)
+    for col in frame.columns:
+        s = frame[col]
+        first = s.str.lstrip().str[:1]
+        candidates = first.isin(["=", "+", "-", "@"])
+        if candidates.any():
+            mask |= candidates & s.where(candidates, "").str.match(FORMULA)
+    return mask
+
+
+def _blank_to_na(s: pd.Series) -> pd.Series:
+    s = s.str.strip().str.replace(r"\s+", " ", regex=True)
+    return s.mask(s == "")
+
+
+def display_name(s: pd.Series, particles: Iterable[str]) -> pd.Series:
+    """Title-case names typed all in capitals or all in lower case; keep mixed case."""
+    needs = s.notna() & ((s == s.str.upper()) | (s == s.str.lower()))
+    titled = s.where(~needs, s.str.title())
+    pattern = r"(?<=\s)(" + "|".join(re.escape(p.title()) for p in particles) + r")(?=\s)"
+    return titled.where(
+        ~needs, titled.str.replace(pattern, lambda m: m.group(1).lower(), regex=True)
+    )
+
+
+def name_keys(full: pd.Series, particles: Iterable[str]) -> pd.Series:
+    """Folded name tokens, particles dropped, sorted: word order and accents do not matter."""
+    stop = set(particles)
+
+    def key(text: str) -> str | None:
+        tokens = sorted(t for t in text.split() if t not in stop and len(t) > 1)
+        return " ".join(tokens) or None
+
+    folded = fold_series(full)
+    uniq = folded.dropna().unique()
+    return folded.map(dict(zip(uniq, map(key, uniq), strict=True)))
+
+
+def company_keys(company: pd.Series, policy: SourcesPolicy) -> pd.Series:
+    """Folded company names without legal suffixes ("ACME Ltda." -> "acme")."""
+    suffixes = sorted((fold(s) for s in policy.legal_suffixes), key=len, reverse=True)
+    pattern = r"(?:\s+(?:" + "|".join(re.escape(s) for s in suffixes if s) + r"))+$"
+    keys = fold_series(company).str.replace(pattern, "", regex=True).str.strip()
+    return keys.mask(keys == "")
+
+
+@lru_cache(maxsize=1_000_000)
+def _check_email(address: str) -> str | None:
+    try:
+        return validate_email(address, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+def normalize_emails(raw: pd.Series) -> pd.Series:
+    """Valid addresses lower-cased; invalid ones become NA (the caller flags them)."""
+    s = raw.str.strip().str.lower().str.removeprefix("mailto:").str.strip("<> ")
+    plain = s.str.match(_PLAIN_EMAIL) & (s.str.len() <= 254)
+    plain &= s.str.split("@").str[0].str.len() <= 64
+    plain &= ~s.str.rsplit(".", n=1).str[-1].isin(_SPECIAL_USE_TLDS)
+    out = s.where(plain)
+    rest = s.notna() & ~plain
+    if rest.any():
+        out[rest] = s[rest].map(_check_email)
+    return out
+
+
+@lru_cache(maxsize=1_000_000)
+def _parse_phone(raw: str, region: str) -> tuple[str | None, str | None]:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        return None, None
+    if not phonenumbers.is_valid_number(number):
+        return None, None
+    return (
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.region_code_for_number(number),
+    )
+
+
+def normalize_phones(raw: pd.Series, region: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """E.164 and the number's own region, parsed once per distinct (number, region)."""
+    pairs = pd.DataFrame({"raw": raw, "region": region}).dropna(subset=["raw"])
+    if pairs.empty:
+        empty = pd.Series(pd.NA, index=raw.index, dtype="object")
+        return empty, empty.copy()
+    uniq = pairs.drop_duplicates()
+    parsed = [_parse_phone(r, g) for r, g in zip(uniq["raw"], uniq["region"], strict=True)]
+    uniq = uniq.assign(e164=[p[0] for p in parsed], phone_region=[p[1] for p in parsed])
+    merged = pairs.reset_index().merge(uniq, on=["raw", "region"], how="left").set_index("index")
+    e164 = merged["e164"].reindex(raw.index)
+    return e164, merged["phone_region"].reindex(raw.index)
+
+
+def classify_tax_id(value: str, country: str | None) -> tuple[str, str, str] | None:
+    """(compact id, kind, holder) for a valid id; holder is 'person' or 'company'."""
+    compact = re.sub(r"[^0-9A-Za-z]", "", value).upper()
+    digits = re.sub(r"\D", "", value)
+    if len(digits) == 14 and cnpj.is_valid(digits):
+        return digits, "cnpj", "company"
+    if len(digits) == 11 and country in (None, "BR") and cpf.is_valid(digits):
+        return digits, "cpf", "person"
+    if country in (None, "PT") and len(digits) == 9 and pt_nif.is_valid(digits):
+        return digits, "pt_nif", "person" if digits[0] in "123" else "company"
+    if country in (None, "ES") and es_nif.is_valid(compact):
+        return (
+            compact,
+            "es_nif",
+            "company" if compact[0].isalpha() and compact[0] not in "XYZKLM" else "person",
+        )
+    if eu.vat.is_valid(compact):
+        return compact, "eu_vat", "company"
+    return None
+
+
+def _lookup(values: pd.Series, table: dict[str, list[str]]) -> pd.Series:
+    index = {fold(alias) or alias: key for key, aliases in table.items() for alias in aliases}
+    folded = values.map(lambda v: fold(v) or v.strip(), na_action="ignore")
+    return folded.map(index)
+
+
+def parse_scan_times(values: pd.Series, tz: str) -> pd.Series:
+    """Local timestamps (ISO or day-first PT/ES, month-first EN) to naive UTC."""
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    todo = values.notna()
+    for fmt in _DATE_FORMATS:
+        if not todo.any():
+            break
+        parsed = pd.to_datetime(values[todo], format=fmt, errors="coerce")
+        if parsed.dt.tz is not None:
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        else:
+            parsed = parsed.dt.tz_localize(
+                ZoneInfo(tz), ambiguous="NaT", nonexistent="shift_forward"
+            )
+            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        good = parsed.notna()
+        out[good[good].index] = parsed[good].astype("datetime64[ns]")
+        todo &= out.isna()
+    return out
+
+
+def normalize_table(
+    table: RawTable,
+    mapping: ColumnMapping,
+    policy: SourcesPolicy,
+    *,
+    default_region: str,
+    timezone: str,
+    max_field_chars: int,
+) -> pd.DataFrame:
+    """Normalise and validate every row of ``table``; see the module docstring."""
+    width = len(table.header)
+    names = [h or f"column_{i + 1}" for i, h in enumerate(table.header)]
+    cells = pd.DataFrame([r[1] for r in table.rows], columns=range(width), dtype="object")
+    cells = cells.astype("string") if len(cells) else cells
+    flags = pd.Series("", index=cells.index, dtype="object")
+
+    had_nul = pd.Series(False, index=cells.index)
+    too_long = pd.Series(False, index=cells.index)
+    for col in cells.columns:
+        s = cells[col]
+        nul = s.str.contains(NUL_MARK, regex=False)
+        if nul.any():
+            had_nul |= nul
+            cells[col] = s.str.replace(NUL_MARK, "", regex=False)
+        long = cells[col].str.len() > max_field_chars
+        if long.any():
+            too_long |= long
+            cells[col] = cells[col].str.slice(0, max_field_chars)
+    flags = _add_flag(flags, had_nul, "nul_stripped")
+    flags = _add_flag(flags, too_long, "truncated")
+
+    raw = [dict(zip(names, row, strict=True)) for row in cells.itertuples(index=False, name=None)]
+    df = pd.DataFrame({"row_number": [r[0] for r in table.rows], "raw": raw}, index=cells.index)
+    field = {name: _blank_to_na(cells[i]) for i, name in mapping.fields.items()}
+
+    def col(name: str) -> pd.Series:
+        return field.get(name, pd.Series(pd.NA, index=cells.index, dtype="string"))
+
+    particles = policy.name_particles
+    first, last, full = col("first_name"), col("last_name"), col("full_name")
+    comma = full.str.contains(",", regex=False) & first.isna() & last.isna()
+    full = full.where(
+        ~comma,
+        full.str.split(",", n=1).str[1].str.strip()
+        + " "
+        + full.str.split(",", n=1).str[0].str.strip(),
+    )
+    first = first.fillna(full.str.split(" ", n=1).str[0])
+    last = last.fillna(full.str.split(" ", n=1).str[1])
+    first, last = display_name(first, particles), display_name(last, particles)
+    composed = (first.fillna("") + " " + last.fillna("")).str.strip()
+    df["first_name"], df["last_name"] = first, last
+    df["full_name"] = composed.mask(composed == "")
+    df["name_key"] = name_keys(df["full_name"], particles)
+
+    country = _lookup(col("country"), policy.countries)
+    country = country.fillna(col("country").str.upper().where(col("country").str.len() == 2))
+
+    email_raw = col("email")
+    email = normalize_emails(email_raw)
+    df["email"] = email
+    df["email_domain"] = email.str.split("@").str[1]
+    df["is_free_mail"] = df["email_domain"].isin(set(policy.free_mail_domains))
+    flags = _add_flag(flags, email_raw.notna() & email.isna(), "invalid_email")
+    flags = _add_flag(flags, df["is_free_mail"], "free_mail")
+
+    phone_raw = col("mobile").fillna(col("phone"))
+    region = country.fillna(default_region)
+    phone, phone_region = normalize_phones(phone_raw, region)
+    df["phone"] = phone
+    flags = _add_flag(flags, phone_raw.notna() & phone.isna(), "invalid_phone")
+    df["country"] = country.fillna(phone_region)
+
+    df["company"] = col("company")
+    df["company_key"] = company_keys(df["company"], policy)
+    tax = col("tax_id")
+    parsed = [
+        classify_tax_id(v, c) if isinstance(v, str) else None
+        for v, c in zip(
+            tax, df["country"].astype("object").where(df["country"].notna(), None), strict=True
+        )
+    ]
+    df["tax_id"] = [p[0] if p else None for p in parsed]
+    df["tax_kind"] = [p[1] if p else None for p in parsed]
+    holder = pd.Series([p[2] if p else None for p in parsed], index=df.index)
+    df["person_tax_id"] = df["tax_id"].where(holder == "person")
+    df["company_tax_id"] = df["tax_id"].where(holder == "company")
+    flags = _add_flag(flags, tax.notna() & df["tax_id"].isna(), "invalid_tax_id")
+
+    state = col("state")
+    df["state"] = state.where(state.str.len() > 3, state.str.upper())  # UF codes upper-case
+    df["city"], df["job_title"], df["notes"] = col("city"), col("job_title"), col("notes")
+    df["lead_rating"] = _lookup(col("lead_rating"), policy.lead_ratings)
+    df["scan_time"] = parse_scan_times(col("scan_time"), timezone)
+    flags = _add_flag(flags, col("scan_time").notna() & df["scan_time"].isna(), "bad_date")
+
+    reason = pd.Series(pd.NA, index=df.index, dtype="object")
+    contactable = df["email"].notna() | df["phone"].notna()
+    reason = reason.mask(~contactable & phone_raw.notna(), "invalid_phone")
+    reason = reason.mask(~contactable & email_raw.notna(), "invalid_email")
+    reason = reason.mask(~contactable & email_raw.isna() & phone_raw.isna(), "no_contact")
+    reason = reason.mask(formula_mask(cells), "formula_injection")
+    df["reason"] = reason
+    df["flags"] = flags.str.strip(",").replace("", None)
+
+    malformed = pd.DataFrame(
+        {
+            "row_number": [m[0] for m in table.malformed],
+            "raw": [{"cells": m[1], "problem": m[2]} for m in table.malformed],
+            "reason": "malformed_row",
+        }
+    )
+    out = pd.concat([df, malformed], ignore_index=True) if len(malformed) else df
+    out = out.reindex(columns=OUTPUT_COLUMNS).sort_values("row_number", kind="stable")
+    return out.reset_index(drop=True).astype("object").where(lambda f: f.notna(), None)
+
+
+def _add_flag(flags: pd.Series, mask: pd.Series, name: str) -> pd.Series:
+    return flags.where(~mask.fillna(False).astype(bool), flags + "," + name)
