@@ -61,7 +61,7 @@ class SourcesPolicy(BaseModel):
 
 class MatchingPolicy(BaseModel):
     name_threshold: float = Field(88, ge=0, le=100)
-    phone_name_threshold: float = Field(75, ge=0, le=100)
+    phone_name_threshold: float = Field(85, ge=0, le=100)
     email_name_conflict: float = Field(45, ge=0, le=100)
     company_threshold: float = Field(92, ge=0, le=100)
     company_min_length: int = Field(5, ge=1)

@@ -208,7 +208,7 @@ def resolve_and_store(staged: list[StagedFile], event: str | None) -> IngestSumm
 def _store_batch(
     s: Any, batch_id: int, todo: list[StagedFile], policy: Any, summary: IngestSummary
 ) -> None:
-    file_ids = store.insert_returning_ids(
+    file_ids = store.insert_with_ids(
         s,
         store.SourceFile,
         [
@@ -256,9 +256,7 @@ def _store_batch(
     events = good.groupby("target", sort=False)["event"].first()
     is_new = merged.index.str.startswith("n:")
     new_vals = merged[is_new]
-    new_ids = store.insert_returning_ids(
-        s, store.Contact, [_contact_values(r, events.get(t)) for t, r in new_vals.iterrows()]
-    )
+    new_ids = store.insert_with_ids(s, store.Contact, _contact_records(new_vals, events))
     contact_of = pd.Series(new_ids, index=new_vals.index, dtype="Int64")
     existing_keys = merged.index[~is_new]
     contact_of = pd.concat(
@@ -282,7 +280,7 @@ def _store_batch(
         )
 
     rows["contact_id"] = pd.Series(good["target"].map(contact_of), index=good.index)
-    row_ids = store.insert_returning_ids(s, store.SourceRow, _source_row_values(rows))
+    row_ids = store.insert_with_ids(s, store.SourceRow, _source_row_values(rows))
     row_id_of = pd.Series(row_ids, index=rows["row_key"].to_numpy())
     if len(changes):
         store.insert_rows(
@@ -330,7 +328,7 @@ def _store_companies(s: Any, good: pd.DataFrame) -> dict[Any, int]:
     firsts = firsts.astype(object).where(firsts.notna(), None)
     firsts["name"] = firsts["name"].fillna(firsts["tax_id"])
     firsts["name_key"] = firsts["name_key"].fillna("")
-    ids = store.insert_returning_ids(s, store.Company, firsts.to_dict("records"))
+    ids = store.insert_with_ids(s, store.Company, firsts.to_dict("records"))
     return dict(zip(firsts.index, ids, strict=True))
 
 
@@ -346,14 +344,21 @@ def _none(value: Any) -> Any:
     return value
 
 
-def _contact_values(r: pd.Series, event: Any) -> dict[str, Any]:
-    values = {c: _none(r[c]) for c in [*FIRST_WINS, *LATEST_WINS, "notes"] if c != "company"}
-    values["is_free_mail"] = bool(values["is_free_mail"])
-    values["company_id"] = _none(r["company_id"])
-    values["first_seen_at"] = _none(r["first_seen_at"])
-    values["last_seen_at"] = _none(r["last_seen_at"])
-    values["source_event"] = _none(event)
-    return values
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Plain-Python dicts for executemany: NA/NaN/NaT become None, numpy scalars unwrapped."""
+    clean = frame.astype(object).where(frame.notna(), None)
+    return [{k: _none(v) for k, v in r.items()} for r in clean.to_dict("records")]
+
+
+def _contact_records(new_vals: pd.DataFrame, events: pd.Series) -> list[dict[str, Any]]:
+    cols = [c for c in [*FIRST_WINS, *LATEST_WINS, "notes"] if c != "company"]
+    frame = new_vals[[*cols, "company_id", "first_seen_at", "last_seen_at"]].copy()
+    frame["is_free_mail"] = frame["is_free_mail"].fillna(False).astype(bool)
+    frame["company_id"] = frame["company_id"].astype("Int64")
+    frame["source_event"] = events.reindex(frame.index)
+    for c in ("first_seen_at", "last_seen_at"):
+        frame[c] = pd.to_datetime(frame[c])
+    return _records(frame)
 
 
 def _existing_updates(
@@ -389,15 +394,10 @@ def _source_row_values(rows: pd.DataFrame) -> list[dict[str, Any]]:
         "match_rule",
         "match_score",
     ]
-    frame = rows[cols].astype(object).where(rows[cols].notna(), None)
-    records = frame.to_dict("records")
-    for r in records:
-        r["file_id"], r["row_number"] = int(r["file_id"]), int(r["row_number"])
-        if r["contact_id"] is not None:
-            r["contact_id"] = int(r["contact_id"])
-        if r["match_score"] is not None:
-            r["match_score"] = float(r["match_score"])
-    return records
+    frame = rows[cols].copy()
+    frame["contact_id"] = frame["contact_id"].astype("Int64")
+    frame["match_score"] = pd.to_numeric(frame["match_score"]).astype("Float64")
+    return _records(frame)
 
 
 def _store_identifiers(s: Any, good: pd.DataFrame, contact_of: pd.Series) -> None:
@@ -413,7 +413,7 @@ def _store_identifiers(s: Any, good: pd.DataFrame, contact_of: pd.Series) -> Non
         known = store.load_identifiers(s, existing_ids)
         idents = idents.merge(known, how="left", indicator=True)
         idents = idents[idents["_merge"] == "left_only"].drop(columns="_merge")
-    store.insert_rows(s, store.ContactIdentifier, idents.to_dict("records"))
+    store.insert_rows(s, store.ContactIdentifier, _records(idents))
 
 
 @task(name="publish-ingest-summary", cache_policy=NO_CACHE)

@@ -28,6 +28,7 @@ RULES = {
     "phone_name": 5,
     "fuzzy_name_company": 6,
 }
+RULE_NAMES = {v: k for k, v in RULES.items()}
 KEY_COLUMNS = [
     "name_key",
     "email",
@@ -47,18 +48,27 @@ def _nonnull(s: pd.Series) -> pd.Series:
 def _blocks(keys: pd.Series, max_size: int) -> Iterator[np.ndarray]:
     """Positions sharing a key, for keys held by 2..max_size rows."""
     valid = keys[_nonnull(keys)]
-    sizes = valid.map(valid.value_counts())
-    valid = valid[(sizes >= 2) & (sizes <= max_size)]
-    for _, group in valid.groupby(valid, sort=False):
-        yield group.index.to_numpy()
+    codes, _ = pd.factorize(valid)
+    counts = np.bincount(codes) if len(codes) else np.array([], dtype=np.int64)
+    keep = (counts[codes] >= 2) & (counts[codes] <= max_size) if len(codes) else codes > 0
+    codes, positions = codes[keep], valid.index.to_numpy()[keep]
+    order = np.argsort(codes, kind="stable")
+    codes, positions = codes[order], positions[order]
+    bounds = np.flatnonzero(np.diff(codes)) + 1
+    yield from np.split(positions, bounds) if len(positions) else []
 
 
 def _exact_pairs(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Link every row to the first row holding the same key (a star per key)."""
     valid = keys[_nonnull(keys)]
-    first = valid.groupby(valid, sort=False).transform(lambda g: g.index[0])
-    keep = first.to_numpy() != valid.index.to_numpy()
-    return first.to_numpy()[keep].astype(np.int64), valid.index.to_numpy()[keep].astype(np.int64)
+    codes, _ = pd.factorize(valid)
+    positions = valid.index.to_numpy().astype(np.int64)
+    if not len(codes):
+        return positions, positions
+    _, first_occurrence = np.unique(codes, return_index=True)
+    first = positions[first_occurrence][codes]
+    keep = first != positions
+    return first[keep], positions[keep]
 
 
 def _name_similarity(names: pd.Series, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -90,6 +100,7 @@ def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
     dst = [pos[("t:" + taxes[both]).to_numpy()].to_numpy()]
     uniq = pd.Series(keys[_nonnull(keys)].unique())
     uniq = uniq[uniq.str.len() >= policy.company_min_length].reset_index(drop=True)
+    uniq_nodes = pos.reindex("k:" + uniq).to_numpy()
     for block_key in (uniq.str[:3], uniq.str[-3:]):
         for idx in _blocks(block_key, policy.max_block_size):
             names = uniq.to_numpy(dtype=object)[idx].tolist()
@@ -102,8 +113,8 @@ def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
             )
             i, j = np.nonzero(np.triu(scores, k=1))
             if len(i):
-                src.append(pos[["k:" + names[x] for x in i]].to_numpy())
-                dst.append(pos[["k:" + names[x] for x in j]].to_numpy())
+                src.append(uniq_nodes[idx[i]])
+                dst.append(uniq_nodes[idx[j]])
     labels = _components(len(nodes), np.concatenate(src), np.concatenate(dst))
     label_of = pd.Series(labels, index=nodes)
     by_key = ("k:" + keys).map(label_of)
@@ -121,11 +132,14 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     frame = frame.reset_index(drop=True)
     org = org.reset_index(drop=True)
     names = frame["name_key"]
-    edges: list[pd.DataFrame] = []
+    parts: dict[str, list[np.ndarray]] = {"a": [], "b": [], "rule": [], "score": []}
 
     def add(rule: str, a: np.ndarray, b: np.ndarray, score: np.ndarray | float = 100.0) -> None:
         if len(a):
-            edges.append(pd.DataFrame({"a": a, "b": b, "rule": rule, "score": score}))
+            parts["a"].append(np.asarray(a, dtype=np.int64))
+            parts["b"].append(np.asarray(b, dtype=np.int64))
+            parts["rule"].append(np.full(len(a), RULES[rule], dtype=np.int8))
+            parts["score"].append(np.broadcast_to(np.asarray(score, dtype=float), (len(a),)))
 
     if "contact_id" in frame:
         add("contact", *_exact_pairs(frame["contact_id"]))
@@ -141,22 +155,39 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     )
     corporate = frame["email_domain"].where(~frame["is_free_mail"].fillna(False).astype(bool))
     add("name_domain", *_exact_pairs((names + "|" + corporate).where(has_name)))
+    emails = frame["email"].to_numpy(dtype=object)
+    free = frame["is_free_mail"].fillna(False).astype(bool).to_numpy()
+
+    def work_email_conflict(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Two different work addresses mean two people (the near-miss), whatever the names."""
+        differ = np.array(
+            [
+                isinstance(x, str) and isinstance(y, str) and x != y
+                for x, y in zip(emails[a], emails[b], strict=True)
+            ],
+            dtype=bool,
+        )
+        return differ & ~free[a] & ~free[b]
+
     a, b = _exact_pairs(frame["phone"])
     sim = _name_similarity(names, a, b)
-    keep = (sim < 0) | (sim >= policy.phone_name_threshold)
+    keep = (sim < 0) | (
+        (sim >= policy.phone_name_threshold) & ((sim == 100) | ~work_email_conflict(a, b))
+    )
     add("phone_name", a[keep], b[keep], np.where(sim[keep] < 0, 100.0, sim[keep]))
 
     # Fuzzy names only inside one company (or one corporate domain): typos and middle names
     # of the same person, never two people who merely share a surname elsewhere.
-    emails = frame["email"].to_numpy(dtype=object)
-    free = frame["is_free_mail"].fillna(False).astype(bool).to_numpy()
     block_keys = org.astype("object").where(org.notna(), "d:" + corporate.astype("object"))
+    tokens = names.str.count(" ").fillna(0).to_numpy() + 1
+    name_values = names.to_numpy(dtype=object)
     for idx in _blocks(block_keys.where(has_name), policy.max_block_size):
-        values = names.to_numpy(dtype=object)[idx].tolist()
+        values = name_values[idx].tolist()
+        # token_set lets "maria lima" match "maria souza lima" (a dropped middle name)...
         scores = process.cdist(
             values,
             values,
-            scorer=fuzz.token_sort_ratio,
+            scorer=fuzz.token_set_ratio,
             score_cutoff=policy.name_threshold,
             dtype=np.uint8,
         )
@@ -164,27 +195,25 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
         if not len(i):
             continue
         ga, gb = idx[i], idx[j]
-        ea, eb = emails[ga], emails[gb]
-        # Two different work addresses mean two people (the near-miss), whatever the names say.
-        conflict = (
-            np.array(
-                [
-                    isinstance(x, str) and isinstance(y, str) and x != y
-                    for x, y in zip(ea, eb, strict=True)
-                ]
-            )
-            & ~free[ga]
-            & ~free[gb]
-        )
+        # ...but a lone "maria" is a subset of every Maria: single tokens need the whole name.
+        single = (tokens[ga] < 2) | (tokens[gb] < 2)
+        if single.any():
+            whole = _name_similarity(names, ga[single], gb[single]) >= policy.name_threshold
+            keep = ~single
+            keep[np.flatnonzero(single)[whole]] = True
+            i, j, ga, gb = i[keep], j[keep], ga[keep], gb[keep]
+        conflict = work_email_conflict(ga, gb)
         add(
             "fuzzy_name_company",
             ga[~conflict],
             gb[~conflict],
             scores[i, j][~conflict].astype(float),
         )
-    if not edges:
+    if not parts["a"]:
         return pd.DataFrame({"a": [], "b": [], "rule": [], "score": []})
-    return pd.concat(edges, ignore_index=True)
+    edges = pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()})
+    edges["rule"] = edges["rule"].map(RULE_NAMES)
+    return edges
 
 
 def match_rows(rows: pd.DataFrame, known: pd.DataFrame, policy: MatchingPolicy) -> pd.DataFrame:

@@ -22,7 +22,7 @@ FIRST_WINS = [
 ]
 LATEST_WINS = ["job_title", "company", "phone", "country", "state", "city", "lead_rating"]
 TRACKED = LATEST_WINS
-# Compared by the resolved company, so "ACME Ltda." after "Acme" is a spelling, not a new employer.
+# Compared by resolved company: "ACME Ltda." after "Acme" is a spelling, not a new employer.
 COMPARE_KEY = {"company": "company_id"}
 
 
@@ -32,13 +32,17 @@ def current_values(rows: pd.DataFrame) -> pd.DataFrame:
     first = grouped[FIRST_WINS].first()
     latest = grouped[LATEST_WINS].last()
     # Notes are what each sighting said; keep all of them, in order, once each.
-    notes = grouped["notes"].agg(lambda s: " | ".join(dict.fromkeys(s.dropna())) or None)
-    seen = (
-        grouped["scan_time"]
-        .agg(["min", "max"])
-        .rename(columns={"min": "first_seen_at", "max": "last_seen_at"})
+    said = rows[["target", "notes"]].dropna().drop_duplicates()
+    several = said["target"].duplicated(keep=False)
+    notes = pd.concat(
+        [
+            said[~several].set_index("target")["notes"],
+            said[several].groupby("target", sort=False)["notes"].agg(" | ".join),
+        ]
     )
-    return pd.concat([first, latest, notes, seen], axis=1)
+    scans = pd.to_datetime(rows["scan_time"]).groupby(rows["target"], sort=False)
+    seen = pd.DataFrame({"first_seen_at": scans.min(), "last_seen_at": scans.max()})
+    return pd.concat([first, latest, notes.rename("notes").reindex(first.index), seen], axis=1)
 
 
 def history(rows: pd.DataFrame, stored: pd.DataFrame | None = None) -> pd.DataFrame:

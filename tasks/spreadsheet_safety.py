@@ -25,5 +25,5 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
             text = s.astype("string")
             mask = text.str.match(FORMULA).fillna(False).astype(bool)
             if mask.any():
-                out[col] = s.where(~mask, "'" + text)
+                out.loc[mask, col] = "'" + text[mask]
     return out

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from connectors.database.base import utcnow
@@ -133,20 +133,45 @@ def load_contact_values(
     return pd.concat(frames).set_index("id")
 
 
-def insert_returning_ids(session: Session, model: Any, values: list[dict[str, Any]]) -> list[int]:
-    if not values:
+def reserve_ids(session: Session, model: Any, count: int) -> list[int]:
+    """Primary keys for ``count`` new rows, so bulk inserts need no RETURNING.
+
+    RETURNING through insertmanyvalues is quadratic in SQLAlchemy 2.1 for large batches.
+    PostgreSQL hands out ids from the table's sequence (safe with concurrent writers);
+    SQLite allocates above the current maximum, safe because the transaction holds the
+    database's write lock from its first statement (BEGIN IMMEDIATE).
+    """
+    if count == 0:
         return []
-    result = session.execute(
-        insert(model).returning(model.id, sort_by_parameter_order=True), values
-    )
-    return [int(r) for r in result.scalars().all()]
+    table = model.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        seq = session.execute(
+            text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}
+        ).scalar_one()
+        rows = session.execute(
+            text("SELECT nextval(:s) FROM generate_series(1, :n)"), {"s": seq, "n": count}
+        )
+        return sorted(int(r) for r in rows.scalars())
+    top = session.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    return list(range(int(top) + 1, int(top) + 1 + count))
+
+
+def insert_with_ids(session: Session, model: Any, values: list[dict[str, Any]]) -> list[int]:
+    """Insert ``values`` with reserved ids; returns the ids in input order."""
+    ids = reserve_ids(session, model, len(values))
+    for value, new_id in zip(values, ids, strict=True):
+        value["id"] = new_id
+    insert_rows(session, model, values)
+    return ids
 
 
 def insert_rows(session: Session, model: Any, values: list[dict[str, Any]]) -> None:
+    """Core executemany inserts (no ORM unit of work, no RETURNING)."""
+    conn = session.connection()
     for i in range(0, len(values), CHUNK * 4):
         chunk = values[i : i + CHUNK * 4]
         if chunk:
-            session.execute(insert(model), chunk)
+            conn.execute(insert(model.__table__), chunk)
 
 
 def update_contacts(session: Session, values: list[dict[str, Any]]) -> None:
@@ -165,12 +190,13 @@ __all__ = [
     "create_batch",
     "finish_batch",
     "ingested_files",
-    "insert_returning_ids",
     "insert_rows",
+    "insert_with_ids",
     "load_contact_values",
     "load_identifiers",
     "load_known",
     "lock_for_ingestion",
+    "reserve_ids",
     "update_contacts",
 ]
 

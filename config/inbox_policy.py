@@ -1,0 +1,104 @@
+"""The inbox classification policy (``config/inbox.yaml``) as a validated model.
+
+Rules live in YAML so the account manager's team can tune wording per language without a
+release; the model rejects patterns that do not compile, naming the key.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from config.policy_loader import load_policy
+from config.settings import CONFIG_DIR
+
+Severity = Literal["low", "medium", "high", "critical"]
+Scope = Literal["subject", "body", "any"]
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from exc
+    return pattern
+
+
+class Rule(BaseModel):
+    """A named, weighted pattern; matching is case-insensitive on accent-folded text."""
+
+    name: str
+    pattern: str
+    weight: float = 1.0
+    scope: Scope = "any"
+
+    _check = field_validator("pattern")(_compiles)
+
+
+class SeverityRule(BaseModel):
+    name: str
+    pattern: str
+    level: Severity
+
+    _check = field_validator("pattern")(_compiles)
+
+
+class HeaderRule(BaseModel):
+    """A header whose value (lower-cased) matching ``pattern`` is decisive evidence."""
+
+    name: str
+    header: str
+    pattern: str
+    weight: float = 10.0
+
+    _check = field_validator("pattern")(_compiles)
+
+
+class AutoReplyPolicy(BaseModel):
+    headers: list[HeaderRule] = []
+    text: list[Rule] = []
+    threshold: float = 2.0
+
+
+class ScoredPolicy(BaseModel):
+    rules: list[Rule] = []
+    threshold: float = 2.0
+
+
+class ClassesPolicy(BaseModel):
+    lead: list[Rule] = []
+    complaint: list[Rule] = []
+    spam: list[Rule] = []
+
+
+class InboxPolicy(BaseModel):
+    auto_reply: AutoReplyPolicy = AutoReplyPolicy()
+    unsubscribe: ScoredPolicy = ScoredPolicy()
+    rsvp: list[Rule] = []
+    spam_headers: list[HeaderRule] = []
+    classes: ClassesPolicy = ClassesPolicy()
+    min_score: float = Field(default=1.0, description="Below this the default class applies.")
+    default_class: Literal["lead", "complaint", "spam"] = "lead"
+    complaint_overrides_unsubscribe_at: float = Field(
+        default=4.0,
+        description="A complaint scoring this much stays a complaint even if it also opts out.",
+    )
+    severity: list[SeverityRule] = []
+    reference_patterns: list[str] = []
+    soft_bounce_limit: int = Field(default=3, ge=1)
+    reply_separators: list[str] = []
+
+    _check_refs = field_validator("reference_patterns", "reply_separators")(
+        lambda values: [_compiles(v) for v in values]
+    )
+
+
+DEFAULT_INBOX_POLICY = CONFIG_DIR / "inbox.yaml"
+
+
+def load_inbox_policy(path: Path | None = None) -> InboxPolicy:
+    """Read and validate the inbox policy (default: the bundled ``config/inbox.yaml``)."""
+    return load_policy(path or DEFAULT_INBOX_POLICY, InboxPolicy)

@@ -1,0 +1,215 @@
+"""Normalising lead rows: names, emails, phones, companies, tax ids, dates, quarantine."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from config.policies import get_ingest_policies
+from connectors.exhibition_files import NUL_MARK, RawTable
+from tasks.column_mapping import UnmappableFile, map_columns
+from tasks.normalize import normalize_table
+from tasks.spreadsheet_safety import is_formula, neutralise
+
+HEADER = [
+    "Nome",
+    "Sobrenome",
+    "E-mail",
+    "Empresa",
+    "Celular",
+    "CNPJ",
+    "País",
+    "UF",
+    "Observações",
+    "Classificação",
+    "Data da leitura",
+]
+
+
+def _row(**kw: str) -> list[str]:
+    base = dict(
+        nome="Maria",
+        sobrenome="Souza",
+        email="maria@acme.com.br",
+        empresa="ACME Ltda",
+        cel="(11) 98765-4321",
+        cnpj="",
+        pais="Brasil",
+        uf="sp",
+        obs="",
+        rating="",
+        data="",
+    )
+    base.update(kw)
+    return list(base.values())
+
+
+def normalize(
+    rows: list[list[str]],
+    header: list[str] = HEADER,
+    max_chars: int = 1000,
+    malformed: list | None = None,
+) -> pd.DataFrame:
+    policy = get_ingest_policies().sources
+    table = RawTable(header=header, rows=list(enumerate(rows, start=1)), malformed=malformed or [])
+    return normalize_table(
+        table,
+        map_columns(header, policy),
+        policy,
+        default_region="BR",
+        timezone="America/Sao_Paulo",
+        max_field_chars=max_chars,
+    )
+
+
+def test_shouted_names_are_title_cased_with_particles_and_accents_kept() -> None:
+    out = normalize([_row(nome="MARIA DA CONCEIÇÃO", sobrenome="DOS SANTOS")]).iloc[0]
+    assert out["first_name"] == "Maria da Conceição"
+    assert out["last_name"] == "dos Santos"
+    assert out["name_key"] == "conceicao maria santos"  # folded, particles dropped, sorted
+
+
+def test_swapped_name_order_gives_the_same_name_key() -> None:
+    out = normalize([_row(nome="João", sobrenome="Silva"), _row(nome="Silva", sobrenome="JOAO")])
+    assert out["name_key"].nunique() == 1
+
+
+def test_full_name_column_with_comma_is_split_surname_last() -> None:
+    header = ["Nome completo", "E-mail", "Empresa"]
+    out = normalize([["Silva, João", "j@x.com.br", "X"]], header=header).iloc[0]
+    assert (out["first_name"], out["last_name"]) == ("João", "Silva")
+
+
+def test_emails_are_trimmed_lowercased_and_free_mail_flagged() -> None:
+    out = normalize([_row(email="  Maria.Souza@GMAIL.com "), _row(email="mailto:<a@b.com.br>")])
+    assert out["email"].tolist() == ["maria.souza@gmail.com", "a@b.com.br"]
+    assert out["is_free_mail"].tolist() == [True, False]
+    assert "free_mail" in out.loc[0, "flags"]
+
+
+def test_unusual_but_valid_email_passes_the_full_validator() -> None:
+    out = normalize([_row(email="josé@exemplo.com.br")]).iloc[0]
+    assert out["email"] == "josé@exemplo.com.br" and out["reason"] is None
+
+
+def test_invalid_email_with_a_phone_is_accepted_and_flagged() -> None:
+    out = normalize([_row(email="maria@@acme")]).iloc[0]
+    assert out["email"] is None and out["reason"] is None and "invalid_email" in out["flags"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "expected"),
+    [
+        ("(11) 98765-4321", "Brasil", "+5511987654321"),
+        ("5511987654321", "Brasil", "+5511987654321"),
+        ("612 345 678", "España", "+34612345678"),
+        ("+1 305 555 0123", "Brasil", "+13055550123"),
+        ("305-555-0123", "USA", "+13055550123"),
+        ("+39 06 1234 5678", "", "+390612345678"),
+    ],
+)
+def test_phones_become_e164_with_the_region_from_the_rows_country(
+    raw: str, country: str, expected: str
+) -> None:
+    assert normalize([_row(cel=raw, pais=country)]).iloc[0]["phone"] == expected
+
+
+def test_country_comes_from_the_phone_when_the_row_has_none() -> None:
+    out = normalize([_row(cel="+34 612 345 678", pais="")]).iloc[0]
+    assert out["country"] == "ES"
+
+
+def test_company_legal_suffixes_are_stripped_for_matching_only() -> None:
+    names = ["ACME Ltda.", "Acme S/A", "acme s.a.", "ACME", "Acme Indústria e Comércio EIRELI"]
+    out = normalize([_row(empresa=n) for n in names])
+    assert out["company"].tolist() == names
+    assert out["company_key"].tolist()[:4] == ["acme"] * 4
+    assert out["company_key"].iloc[4] == "acme industria e comercio"
+
+
+def test_tax_ids_are_validated_and_classified_company_or_person() -> None:
+    out = normalize(
+        [
+            _row(cnpj="11.222.333/0001-81"),
+            _row(cnpj="111.444.777-35"),
+            _row(cnpj="11.222.333/0001-00"),
+        ]
+    )
+    assert out["company_tax_id"].tolist()[0] == "11222333000181"
+    assert out["person_tax_id"].tolist()[1] == "11144477735"
+    assert out["tax_id"].iloc[2] is None and "invalid_tax_id" in out["flags"].iloc[2]
+
+
+def test_scan_times_in_local_time_become_utc() -> None:
+    out = normalize(
+        [_row(data="14/03/2026 10:22"), _row(data="2026-03-14T10:22:00"), _row(data="not a date")]
+    )
+    assert str(out["scan_time"].iloc[0]) == "2026-03-14 13:22:00"
+    assert str(out["scan_time"].iloc[1]) == "2026-03-14 13:22:00"
+    assert out["scan_time"].iloc[2] is None and "bad_date" in out["flags"].iloc[2]
+
+
+def test_lead_ratings_in_three_languages_map_to_hot_warm_cold() -> None:
+    out = normalize([_row(rating=r) for r in ["Quente", "Tibio", "cold", "★★★", "?"]])
+    assert out["lead_rating"].tolist() == ["hot", "warm", "cold", "warm", None]
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"email": "", "cel": ""}, "no_contact"),
+        ({"email": "not-an-email", "cel": ""}, "invalid_email"),
+        ({"email": "", "cel": "123"}, "invalid_phone"),
+        ({"empresa": '=HYPERLINK("http://evil.example","x")'}, "formula_injection"),
+        ({"obs": "=cmd|' /C calc'!A0"}, "formula_injection"),
+        ({"obs": "@SUM(1+1)"}, "formula_injection"),
+        ({"obs": "-2+3+cmd|' /C calc'!A0"}, "formula_injection"),
+    ],
+)
+def test_rows_that_cannot_be_leads_are_quarantined_with_a_reason(
+    changes: dict[str, str], reason: str
+) -> None:
+    assert normalize([_row(**changes)]).iloc[0]["reason"] == reason
+
+
+def test_phone_with_plus_and_note_with_dash_are_not_formulas() -> None:
+    out = normalize([_row(cel="+55 11 98765-4321", obs="- met at booth (twice)")]).iloc[0]
+    assert out["reason"] is None
+    assert not is_formula("+55 11 98765-4321") and not is_formula("- met at booth (twice)")
+    assert is_formula("+SUM(A1:A2)") and is_formula("\t=1+1")
+
+
+def test_malformed_rows_are_kept_with_their_cells() -> None:
+    out = normalize([_row()], malformed=[(2, ["a", "b"], "2 cells, header has 11")])
+    assert out["reason"].tolist() == [None, "malformed_row"]
+    assert out.loc[1, "raw"] == {"cells": ["a", "b"], "problem": "2 cells, header has 11"}
+
+
+def test_nul_bytes_are_stripped_and_long_fields_truncated_with_flags() -> None:
+    out = normalize([_row(nome=f"Ma{NUL_MARK}ria", obs="x" * 50)], max_chars=20).iloc[0]
+    assert out["first_name"] == "Maria" and out["reason"] is None
+    assert len(out["notes"]) == 20
+    assert set(out["flags"].split(",")) >= {"nul_stripped", "truncated"}
+
+
+def test_headers_map_in_portuguese_spanish_and_english() -> None:
+    policy = get_ingest_policies().sources
+    for header in (
+        ["Nome", "Sobrenome", "E-mail", "Empresa", "Cargo", "Telefone", "UF"],
+        ["Nombre", "Apellidos", "Correo electrónico", "Compañía", "Puesto", "Móvil"],
+        ["First Name", "Last Name", "Email Address", "Company", "Job Title", "Phone"],
+    ):
+        fields = set(map_columns(header, policy).fields.values())
+        assert {"first_name", "last_name", "email", "company", "job_title"} <= fields
+
+
+def test_unmappable_file_error_lists_the_headers_it_could_not_map() -> None:
+    with pytest.raises(UnmappableFile, match=r"unmapped headers: \['Foo', 'Bar'\]"):
+        map_columns(["Foo", "Bar", "Empresa"], get_ingest_policies().sources)
+
+
+def test_csv_exports_neutralise_cells_a_spreadsheet_would_run() -> None:
+    frame = pd.DataFrame(
+        {"a": pd.Series(["=1+1", "+55 11 9999", "@SUM(1)", "ok", None], dtype=object)}
+    )
+    assert neutralise(frame)["a"].tolist() == ["'=1+1", "+55 11 9999", "'@SUM(1)", "ok", None]
