@@ -443,7 +443,8 @@ def generate(
     n_bad = int(n_rows * bad_rate)
     n_dup = int(n_rows * dup_rate)
     n_near = int(n_rows * near_miss_rate)
-    n_people = n_rows - n_bad - n_dup - n_near
+    n_homonyms = max(1, n_near // 2)
+    n_people = n_rows - n_bad - n_dup - n_near - n_homonyms
     base = people(n_people, seed)
     rows: list[tuple[list[str], int | None, str]] = [
         (_row(p, rng, "exact"), p.entity, "original") for p in base
@@ -456,8 +457,7 @@ def generate(
         twin = near_miss(rng.choice(base), n_people + k, rng)
         rows.append((_row(twin, rng, "exact"), twin.entity, "near_miss"))
     # Homonyms: the same full name at another company, with their own email and phone.
-    extra = people(max(1, n_near // 2) + 1, seed + 1)
-    for k, other in enumerate(extra[: max(1, n_near // 2)]):
+    for k, other in enumerate(people(n_homonyms, seed + 1)):
         model = rng.choice(base)
         other.entity = n_people + n_near + k
         other.first, other.last = model.first, model.last

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# The network here is closed to everything but package registries: Prefect's telemetry would
+# only log a failure on every run.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(no_args_is_help=True, help="Account management pipelines (Prefect 3).")
 db_app = typer.Typer(no_args_is_help=True, help="Application database.")
@@ -81,5 +86,5 @@ def demo(as_json: JsonOpt = False) -> None:
     )
 
 
-def main() -> None:  # pragma: no cover - console entry point
+if __name__ == "__main__":
     app()

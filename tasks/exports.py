@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import pandas as pd
-from sqlalchemy import Select, select
+from sqlalchemy import select
 
 from connectors.database.engine import session_scope
 from connectors.database.models import Company, Contact, SourceFile, SourceRow
 from tasks.spreadsheet_safety import neutralise
 
 
-def _rows_query() -> Select[tuple[object, ...]]:
+def _rows_query() -> Any:
     return (
         select(
             SourceFile.name.label("source_file"),
@@ -34,7 +34,7 @@ def _rows_query() -> Select[tuple[object, ...]]:
     )
 
 
-def _contacts_query() -> Select[tuple[object, ...]]:
+def _contacts_query() -> Any:
     return (
         select(
             Contact.id.label("contact_id"),

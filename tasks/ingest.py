@@ -286,16 +286,17 @@ def _store_batch(
         store.insert_rows(
             s,
             store.ContactHistory,
-            [
-                {
-                    "contact_id": int(contact_of[c.target]),
-                    "field": c.field,
-                    "old_value": c.old_value,
-                    "new_value": c.new_value,
-                    "source_row_id": int(row_id_of[c.row_key]) if pd.notna(c.row_key) else None,
-                }
-                for c in changes.itertuples(index=False)
-            ],
+            _records(
+                pd.DataFrame(
+                    {
+                        "contact_id": changes["target"].map(contact_of).astype("Int64"),
+                        "field": changes["field"],
+                        "old_value": changes["old_value"],
+                        "new_value": changes["new_value"],
+                        "source_row_id": changes["row_key"].map(row_id_of).astype("Int64"),
+                    }
+                )
+            ),
         )
     _store_identifiers(s, good, contact_of)
 
@@ -328,7 +329,7 @@ def _store_companies(s: Any, good: pd.DataFrame) -> dict[Any, int]:
     firsts = firsts.astype(object).where(firsts.notna(), None)
     firsts["name"] = firsts["name"].fillna(firsts["tax_id"])
     firsts["name_key"] = firsts["name_key"].fillna("")
-    ids = store.insert_with_ids(s, store.Company, firsts.to_dict("records"))
+    ids = store.insert_with_ids(s, store.Company, _records(firsts))
     return dict(zip(firsts.index, ids, strict=True))
 
 
@@ -347,7 +348,7 @@ def _none(value: Any) -> Any:
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Plain-Python dicts for executemany: NA/NaN/NaT become None, numpy scalars unwrapped."""
     clean = frame.astype(object).where(frame.notna(), None)
-    return [{k: _none(v) for k, v in r.items()} for r in clean.to_dict("records")]
+    return [{str(k): _none(v) for k, v in r.items()} for r in clean.to_dict("records")]
 
 
 def _contact_records(new_vals: pd.DataFrame, events: pd.Series) -> list[dict[str, Any]]:
@@ -367,7 +368,7 @@ def _existing_updates(
     """Latest career fields, company and freshness for existing contacts; notes extended."""
     out = []
     for key, r in merged.iterrows():
-        values: dict[str, Any] = {"id": int(contact_of[key])}
+        values: dict[str, Any] = {"id": int(contact_of.loc[str(key)])}
         for c in LATEST_WINS:
             if c != "company" and _none(r[c]) is not None:
                 values[c] = _none(r[c])

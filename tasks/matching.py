@@ -71,6 +71,14 @@ def _exact_pairs(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return first[keep], positions[keep]
 
 
+def _joined(*parts: pd.Series) -> pd.Series:
+    """Composite key per row; NA if any part is NA (whatever dtype each part arrived in)."""
+    out = parts[0].astype("string")
+    for part in parts[1:]:
+        out = out + "|" + part.astype("string")
+    return out
+
+
 def _name_similarity(names: pd.Series, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     values = names.to_numpy(dtype=object)
     return np.array(
@@ -96,8 +104,8 @@ def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
         return pd.Series(pd.NA, index=frame.index, dtype="object")
     pos = pd.Series(np.arange(len(nodes)), index=nodes)
     both = _nonnull(keys) & _nonnull(taxes)
-    src = [pos[("k:" + keys[both]).to_numpy()].to_numpy()]
-    dst = [pos[("t:" + taxes[both]).to_numpy()].to_numpy()]
+    src = [pos.reindex(pd.Index("k:" + keys[both])).to_numpy()]
+    dst = [pos.reindex(pd.Index("t:" + taxes[both])).to_numpy()]
     uniq = pd.Series(keys[_nonnull(keys)].unique())
     uniq = uniq[uniq.str.len() >= policy.company_min_length].reset_index(drop=True)
     uniq_nodes = pos.reindex("k:" + uniq).to_numpy()
@@ -151,10 +159,10 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     has_name = _nonnull(names)
     add(
         "name_company",
-        *_exact_pairs((names + "|" + org.astype("string")).where(has_name & org.notna())),
+        *_exact_pairs(_joined(names, org).where(has_name & org.notna())),
     )
     corporate = frame["email_domain"].where(~frame["is_free_mail"].fillna(False).astype(bool))
-    add("name_domain", *_exact_pairs((names + "|" + corporate).where(has_name)))
+    add("name_domain", *_exact_pairs(_joined(names, corporate).where(has_name)))
     emails = frame["email"].to_numpy(dtype=object)
     free = frame["is_free_mail"].fillna(False).astype(bool).to_numpy()
 
@@ -227,7 +235,7 @@ def match_rows(rows: pd.DataFrame, known: pd.DataFrame, policy: MatchingPolicy) 
     """
     n_known = len(known)
     known_part = known.reindex(columns=[*KEY_COLUMNS, "contact_id", "company_id"])
-    new_part = rows.reindex(columns=KEY_COLUMNS).assign(contact_id=pd.NA, company_id=pd.NA)
+    new_part = rows.reindex(columns=KEY_COLUMNS).assign(contact_id=None, company_id=None)
     frame = pd.concat([known_part, new_part], ignore_index=True)
     org = resolve_companies(frame, policy)
     links = link_rows(frame, org, policy)

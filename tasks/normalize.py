@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from stdnum.eu import vat as eu_vat
 from stdnum.br import cnpj, cpf
 from stdnum.es import nif as es_nif
+from stdnum.eu import vat as eu_vat
 from stdnum.pt import nif as pt_nif
 
 from config.policies import SourcesPolicy
@@ -197,7 +197,10 @@ def normalize_phones(raw: pd.Series, region: pd.Series) -> tuple[pd.Series, pd.S
         return empty, empty.copy()
     uniq = pairs.drop_duplicates()
     parsed = [_parse_phone(r, g) for r, g in zip(uniq["raw"], uniq["region"], strict=True)]
-    uniq = uniq.assign(e164=[p[0] for p in parsed], phone_region=[p[1] for p in parsed])
+    uniq = uniq.assign(
+        e164=pd.Series([p[0] for p in parsed], index=uniq.index, dtype="object"),
+        phone_region=pd.Series([p[1] for p in parsed], index=uniq.index, dtype="object"),
+    )
     merged = pairs.reset_index().merge(uniq, on=["raw", "region"], how="left").set_index("index")
     e164 = merged["e164"].reindex(raw.index)
     return e164, merged["phone_region"].reindex(raw.index)
@@ -270,16 +273,16 @@ def normalize_table(
 
     had_nul = pd.Series(False, index=cells.index)
     too_long = pd.Series(False, index=cells.index)
-    for col in cells.columns:
-        s = cells[col]
+    for c in cells.columns:
+        s = cells[c]
         nul = s.str.contains(NUL_MARK, regex=False)
         if nul.any():
             had_nul |= nul
-            cells[col] = s.str.replace(NUL_MARK, "", regex=False)
-        long = cells[col].str.len() > max_field_chars
+            cells[c] = s.str.replace(NUL_MARK, "", regex=False)
+        long = cells[c].str.len() > max_field_chars
         if long.any():
             too_long |= long
-            cells[col] = cells[col].str.slice(0, max_field_chars)
+            cells[c] = cells[c].str.slice(0, max_field_chars)
     flags = _add_flag(flags, had_nul, "nul_stripped")
     flags = _add_flag(flags, too_long, "truncated")
 

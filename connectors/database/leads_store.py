@@ -104,7 +104,7 @@ def load_known(session: Session) -> pd.DataFrame:
         wide["contact_id"].map(free).fillna(False).astype(bool) & wide["email"].notna()
     )
     # Companies without contacts still take part in company resolution.
-    orphans = companies.assign(contact_id=pd.NA)
+    orphans = companies.assign(contact_id=None)
     return pd.concat([contacts, wide, orphans], ignore_index=True)
 
 

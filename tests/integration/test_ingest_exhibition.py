@@ -1,0 +1,195 @@
+"""Exhibition ingestion end to end against real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from benchmarks.leadgen import generate, write_csv
+from config.settings import CONFIG_DIR
+from connectors.database.engine import session_scope
+from connectors.database.models import Contact, ContactHistory, SourceFile, SourceRow
+from flows.ingest import ingest_exhibition_leads, sample_exports
+from tasks.exports import export_frame, write_export
+from tasks.ingest import register_files, resolve_and_store, stage_file
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+SAMPLES = CONFIG_DIR / "samples" / "exhibitions"
+
+
+def counts() -> dict[str, int]:
+    with session_scope() as s:
+        return {
+            "rows": s.scalar(select(func.count()).select_from(SourceRow)) or 0,
+            "contacts": s.scalar(select(func.count()).select_from(Contact)) or 0,
+            "history": s.scalar(select(func.count()).select_from(ContactHistory)) or 0,
+            "files": s.scalar(select(func.count()).select_from(SourceFile)) or 0,
+        }
+
+
+def test_sample_exports_land_with_every_row_accounted_for(database: str) -> None:
+    summary = ingest_exhibition_leads(sample_exports(), event="demo")
+    assert summary.rows_in == 21 and summary.reconciles
+    assert (summary.accepted, summary.duplicates, summary.quarantined) == (11, 4, 6)
+    assert summary.quarantined_by_reason == {
+        "formula_injection": 2,
+        "invalid_email": 1,
+        "malformed_row": 1,
+        "no_contact": 2,
+    }
+    assert counts()["rows"] == 21 and counts()["contacts"] == 11
+    with session_scope() as s:
+        rows = s.execute(
+            select(SourceRow.disposition, SourceRow.reason, SourceRow.contact_id)
+        ).all()
+    assert all(r.reason for r in rows if r.disposition == "quarantined")
+    assert all(r.contact_id for r in rows if r.disposition != "quarantined")
+
+
+def test_reingesting_the_same_files_changes_nothing(database: str) -> None:
+    ingest_exhibition_leads(sample_exports(), event="demo")
+    before = counts()
+    again = ingest_exhibition_leads(sample_exports(), event="demo")
+    assert counts() == before
+    assert again.rows_in == 0 and {f.status for f in again.files} == {"skipped"}
+
+
+def test_a_later_export_updates_known_people_and_keeps_their_history(
+    database: str, tmp_path: Path
+) -> None:
+    first = tmp_path / "day1.csv"
+    first.write_text(
+        "Nome;Sobrenome;E-mail;Empresa;Cargo\n"
+        "Ana;Costa;ana@horizonte.com.br;Horizonte Ltda;Compradora\n",
+        encoding="utf-8",
+    )
+    second = tmp_path / "day2.csv"
+    second.write_text(
+        "First Name,Last Name,Email,Company,Job Title\n"
+        "ANA,COSTA,Ana@Horizonte.com.br,HORIZONTE LTDA.,Head of Procurement\n",
+        encoding="utf-8",
+    )
+    ingest_exhibition_leads([str(first)])
+    summary = ingest_exhibition_leads([str(second)])
+    assert (summary.accepted, summary.duplicates, summary.matched_existing) == (0, 1, 1)
+    assert summary.updated_contacts == 1
+    with session_scope() as s:
+        contact = s.execute(select(Contact)).scalar_one()
+        change = s.execute(select(ContactHistory)).scalar_one()
+    assert contact.job_title == "Head of Procurement" and contact.first_name == "Ana"
+    assert (change.field, change.old_value, change.new_value) == (
+        "job_title",
+        "Compradora",
+        "Head of Procurement",
+    )
+
+
+def test_row_numbers_are_what_a_spreadsheet_user_sees(database: str, tmp_path: Path) -> None:
+    path = tmp_path / "titled.csv"
+    path.write_text(
+        'Export da feira\n\nNome;E-mail;Empresa;Observações\nA;a@x.com.br;X;"duas\nlinhas"\n'
+        ";;;\nB;b@x.com.br;X;ok\n",
+        encoding="utf-8",
+    )
+    ingest_exhibition_leads([str(path)])
+    with session_scope() as s:
+        numbers = s.scalars(select(SourceRow.row_number).order_by(SourceRow.row_number)).all()
+    assert numbers == [1, 3]  # the blank row 2 is not a lead but still counts as a row
+
+
+def test_an_unmappable_file_is_rejected_and_the_others_still_land(
+    database: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Foo;Bar\n1;2\n", encoding="utf-8")
+    summary = ingest_exhibition_leads([str(bad), *sample_exports()[:1]])
+    rejected = summary.files[0]
+    assert rejected.status == "rejected" and "Foo" in (rejected.error or "")
+    assert summary.files[1].status == "ingested" and summary.rows_in == 11
+
+
+def test_exports_list_every_row_and_neutralise_formulas(database: str) -> None:
+    ingest_exhibition_leads(sample_exports(), event="demo")
+    rows = export_frame("rows")
+    assert {"source_file", "source_row", "disposition", "reason", "contact_id"} <= set(rows)
+    assert len(rows) == 21
+    out = io.StringIO()
+    write_export(export_frame("quarantine"), "csv", out)
+    records = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert len(records) == 6 and {r["disposition"] for r in records} == {"quarantined"}
+    assert not any(v.startswith(("=", "@")) for r in records for v in r.values())
+    buffer = io.StringIO()
+    write_export(export_frame("contacts"), "json", buffer)
+    contacts = json.loads(buffer.getvalue())
+    assert len(contacts) == 11 and all(c["contact_id"] for c in contacts)
+
+
+def test_concurrent_ingestions_of_the_same_people_create_each_contact_once(
+    database: str, tmp_path: Path
+) -> None:
+    rows = [g[0] for g in generate(600, seed=3, bad_rate=0.0)]
+    paths = []
+    for k in range(2):
+        path = tmp_path / f"part{k}.csv"
+        write_csv(rows[k * 200 : k * 200 + 400], path)  # the middle 200 rows are in both
+        paths.append(path)
+    staged = [
+        stage_file.fn(e, None, str(tmp_path / "st"))
+        for e in register_files.fn([str(p) for p in paths], None)
+    ]
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            resolve_and_store.fn([staged[k]], None)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with session_scope() as s:
+        emails = s.scalars(select(Contact.email).where(Contact.email.is_not(None))).all()
+    assert len(emails) == len(set(emails))
+
+
+@pytest.mark.slow
+def test_a_crash_mid_run_loses_nothing_and_duplicates_nothing(
+    database: str, tmp_path: Path
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    path = tmp_path / "big.csv"
+    write_csv([g[0] for g in generate(6_000, seed=17)], path)
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    cmd = [sys.executable, "-m", "flows.cli", "ingest", "exhibition", str(path), "--json"]
+    for delay in (2.0, 5.0):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        state = counts()
+        # Either the whole batch is stored or none of it.
+        assert state["rows"] in (0, 6_000)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    final = counts()
+    assert final["rows"] == 6_000 and final["files"] == 1
+    with session_scope() as s:
+        emails = s.scalars(select(Contact.email).where(Contact.email.is_not(None))).all()
+    assert len(emails) == len(set(emails))
