@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -22,6 +24,14 @@ app.add_typer(ingest_app, name="ingest")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
+# Each capability adds its commands from its own module: ``register(app)``.
+CAPABILITY_COMMANDS = (
+    "flows.cli_inbox",
+    "flows.cli_scoring",
+    "flows.cli_outreach",
+    "flows.cli_complaints",
+)
+
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
@@ -38,12 +48,18 @@ def ingest_exhibition(
     source: Annotated[
         str | None, typer.Option(help="Named column mapping from config/sources.yaml.")
     ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="Zone of the scan times (default: the source's or settings')."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the `ingest-exhibition-leads` flow."""
     from flows.ingest import ingest_exhibition_leads
 
-    summary = ingest_exhibition_leads([str(f) for f in files], event=event, source=source)
+    summary = ingest_exhibition_leads(
+        [str(f) for f in files], event=event, source=source, timezone=timezone
+    )
     if as_json:
         typer.echo(summary.model_dump_json(indent=2))
     else:
@@ -56,7 +72,9 @@ def ingest_exhibition(
 
 @app.command("export")
 def export(
-    kind: Annotated[str, typer.Argument(help="rows | contacts | quarantine")],
+    kind: Annotated[
+        str, typer.Argument(help="rows | contacts | quarantine | messages | complaints | outbox")
+    ],
     fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
     out: Annotated[Path | None, typer.Option(help="Write to this file (default stdout).")] = None,
 ) -> None:
@@ -85,6 +103,27 @@ def demo(as_json: JsonOpt = False) -> None:
         json.dumps(summary, indent=2, default=str) if as_json else render_daily_summary(summary)
     )
 
+
+@app.command("web")
+def web(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the HTTP endpoints (unsubscribe, provider callbacks, complaint intake)."""
+    import uvicorn
+
+    from flows.web import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+def _register_capabilities() -> None:
+    for name in CAPABILITY_COMMANDS:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(app)
+
+
+_register_capabilities()
 
 if __name__ == "__main__":
     app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any, TextIO
@@ -59,16 +60,32 @@ def _contacts_query() -> Any:
     )
 
 
-def export_frame(kind: str) -> pd.DataFrame:
-    """The table for ``kind`` (rows, contacts, quarantine)."""
+# Exports of other capabilities: kind -> (module, function returning a SELECT).
+PLUGGED_EXPORTS = {
+    "messages": ("tasks.inbox_exports", "messages_query"),
+    "complaints": ("tasks.complaint_exports", "complaints_query"),
+    "outbox": ("tasks.outreach_exports", "outbox_query"),
+}
+KINDS = ("rows", "contacts", "quarantine", *PLUGGED_EXPORTS)
+
+
+def _query(kind: str) -> Any:
     if kind in ("rows", "quarantine"):
         query = _rows_query()
         if kind == "quarantine":
             query = query.where(SourceRow.disposition == "quarantined")
-    elif kind == "contacts":
-        query = _contacts_query()
-    else:
-        raise ValueError(f"unknown export {kind!r}; expected rows, contacts or quarantine")
+        return query
+    if kind == "contacts":
+        return _contacts_query()
+    if kind in PLUGGED_EXPORTS:
+        module, function = PLUGGED_EXPORTS[kind]
+        return getattr(importlib.import_module(module), function)()
+    raise ValueError(f"unknown export {kind!r}; expected one of {', '.join(KINDS)}")
+
+
+def export_frame(kind: str) -> pd.DataFrame:
+    """The table for ``kind`` (see ``KINDS``)."""
+    query = _query(kind)
     with session_scope() as s:
         frame = pd.read_sql(query, s.connection())
     if "disposition" in frame:

@@ -20,22 +20,25 @@ def alembic_config() -> Config:
     return cfg
 
 
-def upgrade(revision: str = "head") -> str:
-    """Bring the configured database to ``revision``; returns the revision now in force."""
+def upgrade(revision: str = "heads") -> str:
+    """Bring the configured database to ``revision``; returns the revisions now in force.
+
+    "heads" rather than "head": each capability may add its own branch of migrations.
+    """
     cfg = alembic_config()
     with get_engine().begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
-    return current_revision() or ""
+    return ",".join(sorted(current_revisions()))
 
 
-def current_revision() -> str | None:
+def current_revisions() -> set[str]:
     with get_engine().connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return set(MigrationContext.configure(conn).get_current_heads())
 
 
 def ensure_schema() -> None:
     """Upgrade only when behind, so ordinary commands pay one cheap query."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if current_revision() != head:
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    if current_revisions() != heads:
         upgrade()

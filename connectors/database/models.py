@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connectors.database.base import Base, utcnow
@@ -66,6 +66,9 @@ class Company(Base):
     name_key: Mapped[str] = mapped_column(String(300), index=True)
     tax_id: Mapped[str | None] = mapped_column(String(32), index=True)
     country: Mapped[str | None] = mapped_column(String(2))
+    owner_id: Mapped[str | None] = mapped_column(String(64), index=True)  # account manager
+    owner_rule: Mapped[str | None] = mapped_column(String(16))  # account | territory | round_robin
+    tier: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -92,6 +95,13 @@ class Contact(Base):
     source_event: Mapped[str | None] = mapped_column(String(200))
     first_seen_at: Mapped[datetime | None]
     last_seen_at: Mapped[datetime | None]
+    # Latest score, copied from prospect_scores so exports and audiences need no join.
+    score: Mapped[float | None]
+    band: Mapped[str | None] = mapped_column(String(4))
+    scorecard_version: Mapped[str | None] = mapped_column(String(64))
+    score_reasons: Mapped[str | None] = mapped_column(Text)
+    scored_at: Mapped[datetime | None]
+    score_fingerprint: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -137,3 +147,14 @@ class SourceRow(Base):
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     match_rule: Mapped[str | None] = mapped_column(String(64))
     match_score: Mapped[float | None]
+
+
+# Every domain's tables, so Alembic and create-time metadata see them all.
+from connectors.database import (  # noqa: E402
+    complaint_models,
+    inbox_models,
+    outreach_models,
+    scoring_models,
+)
+
+__all__ = ["complaint_models", "inbox_models", "outreach_models", "scoring_models"]
