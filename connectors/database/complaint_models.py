@@ -17,9 +17,9 @@ class Complaint(Base):
     external_ref: Mapped[str | None] = mapped_column(String(200), unique=True)
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
-    inbound_message_id: Mapped[int | None] = mapped_column(
-        ForeignKey("inbound_messages.id", use_alter=True)
-    )
+    # The message that opened it; no FOREIGN KEY because inbound_messages points back here
+    # (complaint_id), and SQLite cannot add the second half of such a cycle later.
+    inbound_message_id: Mapped[int | None]
     category: Mapped[str | None] = mapped_column(String(64))
     root_cause: Mapped[str | None] = mapped_column(String(120))
     severity: Mapped[str] = mapped_column(String(16))

@@ -83,12 +83,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_complaints_contact_id_contacts")
         ),
-        sa.ForeignKeyConstraint(
-            ["inbound_message_id"],
-            ["inbound_messages.id"],
-            name=op.f("fk_complaints_inbound_message_id_inbound_messages"),
-            use_alter=True,
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_complaints")),
         sa.UniqueConstraint("external_ref", name=op.f("uq_complaints_external_ref")),
     )
