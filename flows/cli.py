@@ -117,6 +117,18 @@ def web(
     uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
 
+@app.command("serve")
+def serve() -> None:
+    """Serve every deployment with its schedule (needs PREFECT_API_URL for a real server)."""
+    from prefect import serve as prefect_serve
+
+    from connectors.database.migrate import ensure_schema
+    from flows.deployments import build_deployments
+
+    ensure_schema()
+    prefect_serve(*build_deployments())
+
+
 def _register_capabilities() -> None:
     for name in CAPABILITY_COMMANDS:
         if importlib.util.find_spec(name) is not None:

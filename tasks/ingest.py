@@ -256,7 +256,9 @@ def _store_batch(
     events = good.groupby("target", sort=False)["event"].first()
     is_new = merged.index.str.startswith("n:")
     new_vals = merged[is_new]
-    new_ids = store.insert_with_ids(s, store.Contact, _contact_records(new_vals, events))
+    contacts = _contact_frame(new_vals, events)
+    new_ids = store.reserve_ids(s, store.Contact, len(contacts))
+    store.bulk_insert(s, store.Contact, contacts.assign(id=new_ids))
     contact_of = pd.Series(new_ids, index=new_vals.index, dtype="Int64")
     existing_keys = merged.index[~is_new]
     contact_of = pd.concat(
@@ -280,24 +282,21 @@ def _store_batch(
         )
 
     rows["contact_id"] = pd.Series(good["target"].map(contact_of), index=good.index)
-    row_ids = store.insert_with_ids(s, store.SourceRow, _source_row_values(rows))
+    source_rows = _source_row_frame(rows)
+    row_ids = store.reserve_ids(s, store.SourceRow, len(source_rows))
+    store.bulk_insert(s, store.SourceRow, source_rows.assign(id=row_ids))
     row_id_of = pd.Series(row_ids, index=rows["row_key"].to_numpy())
     if len(changes):
-        store.insert_rows(
-            s,
-            store.ContactHistory,
-            _records(
-                pd.DataFrame(
-                    {
-                        "contact_id": changes["target"].map(contact_of).astype("Int64"),
-                        "field": changes["field"],
-                        "old_value": changes["old_value"],
-                        "new_value": changes["new_value"],
-                        "source_row_id": changes["row_key"].map(row_id_of).astype("Int64"),
-                    }
-                )
-            ),
+        history_rows = pd.DataFrame(
+            {
+                "contact_id": changes["target"].map(contact_of).astype("Int64"),
+                "field": changes["field"],
+                "old_value": changes["old_value"],
+                "new_value": changes["new_value"],
+                "source_row_id": changes["row_key"].map(row_id_of).astype("Int64"),
+            }
         )
+        store.bulk_insert(s, store.ContactHistory, history_rows.reset_index(drop=True))
     _store_identifiers(s, good, contact_of)
 
     counts = Counter(rows["disposition"])
@@ -351,7 +350,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): _none(v) for k, v in r.items()} for r in clean.to_dict("records")]
 
 
-def _contact_records(new_vals: pd.DataFrame, events: pd.Series) -> list[dict[str, Any]]:
+def _contact_frame(new_vals: pd.DataFrame, events: pd.Series) -> pd.DataFrame:
     cols = [c for c in [*FIRST_WINS, *LATEST_WINS, "notes"] if c != "company"]
     frame = new_vals[[*cols, "company_id", "first_seen_at", "last_seen_at"]].copy()
     frame["is_free_mail"] = frame["is_free_mail"].fillna(False).astype(bool)
@@ -359,7 +358,7 @@ def _contact_records(new_vals: pd.DataFrame, events: pd.Series) -> list[dict[str
     frame["source_event"] = events.reindex(frame.index)
     for c in ("first_seen_at", "last_seen_at"):
         frame[c] = pd.to_datetime(frame[c])
-    return _records(frame)
+    return frame.reset_index(drop=True)
 
 
 def _existing_updates(
@@ -383,7 +382,7 @@ def _existing_updates(
     return out
 
 
-def _source_row_values(rows: pd.DataFrame) -> list[dict[str, Any]]:
+def _source_row_frame(rows: pd.DataFrame) -> pd.DataFrame:
     cols = [
         "file_id",
         "row_number",
@@ -398,7 +397,7 @@ def _source_row_values(rows: pd.DataFrame) -> list[dict[str, Any]]:
     frame = rows[cols].copy()
     frame["contact_id"] = frame["contact_id"].astype("Int64")
     frame["match_score"] = pd.to_numeric(frame["match_score"]).astype("Float64")
-    return _records(frame)
+    return frame.reset_index(drop=True)
 
 
 def _store_identifiers(s: Any, good: pd.DataFrame, contact_of: pd.Series) -> None:
@@ -414,7 +413,7 @@ def _store_identifiers(s: Any, good: pd.DataFrame, contact_of: pd.Series) -> Non
         known = store.load_identifiers(s, existing_ids)
         idents = idents.merge(known, how="left", indicator=True)
         idents = idents[idents["_merge"] == "left_only"].drop(columns="_merge")
-    store.insert_rows(s, store.ContactIdentifier, _records(idents))
+    store.bulk_insert(s, store.ContactIdentifier, idents.reset_index(drop=True))
 
 
 @task(name="publish-ingest-summary", cache_policy=NO_CACHE)

@@ -109,9 +109,10 @@ def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
     uniq = pd.Series(keys[_nonnull(keys)].unique())
     uniq = uniq[uniq.str.len() >= policy.company_min_length].reset_index(drop=True)
     uniq_nodes = pos.reindex("k:" + uniq).to_numpy()
+    uniq_values = uniq.to_numpy(dtype=object)
     for block_key in (uniq.str[:3], uniq.str[-3:]):
         for idx in _blocks(block_key, policy.max_block_size):
-            names = uniq.to_numpy(dtype=object)[idx].tolist()
+            names = uniq_values[idx].tolist()
             scores = process.cdist(
                 names,
                 names,

@@ -1,0 +1,131 @@
+"""Every flow as a deployment: schedules, tags, parameters; served by `accountflow serve`.
+
+``prefect.yaml`` declares the same deployments for work pools (`prefect deploy --all`);
+tests keep the two in step.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from prefect import Flow
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.schedules import Cron, Interval, Schedule
+
+from config.settings import get_settings
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    module: str
+    flow_name: str
+    name: str
+    description: str
+    tags: tuple[str, ...]
+    cron: str | None = None
+    every: timedelta | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def schedules(self, timezone: str) -> list[Schedule]:
+        if self.cron:
+            return [Cron(self.cron, timezone=timezone)]
+        if self.every:
+            return [Interval(self.every, timezone=timezone)]
+        return []
+
+
+SPECS: tuple[DeploymentSpec, ...] = (
+    DeploymentSpec(
+        "flows.daily",
+        "daily-pipeline",
+        "daily",
+        "Ingest, score, dispatch and escalate: the account manager's day.",
+        ("daily", "pipeline"),
+        cron="0 6 * * *",
+    ),
+    DeploymentSpec(
+        "flows.ingest",
+        "ingest-exhibition-leads",
+        "manual",
+        "Badge-scan exports (CSV/XLSX) into contacts; give file paths and the event.",
+        ("ingest", "leads"),
+        parameters={"files": []},
+    ),
+    DeploymentSpec(
+        "flows.inbox",
+        "ingest-inbox",
+        "every-10-minutes",
+        "Fetch and classify the inbox: leads, complaints, bounces, opt-outs.",
+        ("ingest", "inbox"),
+        every=timedelta(minutes=10),
+    ),
+    DeploymentSpec(
+        "flows.scoring",
+        "score-prospects",
+        "manual",
+        "Reliability scores with reason codes for contacts whose inputs changed.",
+        ("scoring",),
+    ),
+    DeploymentSpec(
+        "flows.scoring",
+        "analyze-audience",
+        "weekly",
+        "Target-audience segments and their response, as a report.",
+        ("reports", "scoring"),
+        cron="0 7 * * 1",
+    ),
+    DeploymentSpec(
+        "flows.outreach",
+        "dispatch-campaign",
+        "manual",
+        "Plan and send a campaign's due steps through the outbox.",
+        ("outreach",),
+        parameters={"name": "welcome-fair", "dry_run": True},
+    ),
+    DeploymentSpec(
+        "flows.complaints",
+        "escalate-complaints",
+        "every-15-minutes",
+        "SLA clocks in business hours; escalate warnings and breaches once.",
+        ("complaints",),
+        every=timedelta(minutes=15),
+    ),
+    DeploymentSpec(
+        "flows.complaints",
+        "analyze-complaints",
+        "weekly",
+        "Complaints by category, severity and account; accounts at risk.",
+        ("reports", "complaints"),
+        cron="30 7 * * 1",
+    ),
+)
+
+
+def find_flow(module: str, flow_name: str) -> Flow[Any, Any]:
+    """The flow object called ``flow_name`` in ``module``."""
+    mod = importlib.import_module(module)
+    for value in vars(mod).values():
+        if isinstance(value, Flow) and value.name == flow_name:
+            return value
+    raise LookupError(f"no flow named {flow_name!r} in {module}")
+
+
+def build_deployments() -> list[RunnerDeployment]:
+    timezone = get_settings().timezone
+    out = []
+    for spec in SPECS:
+        flow_obj = find_flow(spec.module, spec.flow_name)
+        deployment = flow_obj.to_deployment(
+            name=spec.name,
+            description=spec.description,
+            tags=list(spec.tags),
+            schedules=spec.schedules(timezone),
+            parameters=spec.parameters,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        )
+        assert isinstance(deployment, RunnerDeployment)  # sync call, not a coroutine
+        out.append(deployment)
+    return out
