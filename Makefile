@@ -14,12 +14,15 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# Debian packages the tests talk to (a real IMAP server); needs root or sudo.
+# Debian packages the tests talk to (an IMAP server, a headless browser); needs root or sudo.
 system-deps:
-	@command -v dovecot >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v dovecot >/dev/null 2>&1 || missing="$$missing dovecot-imapd"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dovecot-imapd >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
 
 demo: setup
 	$(BIN)/accountflow demo

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
@@ -98,10 +97,12 @@ def demo(as_json: JsonOpt = False) -> None:
     from flows.daily import daily_pipeline
     from flows.reporting import render_daily_summary
 
-    summary = daily_pipeline(demo=True)
-    typer.echo(
-        json.dumps(summary, indent=2, default=str) if as_json else render_daily_summary(summary)
-    )
+    state = daily_pipeline(demo=True, return_state=True)
+    if not state.is_completed():
+        typer.echo(f"daily pipeline failed: {state.message}", err=True)
+        raise typer.Exit(code=1)
+    summary = state.result()
+    typer.echo(summary.model_dump_json(indent=2) if as_json else render_daily_summary(summary))
 
 
 @app.command("web")

@@ -1,21 +1,105 @@
-"""Flow: the daily pipeline, one subflow per stage so a failed stage shows where it failed."""
+"""Flow: the daily pipeline. Each stage is a subflow, so a failed stage shows where it
+failed in the UI while the others still run and report."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from pydantic import BaseModel
 
+from config.settings import get_settings
+from flows.complaints import escalate_complaints
+from flows.inbox import ingest_inbox, sample_inbox
 from flows.ingest import ingest_exhibition_leads, sample_exports
+from flows.outreach import dispatch_campaign
+from flows.scoring import analyze_audience_flow, score_prospects
 
 
-@flow(name="daily-pipeline")
-def daily_pipeline(demo: bool = False, event: str | None = None) -> dict[str, Any]:
-    """Ingest, then (as later stages land) score, dispatch and escalate."""
-    files = sample_exports() if demo else []
+class StageResult(BaseModel):
+    status: str  # completed | failed | skipped
     summary: dict[str, Any] = {}
-    if files:
-        summary["ingest"] = ingest_exhibition_leads(
-            files, event=event or ("demo" if demo else None)
+    error: str | None = None
+
+
+class DailySummary(BaseModel):
+    as_of: datetime
+    stages: dict[str, StageResult]
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name, stage in self.stages.items() if stage.status == "failed"]
+
+
+def _incoming_exports(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return [str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".csv", ".xlsx")]
+
+
+def _run(name: str, call: Any, *args: Any, **kwargs: Any) -> StageResult:
+    """Run one stage subflow; its failure is recorded, not raised, so later stages run."""
+    state = call(*args, return_state=True, **kwargs)
+    if state.is_completed():
+        result = state.result()
+        summary = result.model_dump(mode="json") if isinstance(result, BaseModel) else {}
+        return StageResult(status="completed", summary=summary)
+    get_run_logger().error("stage %s failed: %s", name, state.message)
+    return StageResult(status="failed", error=str(state.message))
+
+
+@flow(name="daily-pipeline", flow_run_name="daily-pipeline-{as_of}")
+def daily_pipeline(
+    demo: bool = False,
+    as_of: datetime | None = None,
+    exports_dir: str | None = None,
+    campaign: str | None = "welcome-fair",
+    send: bool = False,
+) -> DailySummary:
+    """Ingest exports and the inbox, score, dispatch the campaign, escalate complaints.
+
+    ``demo`` uses the bundled sample exports and inbox; otherwise new files in
+    ``exports_dir`` (default ``<data dir>/incoming``) and the IMAP inbox when configured.
+    The campaign is a dry run unless ``send``.
+    """
+    as_of = as_of or datetime.now(UTC)
+    settings = get_settings()
+    stages: dict[str, StageResult] = {}
+
+    files = (
+        sample_exports()
+        if demo
+        else _incoming_exports(Path(exports_dir) if exports_dir else settings.data_dir / "incoming")
+    )
+    stages["ingest"] = (
+        _run("ingest", ingest_exhibition_leads, files, event="demo" if demo else None)
+        if files
+        else StageResult(status="skipped", error="no new export files")
+    )
+    if demo:
+        stages["inbox"] = _run("inbox", ingest_inbox, eml_dir=sample_inbox())
+    elif settings.imap.username:
+        stages["inbox"] = _run("inbox", ingest_inbox, imap=True)
+    else:
+        stages["inbox"] = StageResult(status="skipped", error="no IMAP account configured")
+    stages["score"] = _run("score", score_prospects, as_of=as_of)
+    if campaign:
+        stages["campaign"] = _run(
+            "campaign", dispatch_campaign, campaign, dry_run=not send, as_of=as_of
         )
+    stages["complaints"] = _run("complaints", escalate_complaints, as_of=as_of)
+    if demo:
+        stages["audience"] = _run("audience", analyze_audience_flow, as_of=as_of)
+
+    summary = DailySummary(as_of=as_of, stages=stages)
+    create_table_artifact(
+        key="daily-pipeline",
+        table=[{"stage": k, "status": v.status, "note": v.error or ""} for k, v in stages.items()],
+        description=f"Daily pipeline at {as_of:%Y-%m-%d %H:%M} UTC",
+    )
+    if summary.failed:
+        raise RuntimeError(f"stages failed: {', '.join(summary.failed)} (the others completed)")
     return summary

@@ -83,7 +83,7 @@ SPECS: tuple[DeploymentSpec, ...] = (
         "manual",
         "Plan and send a campaign's due steps through the outbox.",
         ("outreach",),
-        parameters={"name": "welcome-fair", "dry_run": True},
+        parameters={"campaign": "welcome-fair", "dry_run": True},
     ),
     DeploymentSpec(
         "flows.complaints",

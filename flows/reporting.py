@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.settings import get_settings
 from tasks.ingest import IngestSummary
+
+if TYPE_CHECKING:
+    from flows.daily import DailySummary
 
 
 def render_ingest_summary(s: IngestSummary) -> str:
@@ -30,18 +33,31 @@ def render_ingest_summary(s: IngestSummary) -> str:
     return "\n".join(lines)
 
 
-def render_daily_summary(summary: dict[str, Any]) -> str:
+def _scalars(summary: dict[str, Any]) -> str:
+    parts = [
+        f"{k.replace('_', ' ')} {v}"
+        for k, v in summary.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("seconds",)
+    ]
+    return ", ".join(parts[:10])
+
+
+def render_daily_summary(summary: DailySummary) -> str:
     settings = get_settings()
-    out = ["accountflow daily pipeline", ""]
-    ingest = summary.get("ingest")
-    if isinstance(ingest, IngestSummary):
-        out.append(render_ingest_summary(ingest))
-    elif isinstance(ingest, dict):
-        out.append(render_ingest_summary(IngestSummary.model_validate(ingest)))
+    out = [f"accountflow daily pipeline (as of {summary.as_of:%Y-%m-%d %H:%M} UTC)", ""]
+    for name, stage in summary.stages.items():
+        if name == "ingest" and stage.status == "completed":
+            out.append(render_ingest_summary(IngestSummary.model_validate(stage.summary)))
+            continue
+        detail = _scalars(stage.summary) if stage.status == "completed" else (stage.error or "")
+        out.append(f"{name:<11} {stage.status:<10} {detail}")
+    data_dir = settings.data_dir.resolve()
     out += [
         "",
-        f"Database: {settings.resolved_database_url().split('///')[-1]}",
-        "See: `accountflow export rows|contacts|quarantine` and the run's artifacts in the "
-        "Prefect UI (start `prefect server start` and set PREFECT_API_URL to keep them).",
+        f"Database:  {settings.resolved_database_url().split('///')[-1]}",
+        f"Reports:   {data_dir / 'reports'}   Outgoing mail (demo): {data_dir / 'outbox'}",
+        "Exports:   accountflow export rows|contacts|quarantine|messages|complaints|outbox",
+        "Prefect UI: start `prefect server start`, export PREFECT_API_URL, and rerun to keep"
+        " run history and artifacts.",
     ]
     return "\n".join(out)

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-pytest_plugins = ["tests.peers.dovecot", "tests.peers.smtp"]
+pytest_plugins = ["tests.peers.dovecot", "tests.peers.smtp", "tests.peers.prefect_server"]
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -1,0 +1,84 @@
+"""A real `prefect server start` on loopback, for tests that exercise deployments and the UI.
+
+PREFECT_API_URL is exported for the server itself too, otherwise its UI calls the API on
+port 4200. PREFECT_HOME is a temp dir, so the server's SQLite database is throwaway.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+
+@dataclass(frozen=True)
+class PrefectServer:
+    url: str  # http://127.0.0.1:P
+    api_url: str
+    env: dict[str, str]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    port = _free_port()
+    home = tmp_path_factory.mktemp("prefect-home")
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_API_URL": api,
+    }
+    log = Path(home) / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{api}/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if proc.poll() is not None:
+                pytest.fail(f"prefect server exited: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        else:
+            pytest.fail("prefect server did not become healthy in 90 s")
+        yield PrefectServer(url=f"http://127.0.0.1:{port}", api_url=api, env=env)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
