@@ -1,6 +1,9 @@
 """Throughput and peak memory of the pure scoring step on synthetic contacts.
 
-Run: ``python -m benchmarks.bench_scoring [n]``. The synthetic data is shaped like ours
+Run: ``python -m benchmarks.bench_scoring [n]``; ``python -m benchmarks.bench_scoring
+roundtrip [n]`` times the score-contacts task (load from SQLite, fingerprint, score, write
+history and latest scores back) on n synthetic contacts stored in a fresh SQLite file.
+The synthetic data is shaped like ours
 (mostly Brazilian and Portuguese contacts, repeated companies, job titles and domains,
 a share of nulls everywhere) so the distinct-value shortcuts in tasks.scoring get the
 cardinalities they would see in production, not a best case.
@@ -193,7 +196,120 @@ def run(
     }
 
 
+def _seed_sqlite(url: str, df: pd.DataFrame) -> None:
+    """Store the synthetic contacts (and their companies) with raw executemany: setup only."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    key = df["company_tax_id"].fillna(df["company_name"])
+    codes, _ = pd.factorize(key)
+    companies = (
+        pd.DataFrame({"code": codes, "name": df["company_name"], "tax_id": df["company_tax_id"]})
+        .loc[codes >= 0]
+        .groupby("code")
+        .first()
+    )
+    stamp = "%Y-%m-%d %H:%M:%S.%f"
+
+    def text(series: pd.Series) -> list[Any]:
+        return series.astype(object).where(series.notna(), None).tolist()
+
+    def when(series: pd.Series) -> list[Any]:
+        return text(series.dt.strftime(stamp))
+
+    now = datetime.now(UTC).strftime(stamp)
+    con = sqlite3.connect(str(make_url(url).database))
+    con.executemany(
+        "INSERT INTO companies (id, name, name_key, tax_id, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        zip(
+            (companies.index + 1).tolist(),
+            companies["name"].fillna(companies["tax_id"]).tolist(),
+            companies["name"].fillna("").str.lower().tolist(),
+            text(companies["tax_id"]),
+            [now] * len(companies),
+            [now] * len(companies),
+            strict=True,
+        ),
+    )
+    company_id = pd.Series(codes + 1, dtype="int64").where(codes >= 0)
+    con.executemany(
+        "INSERT INTO contacts (id, email_domain, is_free_mail, phone, country, company_id, "
+        "job_title, lead_rating, first_seen_at, last_seen_at, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        zip(
+            df["contact_id"].tolist(),
+            text(df["email_domain"]),
+            df["is_free_mail"].astype(int).tolist(),
+            text(df["phone"]),
+            text(df["country"]),
+            [None if pd.isna(c) else int(c) for c in company_id],
+            text(df["job_title"]),
+            text(df["lead_rating"]),
+            when(df["created_at"]),
+            when(df["updated_at"]),
+            [now] * len(df),
+            [now] * len(df),
+            strict=True,
+        ),
+    )
+    con.commit()
+    con.close()
+
+
+def roundtrip(n: int) -> dict[str, Any]:
+    """Score n contacts from SQLite and back: a full run, then an unchanged rerun."""
+    import tempfile
+    from pathlib import Path
+
+    from config.settings import get_settings
+    from connectors.database.engine import reset_engine
+    from connectors.database.migrate import upgrade
+    from tasks.score import get_scoring_settings, score_contacts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["ACCOUNTFLOW_DATA_DIR"] = str(Path(tmp) / "data")
+        os.environ.pop("ACCOUNTFLOW_DATABASE_URL", None)
+        get_settings.cache_clear()
+        get_scoring_settings.cache_clear()
+        reset_engine()
+        upgrade()
+        _seed_sqlite(get_settings().resolved_database_url(), synthetic_contacts(n))
+        started, cpu = time.perf_counter(), time.process_time()
+        first = score_contacts.fn(AS_OF, False)
+        full_seconds = time.perf_counter() - started
+        full_cpu = time.process_time() - cpu
+        started, cpu = time.perf_counter(), time.process_time()
+        again = score_contacts.fn(AS_OF, False)
+        rerun_seconds = time.perf_counter() - started
+        rerun_cpu = time.process_time() - cpu
+        db_mb = (Path(tmp) / "data" / "accountflow.db").stat().st_size / 2**20
+        reset_engine()
+    return {
+        "n": n,
+        "database": "sqlite",
+        "scored": first.scored,
+        "roundtrip_seconds": round(full_seconds, 2),
+        "contacts_per_second": round(n / full_seconds),
+        # CPU seconds of this process: on a shared machine wall time also counts waiting
+        # for the CPU and the disk.
+        "roundtrip_cpu_seconds": round(full_cpu, 2),
+        "unchanged_rerun_seconds": round(rerun_seconds, 2),
+        "unchanged_rerun_cpu_seconds": round(rerun_cpu, 2),
+        "unchanged_rerun_scored": again.scored,
+        "band_counts": first.band_counts,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "database_mb": round(db_mb, 1),
+    }
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "roundtrip":
+        count = int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
+        print(json.dumps(roundtrip(count), indent=2))
+        sys.exit(0)
     size = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     storage: Literal["python", "pyarrow"] | None = None
     if len(sys.argv) > 2 and sys.argv[2] in ("python", "pyarrow"):

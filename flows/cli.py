@@ -14,6 +14,8 @@ import typer
 # The network here is closed to everything but package registries: Prefect's telemetry would
 # only log a failure on every run.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The ephemeral API's default 20 s start-up budget is too short on a busy 2-core machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 app = typer.Typer(no_args_is_help=True, help="Account management pipelines (Prefect 3).")
 db_app = typer.Typer(no_args_is_help=True, help="Application database.")

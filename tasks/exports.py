@@ -54,6 +54,10 @@ def _contacts_query() -> Any:
             Contact.first_seen_at,
             Contact.last_seen_at,
             Contact.updated_at,
+            Contact.score,
+            Contact.band,
+            Contact.score_reasons.label("reasons"),
+            Contact.scorecard_version,
         )
         .outerjoin(Company, Company.id == Contact.company_id)
         .order_by(Contact.id)

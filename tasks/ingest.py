@@ -196,7 +196,7 @@ def resolve_and_store(staged: list[StagedFile], event: str | None) -> IngestSumm
         batch_id = store.create_batch(s, "exhibition", event)
         summary = IngestSummary(batch_id=batch_id, event=event, files=files)
         if todo:
-            _store_batch(s, batch_id, todo, policy, summary)
+            store_batch(s, batch_id, todo, policy, summary)
         summary.seconds = round(time.perf_counter() - started, 3)
         store.finish_batch(s, batch_id, summary.model_dump(mode="json"))
     for f in todo:
@@ -205,9 +205,13 @@ def resolve_and_store(staged: list[StagedFile], event: str | None) -> IngestSumm
     return summary
 
 
-def _store_batch(
+def store_batch(
     s: Any, batch_id: int, todo: list[StagedFile], policy: Any, summary: IngestSummary
 ) -> None:
+    """Resolve staged rows against each other and the database, and write everything.
+
+    Shared by exhibition files and email leads (tasks/inbox.py), so both land the same way.
+    """
     file_ids = store.insert_with_ids(
         s,
         store.SourceFile,

@@ -24,4 +24,5 @@ def fold_series(values: pd.Series) -> pd.Series:
         lambda s: unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode("ascii")
     )
     folded = ascii_only.str.lower().str.replace(r"[^0-9a-z]+", " ", regex=True).str.strip()
-    return values.map(dict(zip(uniq, folded, strict=True)))
+    # astype: a column blank on every row maps to all-NA floats, which have no .str accessor.
+    return values.map(dict(zip(uniq, folded, strict=True))).astype("string")

@@ -31,7 +31,15 @@ class Complaint(Base):
     assignee_id: Mapped[str | None] = mapped_column(String(64), index=True)  # owner or stand-in
     status: Mapped[str] = mapped_column(String(16), index=True)  # open | waiting | resolved
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    closed_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
+    # SLA state cached by the last `escalate-complaints` run (as of ``sla_as_of``), so that
+    # exports and reports read due times without re-running the clocks.
+    response_due_at: Mapped[datetime | None]
+    resolution_due_at: Mapped[datetime | None]
+    response_state: Mapped[str | None] = mapped_column(String(16))
+    resolution_state: Mapped[str | None] = mapped_column(String(16))
+    sla_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    sla_as_of: Mapped[datetime | None]
 
 
 class ComplaintEvent(Base):

@@ -19,7 +19,8 @@ class InboundMessage(Base):
     mailbox: Mapped[str | None] = mapped_column(String(300))
     uidvalidity: Mapped[int | None]
     uid: Mapped[int | None]
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # None only for a message too big to download: we never saw its bytes to hash them.
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     size: Mapped[int]
     message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     in_reply_to: Mapped[str | None] = mapped_column(String(998))

@@ -36,11 +36,36 @@ class OutboxItem(Base):
     final_status: Mapped[str | None] = mapped_column(String(32))
     final_status_at: Mapped[datetime | None]
     preview_path: Mapped[str | None] = mapped_column(Text)
+    # Copied from the plan so a claim or a retry needs no join: the step's name, the
+    # recipient's zone and country (send window, holidays) and the sender (daily cap).
+    step_name: Mapped[str | None] = mapped_column(String(64))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(2))
+    sender_address: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 Index("ix_outbox_status_due", OutboxItem.status, OutboxItem.next_attempt_at)
+Index("ix_outbox_sender_claimed", OutboxItem.sender_address, OutboxItem.claimed_at)
+
+
+class OutreachProfile(Base):
+    """What outreach needs about a contact that ingestion does not record.
+
+    Segment and tags feed campaign audiences; zone and language pick the send window and
+    the template; the fax number is kept apart from the phone so a voice line is never
+    faxed by accident. Contacts without a profile fall back to country-based defaults.
+    """
+
+    __tablename__ = "outreach_profiles"
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    segment: Mapped[str | None] = mapped_column(String(64))
+    tags: Mapped[str | None] = mapped_column(Text)  # comma-separated, lower case
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(8))
+    fax: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DeliveryEvent(Base):

@@ -213,3 +213,9 @@ def test_csv_exports_neutralise_cells_a_spreadsheet_would_run() -> None:
         {"a": pd.Series(["=1+1", "+55 11 9999", "@SUM(1)", "ok", None], dtype=object)}
     )
     assert neutralise(frame)["a"].tolist() == ["'=1+1", "+55 11 9999", "'@SUM(1)", "ok", None]
+
+
+def test_a_file_whose_company_and_name_columns_are_all_blank_still_normalises() -> None:
+    header = ["Nome", "E-mail", "Empresa"]
+    out = normalize([["", "a@x.com.br", ""]], header=header).iloc[0]
+    assert out["email"] == "a@x.com.br" and out["company_key"] is None and out["reason"] is None

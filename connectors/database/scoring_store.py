@@ -1,0 +1,505 @@
+"""Reads and bulk writes for reliability scoring; the only module that speaks SQL for it.
+
+The hot path (a million contacts in and out) avoids the ORM and SQLAlchemy's per-value
+result and bind processing: reads go through ``exec_driver_sql`` into DataFrames, and
+writes land in a temporary table (``executemany`` on SQLite, ``COPY`` on PostgreSQL) that
+one set-based ``INSERT ... SELECT`` and one ``UPDATE ... FROM`` move into place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import DateTime, select, text
+from sqlalchemy.orm import Session
+
+from connectors.company_registry import RegistryRecord
+from connectors.database.base import utcnow
+from connectors.database.leads_store import insert_with_ids
+from connectors.database.scoring_models import AppEvent, ProspectScore, RegistryCacheEntry
+
+CHUNK = 5_000
+BAND_CHANGED = "prospect.band.changed"
+
+# Inbound classes that are a person answering us (not a robot, not an opt-out).
+REPLY_LABELS = ("lead", "complaint")
+GOOD_OUTCOMES = ("won", "paid")
+
+_SCORING_COLUMNS = """
+c.id AS contact_id, c.company_id,
+CASE WHEN c.email_domain IS NULL THEN c.email END AS email, c.email_domain,
+c.is_free_mail, c.phone, c.country, co.name AS company_name, co.tax_id AS company_tax_id,
+c.tax_id AS person_tax_id, c.job_title, c.lead_rating,
+COALESCE(c.first_seen_at, c.created_at) AS created_at,
+COALESCE(c.last_seen_at, c.updated_at) AS updated_at,
+c.band, c.scorecard_version, c.score_fingerprint"""
+# What only the audience report reads; scoring skips it (a million rows of notes cost).
+_AUDIENCE_COLUMNS = ", c.state, c.notes, c.source_event, c.score"
+_CONTACTS_FROM = " FROM contacts c LEFT JOIN companies co ON co.id = c.company_id ORDER BY c.id"
+
+_TEXT = (
+    "email",
+    "email_domain",
+    "phone",
+    "country",
+    "state",
+    "company_name",
+    "company_tax_id",
+    "person_tax_id",
+    "job_title",
+    "lead_rating",
+    "notes",
+    "source_event",
+    "band",
+    "scorecard_version",
+)
+
+
+def _frame(session: Session, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Rows of raw SQL as a DataFrame, straight from the driver's cursor.
+
+    SQLAlchemy's Row objects make pandas probe every row for attributes (about 40 us
+    each): a million contacts would spend longer there than in SQLite.
+    """
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_paramstyle(session, sql), params or {})
+        columns = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _paramstyle(session: Session, sql: str) -> str:
+    """``:name`` placeholders in the driver's own style (sqlite named, psycopg pyformat)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return re.sub(r"(?<!:):([a-z_]+)", r"%(\1)s", sql)
+    return sql
+
+
+def _stamps(series: pd.Series) -> pd.Series:
+    """SQLite hands datetimes back as text, PostgreSQL as datetimes: both become datetime64."""
+    parsed = pd.to_datetime(series, errors="coerce", format="ISO8601", utc=True)
+    return parsed.dt.tz_localize(None).astype("datetime64[us]")
+
+
+def load_contacts(session: Session, for_audience: bool = False) -> pd.DataFrame:
+    """Every contact with its company and latest score, one row each, ordered by id.
+
+    Column dtypes are fixed here (text as str, dates as datetime64, ids as Int64) so the
+    input fingerprint of an unchanged contact is the same on every run and database.
+    """
+    extra = _AUDIENCE_COLUMNS if for_audience else ""
+    df = _frame(session, "SELECT " + _SCORING_COLUMNS + extra + _CONTACTS_FROM)
+    for col in _TEXT:
+        if col in df.columns:
+            df[col] = df[col].astype("str")
+    df["contact_id"] = df["contact_id"].astype("int64")
+    df["company_id"] = df["company_id"].astype("Int64")
+    df["is_free_mail"] = df["is_free_mail"].fillna(False).astype(bool)
+    if for_audience:
+        df["score"] = pd.to_numeric(df["score"], errors="coerce").astype("float64")
+    df["score_fingerprint"] = df["score_fingerprint"].astype("Int64")
+    for col in ("created_at", "updated_at"):
+        df[col] = _stamps(df[col])
+    return df
+
+
+def _counts(session: Session, sql: str, name: str) -> pd.Series:
+    frame = _frame(session, sql)
+    if frame.empty:
+        return pd.Series(dtype="float64", name=name)
+    return frame.set_index(frame.columns[0])[frame.columns[1]].astype("float64").rename(name)
+
+
+def load_activity(session: Session) -> pd.DataFrame:
+    """Per contact that has any: replies, messages sent, complaints, latest outcome.
+
+    Complaints filed against a company without a named person count for all its contacts:
+    the relationship is with the company.
+    """
+    replies = _counts(
+        session,
+        "SELECT contact_id, COUNT(*) FROM inbound_messages WHERE contact_id IS NOT NULL "
+        f"AND label IN ({', '.join(repr(x) for x in REPLY_LABELS)}) GROUP BY contact_id",
+        "replies",
+    )
+    sent = _counts(
+        session,
+        "SELECT contact_id, COUNT(*) FROM outbox WHERE status = 'sent' GROUP BY contact_id",
+        "sent",
+    )
+    by_contact = _frame(
+        session,
+        "SELECT contact_id, COUNT(*) AS total, "
+        "SUM(CASE WHEN LOWER(severity) = 'critical' THEN 1 ELSE 0 END) AS critical "
+        "FROM complaints WHERE contact_id IS NOT NULL GROUP BY contact_id",
+    )
+    by_company = _frame(
+        session,
+        "SELECT c.id AS contact_id, COUNT(*) AS total, "
+        "SUM(CASE WHEN LOWER(k.severity) = 'critical' THEN 1 ELSE 0 END) AS critical "
+        "FROM complaints k JOIN contacts c ON c.company_id = k.company_id "
+        "WHERE k.contact_id IS NULL GROUP BY c.id",
+    )
+    complaints = (
+        pd.concat([by_contact, by_company])
+        .astype({"contact_id": "int64", "total": "float64", "critical": "float64"})
+        .groupby("contact_id")[["total", "critical"]]
+        .sum()
+        .rename(columns={"total": "complaints_total", "critical": "complaints_critical"})
+    )
+    outcomes = _frame(
+        session,
+        "SELECT contact_id, kind FROM outcomes ORDER BY contact_id, occurred_at, id",
+    )
+    latest = (
+        outcomes.groupby("contact_id")["kind"].last().astype("str").rename("outcome")
+        if len(outcomes)
+        else pd.Series(dtype="str", name="outcome")
+    )
+    frames: list[pd.Series | pd.DataFrame] = [replies, sent, complaints, latest]
+    out = pd.concat(frames, axis=1)
+    out.index = out.index.astype("int64")
+    return out
+
+
+def load_fresh_registry(session: Session, refreshed_since: datetime) -> pd.DataFrame:
+    """Cached registry answers fetched since ``refreshed_since``, keyed by compact tax id."""
+    frame = _frame(
+        session,
+        "SELECT tax_id, legal_status AS registry_status, founded AS registry_founded, "
+        "size AS registry_size, fetched_at FROM registry_cache "
+        "WHERE last_unavailable_reason IS NULL",
+    )
+    frame["fetched_at"] = _stamps(frame["fetched_at"])
+    fresh = frame[frame["fetched_at"] >= np.datetime64(_naive(refreshed_since), "us")]
+    out = fresh.drop(columns="fetched_at").set_index("tax_id")
+    out["registry_founded"] = _stamps(out["registry_founded"])
+    for col in ("registry_status", "registry_size"):
+        out[col] = out[col].astype("str")
+    return out
+
+
+def load_registry_sizes(session: Session) -> pd.Series:
+    """Company size per compact tax id from every cached answer (for segmenting only)."""
+    frame = _frame(session, "SELECT tax_id, size FROM registry_cache WHERE size IS NOT NULL")
+    return frame.set_index("tax_id")["size"].astype("str") if len(frame) else pd.Series(dtype="str")
+
+
+def lock_for_scoring(session: Session) -> None:
+    """One scoring run at a time: two would both see the same contacts as changed.
+
+    SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL takes an advisory
+    transaction lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(727004)"))
+
+
+def company_tax_ids(session: Session) -> list[str]:
+    """Distinct company tax ids of companies that have contacts."""
+    rows = session.connection().exec_driver_sql(
+        "SELECT DISTINCT co.tax_id FROM companies co JOIN contacts c ON c.company_id = co.id "
+        "WHERE co.tax_id IS NOT NULL ORDER BY co.tax_id"
+    )
+    return [str(r[0]) for r in rows]
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+class DbRegistryCache:
+    """The registry cache protocol over the ``registry_cache`` table.
+
+    Each ``put`` commits on its own short transaction (``scope``) rather than riding a
+    long one: lookups wait on HTTP, and on SQLite an open write transaction would hold
+    the database's write lock for that whole time. ``preload`` reads many tax ids in one
+    query so a run over thousands of companies does not pay a round trip per company.
+    """
+
+    def __init__(self, scope: Callable[[], AbstractContextManager[Session]]) -> None:
+        self.scope = scope
+        self._known: dict[str, RegistryRecord | None] = {}
+
+    def preload(self, tax_ids: Sequence[str]) -> None:
+        with self.scope() as session:
+            for i in range(0, len(tax_ids), CHUNK):
+                chunk = list(tax_ids[i : i + CHUNK])
+                rows = session.scalars(
+                    select(RegistryCacheEntry).where(RegistryCacheEntry.tax_id.in_(chunk))
+                ).all()
+                self._known.update({t: None for t in chunk})
+                self._known.update({r.tax_id: _record(r) for r in rows})
+
+    def get(self, tax_id: str) -> RegistryRecord | None:
+        if tax_id not in self._known:
+            with self.scope() as session:
+                row = session.get(RegistryCacheEntry, tax_id)
+                self._known[tax_id] = _record(row)
+        return self._known[tax_id]
+
+    def put(self, record: RegistryRecord) -> None:
+        with self.scope() as session:
+            session.merge(
+                RegistryCacheEntry(
+                    tax_id=record.tax_id,
+                    legal_status=record.legal_status,
+                    founded=record.founded,
+                    size=record.size,
+                    fetched_at=_naive(record.fetched_at),
+                    last_unavailable_reason=None,
+                )
+            )
+        self._known[record.tax_id] = record
+
+
+def _record(row: RegistryCacheEntry | None) -> RegistryRecord | None:
+    if row is None or row.last_unavailable_reason is not None:
+        return None
+    founded: date | None = row.founded
+    return RegistryRecord(
+        row.tax_id, row.legal_status, founded, row.size, row.fetched_at.replace(tzinfo=UTC)
+    )
+
+
+# ---------------------------------------------------------------- writes
+
+_TMP_COLUMNS = (
+    ("contact_id", "BIGINT"),
+    ("company_id", "BIGINT"),
+    ("score", "DOUBLE PRECISION"),
+    ("band", "VARCHAR(4)"),
+    ("reason_id", "INTEGER"),
+    ("fingerprint", "BIGINT"),
+)
+_TMP_REASONS = (
+    ("reason_id", "INTEGER PRIMARY KEY"),
+    ("reason_codes", "TEXT"),
+    ("reasons", "TEXT"),
+    ("skipped_codes", "TEXT"),
+)
+
+
+def _none_if_na(values: pd.Series) -> list[Any]:
+    return values.astype(object).where(values.notna(), None).tolist()
+
+
+def _bulk_load(
+    session: Session, table: str, spec: tuple[tuple[str, str], ...], rows: list[Any]
+) -> None:
+    """A fresh temporary table filled with ``rows``: COPY on PostgreSQL, executemany else."""
+    conn = session.connection()
+    columns = ", ".join(c for c, _ in spec)
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {table} (" + ", ".join(f"{c} {t}" for c, t in spec) + ")"
+    )
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        cursor = driver.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        marks = ", ".join("?" for _ in spec)
+        driver.executemany(  # type: ignore[union-attr]
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows
+        )
+
+
+def write_scores(
+    session: Session,
+    scored: pd.DataFrame,
+    as_of: datetime,
+    version: str,
+    flow_run_id: str | None,
+) -> None:
+    """Append score history and set each contact's latest score, in the open transaction.
+
+    ``scored`` has contact_id, company_id, score, band, reason_codes, reasons,
+    skipped_codes and fingerprint (int64). A second write for the same
+    (contact, as_of, version) replaces the first instead of failing, so a ``--full`` rerun
+    at the same ``as_of`` converges to the same rows. The reason texts travel once per
+    distinct text (a few thousand for a million contacts), not once per row.
+    """
+    if scored.empty:
+        return
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    to_db = DateTime().bind_processor(conn.dialect) or (lambda v: v)
+    as_of_db, now_db = to_db(_naive(as_of)), to_db(utcnow())
+    triples = pd.MultiIndex.from_arrays(
+        [
+            scored["reason_codes"].astype(object),
+            scored["reasons"].astype(object),
+            scored["skipped_codes"].astype(object).replace("", None),
+        ]
+    )
+    reason_ids, distinct = triples.factorize()
+    rows = list(
+        zip(
+            scored["contact_id"].astype("int64").tolist(),
+            _none_if_na(pd.to_numeric(scored["company_id"]).astype("Int64")),
+            scored["score"].astype("float64").tolist(),
+            scored["band"].astype(str).tolist(),
+            reason_ids.tolist(),
+            scored["fingerprint"].astype("int64").tolist(),
+            strict=True,
+        )
+    )
+    reasons = [
+        (i, codes, text, None if pd.isna(skipped) else skipped)
+        for i, (codes, text, skipped) in enumerate(distinct)
+    ]
+    if sqlite:
+        # A page cache big enough for the index B-trees a million-row write walks
+        # (SQLite's default is 2 MB); reset below.
+        conn.exec_driver_sql("PRAGMA cache_size = -262144")
+    _bulk_load(session, "tmp_scores", _TMP_COLUMNS, rows)
+    _bulk_load(session, "tmp_reasons", _TMP_REASONS, reasons)
+    params = {"as_of": as_of_db, "version": version, "run": flow_run_id, "now": now_db}
+    conn.exec_driver_sql(
+        _paramstyle(
+            session,
+            "INSERT INTO prospect_scores (contact_id, company_id, score, band, reason_codes, "
+            "reasons, skipped_codes, input_fingerprint, as_of, scorecard_version, flow_run_id, "
+            "created_at) SELECT t.contact_id, t.company_id, t.score, t.band, r.reason_codes, "
+            "r.reasons, r.skipped_codes, t.fingerprint, :as_of, :version, :run, :now "
+            "FROM tmp_scores t JOIN tmp_reasons r ON r.reason_id = t.reason_id "
+            # WHERE true: SQLite needs it to tell this ON CONFLICT from the join's ON.
+            "WHERE true ON CONFLICT (contact_id, as_of, scorecard_version) DO UPDATE SET "
+            "company_id = excluded.company_id, score = excluded.score, band = excluded.band, "
+            "reason_codes = excluded.reason_codes, reasons = excluded.reasons, "
+            "skipped_codes = excluded.skipped_codes, "
+            "input_fingerprint = excluded.input_fingerprint, "
+            "flow_run_id = excluded.flow_run_id, created_at = excluded.created_at",
+        ),
+        params,
+    )
+    conn.exec_driver_sql(
+        _paramstyle(
+            session,
+            "UPDATE contacts SET score = t.score, band = t.band, scorecard_version = :version, "
+            "score_reasons = r.reasons, scored_at = :as_of, score_fingerprint = t.fingerprint "
+            "FROM tmp_scores t JOIN tmp_reasons r ON r.reason_id = t.reason_id "
+            "WHERE contacts.id = t.contact_id",
+        ),
+        {"as_of": as_of_db, "version": version},
+    )
+    conn.exec_driver_sql("DROP TABLE tmp_scores")
+    conn.exec_driver_sql("DROP TABLE tmp_reasons")
+    if sqlite:
+        conn.exec_driver_sql("PRAGMA cache_size = -2000")
+
+
+def event_key(contact_id: int, as_of: datetime, version: str) -> str:
+    """The unique key of a band-change event: one per contact, ``as_of`` and scorecard."""
+    return f"{contact_id}:{_naive(as_of).isoformat()}:{version}"
+
+
+def record_band_changes(session: Session, changes: pd.DataFrame, as_of: datetime) -> list[int]:
+    """Store one ``prospect.band.changed`` event per change not stored before; their ids.
+
+    ``changes`` is tasks.scoring.band_changes' output. Keys already present (a rerun) are
+    left alone, so each change is recorded, and later emitted, exactly once.
+    """
+    if changes.empty:
+        return []
+    records = changes.assign(
+        key=[
+            event_key(int(c), as_of, str(v))
+            for c, v in zip(changes["contact_id"], changes["scorecard_version"], strict=True)
+        ]
+    )
+    keys = records["key"].tolist()
+    seen: set[str] = set()
+    for i in range(0, len(keys), CHUNK):
+        seen.update(
+            session.scalars(select(AppEvent.key).where(AppEvent.key.in_(keys[i : i + CHUNK])))
+        )
+    fresh = records[~records["key"].isin(seen)]
+    stamp = _naive(as_of).isoformat()
+    values = [
+        {
+            "kind": BAND_CHANGED,
+            "key": key,
+            "payload": {
+                "contact_id": int(cid),
+                "previous_band": str(prev),
+                "new_band": str(new),
+                "score": float(score),
+                "scorecard_version": str(version),
+                "as_of": stamp,
+            },
+            "created_at": utcnow(),
+        }
+        for key, cid, prev, new, score, version in zip(
+            fresh["key"],
+            fresh["contact_id"],
+            fresh["previous_band"],
+            fresh["new_band"],
+            fresh["score"],
+            fresh["scorecard_version"],
+            strict=True,
+        )
+    ]
+    return insert_with_ids(session, AppEvent, values)
+
+
+def load_events(session: Session, ids: Iterable[int]) -> list[tuple[int, dict[str, Any]]]:
+    """(id, payload) of the given app events, in id order."""
+    id_list = sorted(int(i) for i in ids)
+    out: list[tuple[int, dict[str, Any]]] = []
+    for i in range(0, len(id_list), CHUNK):
+        rows = session.execute(
+            select(AppEvent.id, AppEvent.payload)
+            .where(AppEvent.id.in_(id_list[i : i + CHUNK]))
+            .order_by(AppEvent.id)
+        )
+        out.extend((int(r[0]), dict(r[1])) for r in rows)
+    return out
+
+
+def count_events(session: Session, kind: str) -> int:
+    return int(
+        session.execute(
+            text("SELECT COUNT(*) FROM app_events WHERE kind = :k"), {"k": kind}
+        ).scalar_one()
+    )
+
+
+def load_outcomes(session: Session) -> pd.DataFrame:
+    """contact_id and latest outcome kind per contact, for the backtest."""
+    frame = _frame(
+        session, "SELECT contact_id, kind FROM outcomes ORDER BY contact_id, occurred_at, id"
+    )
+    if frame.empty:
+        return pd.DataFrame({"contact_id": pd.Series(dtype="int64"), "outcome": []})
+    latest = frame.groupby("contact_id")["kind"].last()
+    return pd.DataFrame({"contact_id": latest.index.astype("int64"), "outcome": latest.values})
+
+
+__all__ = [
+    "BAND_CHANGED",
+    "DbRegistryCache",
+    "ProspectScore",
+    "company_tax_ids",
+    "count_events",
+    "event_key",
+    "load_activity",
+    "load_contacts",
+    "load_events",
+    "load_fresh_registry",
+    "load_outcomes",
+    "record_band_changes",
+    "write_scores",
+]

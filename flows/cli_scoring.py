@@ -1,0 +1,108 @@
+"""CLI for scoring: `accountflow score`, `accountflow report audience|backtest`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from tasks.score import ScoringSummary
+
+AsOf = Annotated[
+    datetime | None,
+    typer.Option(
+        "--as-of",
+        help="Score as of this moment (ISO 8601, UTC when no zone); default now.",
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"],
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+
+
+def render_scoring(s: ScoringSummary) -> str:
+    """The run in a few lines: what was scored, skipped, moved, and the registry's state."""
+    bands = ", ".join(f"{b} {n}" for b, n in s.band_counts.items())
+    return "\n".join(
+        [
+            f"Reliability scoring as of {s.as_of:%Y-%m-%d %H:%M} UTC ({s.scorecard_version})",
+            f"  contacts     {s.contacts:>8}",
+            f"  scored       {s.scored:>8}" + ("  (--full)" if s.full else ""),
+            f"  unchanged    {s.skipped_unchanged:>8}  (inputs same as last score: skipped)",
+            f"  bands        {bands}",
+            f"  band changes {s.band_changes:>8}  ({s.events_recorded} new events)",
+            f"  registry     {s.registry.describe()}",
+            f"  seconds      {s.seconds:>8.2f}",
+        ]
+    )
+
+
+def _report_app(app: typer.Typer) -> typer.Typer:
+    """The `report` group, shared with other capabilities if one already made it."""
+    for group in app.registered_groups:
+        if group.name == "report" and group.typer_instance is not None:
+            return group.typer_instance
+    report = typer.Typer(no_args_is_help=True, help="Reports.")
+    app.add_typer(report, name="report")
+    return report
+
+
+def register(app: typer.Typer) -> None:
+    report = _report_app(app)
+
+    @app.command("score")
+    def score(
+        as_of: AsOf = None,
+        full: Annotated[
+            bool, typer.Option("--full", help="Rescore every contact, changed or not.")
+        ] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Run the `score-prospects` flow."""
+        from flows.scoring import score_prospects
+
+        summary = score_prospects(as_of=as_of, full=full)
+        typer.echo(summary.model_dump_json(indent=2) if as_json else render_scoring(summary))
+
+    @report.command("audience")
+    def audience(as_of: AsOf = None, as_json: JsonOpt = False) -> None:
+        """Run the `analyze-audience` flow (markdown artifact + HTML report)."""
+        from flows.scoring import analyze_audience_flow
+
+        summary = analyze_audience_flow(as_of=as_of)
+        if as_json:
+            typer.echo(summary.model_dump_json(indent=2))
+            return
+        typer.echo(summary.markdown)
+        typer.echo(f"HTML report: {summary.html_path}")
+
+    @report.command("backtest")
+    def backtest_cmd(
+        outcomes: Annotated[
+            Path | None,
+            typer.Option(help="CSV with contact_id,outcome (default: the outcomes table)."),
+        ] = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Outcome rates per band and AUC of the stored scores."""
+        import json
+
+        from tasks.calibration import backtest_markdown
+        from tasks.score import run_backtest
+
+        try:
+            result = run_backtest(outcomes)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        if as_json:
+            payload = {
+                "auc": result.auc,
+                "n": result.n,
+                "scorecard_version": result.scorecard_version,
+                "per_band": json.loads(result.per_band.to_json(orient="records")),
+            }
+            typer.echo(json.dumps(payload, indent=2))
+        else:
+            typer.echo(backtest_markdown(result))

@@ -1,0 +1,50 @@
+"""Flows: complaint intake from files, the escalation pass and the weekly analysis."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from prefect import flow
+
+from tasks.complaints import (
+    AnalysisSummary,
+    EscalationSummary,
+    IntakeSummary,
+    analyze,
+    aware,
+    evaluate_escalations_task,
+    import_complaints_file,
+    notify_escalations,
+    publish_escalation_summary,
+)
+
+
+@flow(name="import-complaints")
+def import_complaints(path: str) -> IntakeSummary:
+    """Rows in = created + duplicates (same external ref) + rejected (with the reason)."""
+    return import_complaints_file(path)
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    as_of = aware(flow_run.parameters.get("as_of"))
+    return f"escalate-complaints-{as_of:%Y-%m-%dT%H:%M}"
+
+
+@flow(name="escalate-complaints", flow_run_name=_run_name)
+def escalate_complaints(as_of: datetime | None = None) -> EscalationSummary:
+    """Clocks at ``as_of`` → escalations (once each) → hand-overs → notifications."""
+    started = time.perf_counter()
+    summary = evaluate_escalations_task(aware(as_of))
+    summary = notify_escalations(summary)
+    summary.seconds = round(time.perf_counter() - started, 3)
+    publish_escalation_summary(summary)
+    return summary
+
+
+@flow(name="analyze-complaints")
+def analyze_complaints(as_of: datetime | None = None, days: int = 90) -> AnalysisSummary:
+    """Markdown artifact over the complaints created in the ``days`` before ``as_of``."""
+    return analyze(aware(as_of), days)

@@ -1,0 +1,137 @@
+"""Flow: dispatch one campaign through the transactional outbox, at most once per step."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow
+
+from config.settings import get_settings
+from connectors.database.migrate import ensure_schema
+from connectors.database.outbox_store import dispatcher_lease
+from tasks.outreach import (
+    EVENT_PREFIX,
+    DispatchSummary,
+    dispatch_batch,
+    elapsed_since,
+    ensure_throttles,
+    get_campaign,
+    get_outreach_settings,
+    plan_campaign,
+    preview_campaign,
+    publish_dispatch_summary,
+    recover_abandoned,
+)
+
+FAILED_RUN_AUTOMATION = "outreach: dispatch run failed"
+FAILURE_RATE_AUTOMATION = "outreach: failure rate over threshold"
+
+
+def ensure_automations(notification_block: str | None = None) -> list[str]:
+    """Create or update the alerting automations; safe to call on every `serve`/setup.
+
+    ``notification_block`` names a Prefect notification block document (e.g.
+    ``"slack-webhook/ops"``) that receives the alerts; without one the automations still
+    fire and show in the UI (action: do nothing), ready for ops to attach a channel.
+    """
+    from prefect.automations import Automation, DoNothing, EventTrigger, Posture, SendNotification
+    from prefect.blocks.core import Block
+    from prefect.exceptions import ObjectNotFound
+
+    block_name = notification_block or get_outreach_settings().alert_block
+    actions: list[Any] = [DoNothing()]
+    if block_name:
+        block: Any = Block.load(block_name)
+        actions = [
+            SendNotification(
+                block_document_id=block._block_document_id,
+                subject="accountflow: {{ event.event }}",
+                body="{{ event.resource.name or event.resource.id }}: {{ event.payload }}",
+            )
+        ]
+    wanted = [
+        Automation(
+            name=FAILED_RUN_AUTOMATION,
+            description="A dispatch-campaign flow run ended Failed or Crashed.",
+            trigger=EventTrigger(
+                expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+                match={"prefect.resource.id": "prefect.flow-run.*"},
+                match_related={
+                    "prefect.resource.role": "flow",
+                    "prefect.resource.name": "dispatch-campaign",
+                },
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            actions=actions,
+        ),
+        Automation(
+            name=FAILURE_RATE_AUTOMATION,
+            description="A dispatch run's failed + unknown share exceeded the alert threshold "
+            "(ACCOUNTFLOW_OUTREACH_FAILURE_RATE_ALERT).",
+            trigger=EventTrigger(
+                expect={f"{EVENT_PREFIX}.failure-rate-exceeded"},
+                match={"prefect.resource.id": "accountflow.campaign.*"},
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            actions=actions,
+        ),
+    ]
+    for automation in wanted:
+        existing: Any
+        try:
+            existing = Automation.read(name=automation.name)
+        except (ObjectNotFound, ValueError):
+            existing = None
+        if existing is None:
+            automation.create()
+        else:
+            automation.id = existing.id
+            automation.update()
+    return [a.name for a in wanted]
+
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    mode = "-dry-run" if params.get("dry_run") else ""
+    return f"dispatch-{params.get('campaign', 'campaign')}{mode}-{datetime.now(UTC):%Y-%m-%d}"
+
+
+@flow(name="dispatch-campaign", flow_run_name=_run_name, log_prints=False)
+def dispatch_campaign(
+    campaign: str,
+    dry_run: bool = False,
+    as_of: datetime | None = None,
+    batch_size: int | None = None,
+) -> DispatchSummary:
+    """Plan the due steps, then claim, send and record batches until none is left.
+
+    The dispatcher holds a lease (an advisory lock or a file lock) for the whole run, so
+    the next run can tell rows it left ``sending`` from rows a live dispatcher is sending.
+    """
+    started = time.perf_counter()
+    when = (as_of or datetime.now(UTC)).astimezone(UTC)
+    ensure_schema()
+    get_campaign(campaign)  # refuse a missing or invalid campaign before anything else
+    if dry_run:
+        summary = preview_campaign(campaign, when)
+    else:
+        ensure_throttles(campaign)
+        summary = DispatchSummary(campaign=campaign, as_of=when)
+        size = batch_size or get_outreach_settings().batch_size
+        with dispatcher_lease(get_settings().data_dir) as lease:
+            summary.recovered_unknown = recover_abandoned(lease.token, when)
+            summary.planned, summary.not_planned = plan_campaign(campaign, when)
+            while True:
+                batch = dispatch_batch(campaign, when, lease.token, size)
+                summary.add(batch)
+                if batch.exhausted:
+                    break
+    summary.seconds = elapsed_since(started)
+    publish_dispatch_summary(summary)
+    return summary

@@ -1,0 +1,46 @@
+"""Flows: reliability scoring of prospects, and the target-audience report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prefect import flow
+
+from tasks.score import (
+    AudienceSummary,
+    ScoringSummary,
+    build_audience_report,
+    emit_band_events,
+    publish_audience_report,
+    publish_scoring_summary,
+    refresh_registry,
+    score_contacts,
+)
+
+
+def _run_name(prefix: str) -> str:
+    from datetime import UTC
+
+    from prefect.runtime import flow_run
+
+    as_of = flow_run.parameters.get("as_of") or datetime.now(UTC)
+    stamp = as_of if isinstance(as_of, str) else f"{as_of:%Y-%m-%d}"
+    return f"{prefix}-{stamp[:10]}"
+
+
+@flow(name="score-prospects", flow_run_name=lambda: _run_name("score"), log_prints=False)
+def score_prospects(as_of: datetime | None = None, full: bool = False) -> ScoringSummary:
+    """Score contacts whose inputs changed since their last score (all with ``full``)."""
+    registry = refresh_registry()
+    summary = score_contacts(as_of, full, registry)
+    summary = emit_band_events(summary)
+    publish_scoring_summary(summary)
+    return summary
+
+
+@flow(name="analyze-audience", flow_run_name=lambda: _run_name("audience"), log_prints=False)
+def analyze_audience_flow(as_of: datetime | None = None) -> AudienceSummary:
+    """Segment the scored prospects; markdown artifact plus a standalone HTML report."""
+    summary = build_audience_report(as_of)
+    publish_audience_report(summary)
+    return summary
