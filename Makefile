@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test lint bench bench-quick clean
+.PHONY: setup system-deps demo test lint bench bench-quick bench-outreach crash-outreach clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ lint: setup
 bench: setup
 	$(BIN)/python -m benchmarks.bench_ingest --rows 200000
 	$(BIN)/python -m benchmarks.dedupe_quality 20000
+
+bench-outreach: setup
+	$(BIN)/python -m benchmarks.bench_dispatch throughput 10000
+
+crash-outreach: setup
+	$(BIN)/python -m benchmarks.bench_dispatch crash --messages 2000 --kills 20
 
 bench-quick: setup
 	$(BIN)/python -m benchmarks.bench_ingest --rows 20000

@@ -127,8 +127,10 @@ def serve() -> None:
 
     from connectors.database.migrate import ensure_schema
     from flows.deployments import build_deployments
+    from flows.outreach import ensure_automations
 
     ensure_schema()
+    ensure_automations()
     prefect_serve(*build_deployments())
 
 

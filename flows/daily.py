@@ -18,6 +18,10 @@ from flows.ingest import ingest_exhibition_leads, sample_exports
 from flows.outreach import dispatch_campaign
 from flows.scoring import analyze_audience_flow, score_prospects
 
+# The bundled samples are fairs of March-April 2026; the demo's day is the Tuesday after,
+# late morning in São Paulo, Madrid and Miami alike, so send windows are open.
+DEMO_AS_OF = datetime(2026, 4, 7, 14, 0, tzinfo=UTC)
+
 
 class StageResult(BaseModel):
     status: str  # completed | failed | skipped
@@ -61,11 +65,12 @@ def daily_pipeline(
 ) -> DailySummary:
     """Ingest exports and the inbox, score, dispatch the campaign, escalate complaints.
 
-    ``demo`` uses the bundled sample exports and inbox; otherwise new files in
+    ``demo`` uses the bundled sample exports and inbox (and, unless given, ``as_of`` =
+    ``DEMO_AS_OF``); otherwise new files in
     ``exports_dir`` (default ``<data dir>/incoming``) and the IMAP inbox when configured.
     The campaign is a dry run unless ``send``.
     """
-    as_of = as_of or datetime.now(UTC)
+    as_of = as_of or (DEMO_AS_OF if demo else datetime.now(UTC))
     settings = get_settings()
     stages: dict[str, StageResult] = {}
 

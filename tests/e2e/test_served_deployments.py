@@ -24,7 +24,13 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _api(server: PrefectServer, path: str, body: dict[str, object] | None = None) -> object:
-    response = requests.post(f"{server.api_url}{path}", json=body or {}, timeout=30)
+    # The server's own SQLite answers 503 while busy on a loaded machine; that is load, not
+    # a failure of ours, so a few patient retries.
+    for _ in range(10):
+        response = requests.post(f"{server.api_url}{path}", json=body or {}, timeout=30)
+        if response.status_code != 503:
+            break
+        time.sleep(2)
     response.raise_for_status()
     return response.json()
 

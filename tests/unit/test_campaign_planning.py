@@ -19,7 +19,12 @@ MONDAY_10_SP = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def campaign() -> Campaign:
-    return load_campaign(CAMPAIGNS_DIR / "welcome-fair.yaml")
+    """The sample campaign, narrowed so every audience filter has something to exclude."""
+    sample = load_campaign(CAMPAIGNS_DIR / "welcome-fair.yaml")
+    audience = sample.audience.model_copy(
+        update={"segments": ["distributor", "retailer"], "source_events": ["feira-sp-2026"]}
+    )
+    return sample.model_copy(update={"audience": audience})
 
 
 def person(cid: int = 1, **extra: Any) -> dict[str, Any]:
