@@ -638,12 +638,6 @@ def score_frame(df: pd.DataFrame, policy: ScoringPolicy, as_of: datetime) -> pd.
     return score_levels(levels, policy, as_of, ids)
 
 
-def input_fingerprint(df: pd.DataFrame) -> pd.Series:
-    """A uint64 per row over the scoring inputs, to re-score only contacts that changed."""
-    cols = [c for c in INPUT_COLUMNS if c in df.columns and c != "contact_id"]
-    return pd.util.hash_pandas_object(df[cols].astype(object), index=False)
-
-
 def band_changes(previous: pd.DataFrame, current: pd.DataFrame) -> pd.DataFrame:
     """Contacts whose band moved: the rows behind ``prospect.band.changed`` events.
 

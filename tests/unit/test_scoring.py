@@ -21,7 +21,8 @@ from config.scoring_policy import (
     ScoringPolicy,
     load_scoring_policy,
 )
-from tasks.scoring import band_changes, factor_levels, input_fingerprint, score_frame
+from tasks.score import canonical, fingerprint
+from tasks.scoring import INPUT_COLUMNS, band_changes, factor_levels, score_frame
 from tasks.tax_ids import ABSENT, INVALID, VALID, validate_tax_ids
 
 AS_OF = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -373,8 +374,12 @@ def test_fingerprint_changes_only_when_an_input_changes() -> None:
     df = pd.DataFrame([good_contact(contact_id=1), good_contact(contact_id=2)])
     edited = df.copy()
     edited.loc[1, "job_title"] = "Analista"
-    assert (input_fingerprint(df) == input_fingerprint(df.copy())).all()
-    assert (input_fingerprint(df) != input_fingerprint(edited)).tolist() == [False, True]
+
+    def prints(frame: pd.DataFrame) -> pd.Series:
+        return fingerprint(canonical(frame.reindex(columns=list(INPUT_COLUMNS))))
+
+    assert (prints(df) == prints(df.copy())).all()
+    assert (prints(df) != prints(edited)).tolist() == [False, True]
 
 
 def _storages() -> list[str]:
