@@ -9,6 +9,7 @@ cost stays near-linear in the number of rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,56 @@ def _exact_pairs(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return first[keep], positions[keep]
 
 
+SMALL_BLOCK = 24
+
+
+def _fuzzy_pairs(
+    values: np.ndarray, blocks: Iterator[np.ndarray], scorer: Any, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (a, b, score) within blocks whose ``scorer`` similarity reaches ``cutoff``.
+
+    Most blocks hold two or three rows; paying a cdist call for each would cost more than
+    the comparisons, so small blocks are flattened into one list of pairs and scored in a
+    single pass, and only large blocks get cdist.
+    """
+    small_a: list[np.ndarray] = []
+    small_b: list[np.ndarray] = []
+    out_a: list[np.ndarray] = []
+    out_b: list[np.ndarray] = []
+    out_s: list[np.ndarray] = []
+    for idx in blocks:
+        if len(idx) <= SMALL_BLOCK:
+            i, j = np.triu_indices(len(idx), k=1)
+            small_a.append(idx[i])
+            small_b.append(idx[j])
+            continue
+        block = values[idx].tolist()
+        scores = process.cdist(block, block, scorer=scorer, score_cutoff=cutoff, dtype=np.uint8)
+        i, j = np.nonzero(np.triu(scores, k=1))
+        out_a.append(idx[i])
+        out_b.append(idx[j])
+        out_s.append(scores[i, j].astype(float))
+    if small_a:
+        a, b = np.concatenate(small_a), np.concatenate(small_b)
+        scores = np.fromiter(
+            (scorer(x, y, score_cutoff=cutoff) for x, y in zip(values[a], values[b], strict=True)),
+            dtype=float,
+            count=len(a),
+        )
+        hit = scores >= cutoff
+        out_a.append(a[hit])
+        out_b.append(b[hit])
+        out_s.append(scores[hit])
+    if not out_a:
+        empty = np.array([], dtype=np.int64)
+        return empty, empty, np.array([], dtype=float)
+    return (
+        np.concatenate(out_a).astype(np.int64),
+        np.concatenate(out_b).astype(np.int64),
+        np.concatenate(out_s),
+    )
+
+
 def _joined(*parts: pd.Series) -> pd.Series:
     """Composite key per row; NA if any part is NA (whatever dtype each part arrived in)."""
     out = parts[0].astype("string")
@@ -111,19 +162,10 @@ def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
     uniq_nodes = pos.reindex("k:" + uniq).to_numpy()
     uniq_values = uniq.to_numpy(dtype=object)
     for block_key in (uniq.str[:3], uniq.str[-3:]):
-        for idx in _blocks(block_key, policy.max_block_size):
-            names = uniq_values[idx].tolist()
-            scores = process.cdist(
-                names,
-                names,
-                scorer=fuzz.ratio,
-                score_cutoff=policy.company_threshold,
-                dtype=np.uint8,
-            )
-            i, j = np.nonzero(np.triu(scores, k=1))
-            if len(i):
-                src.append(uniq_nodes[idx[i]])
-                dst.append(uniq_nodes[idx[j]])
+        blocks = _blocks(block_key, policy.max_block_size)
+        a, b, _ = _fuzzy_pairs(uniq_values, blocks, fuzz.ratio, policy.company_threshold)
+        src.append(uniq_nodes[a])
+        dst.append(uniq_nodes[b])
     labels = _components(len(nodes), np.concatenate(src), np.concatenate(dst))
     label_of = pd.Series(labels, index=nodes)
     by_key = ("k:" + keys).map(label_of)
@@ -190,34 +232,18 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     block_keys = org.astype("object").where(org.notna(), "d:" + corporate.astype("object"))
     tokens = names.str.count(" ").fillna(0).to_numpy() + 1
     name_values = names.to_numpy(dtype=object)
-    for idx in _blocks(block_keys.where(has_name), policy.max_block_size):
-        values = name_values[idx].tolist()
-        # token_set lets "maria lima" match "maria souza lima" (a dropped middle name)...
-        scores = process.cdist(
-            values,
-            values,
-            scorer=fuzz.token_set_ratio,
-            score_cutoff=policy.name_threshold,
-            dtype=np.uint8,
-        )
-        i, j = np.nonzero(np.triu(scores, k=1))
-        if not len(i):
-            continue
-        ga, gb = idx[i], idx[j]
-        # ...but a lone "maria" is a subset of every Maria: single tokens need the whole name.
-        single = (tokens[ga] < 2) | (tokens[gb] < 2)
-        if single.any():
-            whole = _name_similarity(names, ga[single], gb[single]) >= policy.name_threshold
-            keep = ~single
-            keep[np.flatnonzero(single)[whole]] = True
-            i, j, ga, gb = i[keep], j[keep], ga[keep], gb[keep]
-        conflict = work_email_conflict(ga, gb)
-        add(
-            "fuzzy_name_company",
-            ga[~conflict],
-            gb[~conflict],
-            scores[i, j][~conflict].astype(float),
-        )
+    # token_set lets "maria lima" match "maria souza lima" (a dropped middle name)...
+    blocks = _blocks(block_keys.where(has_name), policy.max_block_size)
+    ga, gb, scores = _fuzzy_pairs(name_values, blocks, fuzz.token_set_ratio, policy.name_threshold)
+    # ...but a lone "maria" is a subset of every Maria: single tokens need the whole name.
+    single = (tokens[ga] < 2) | (tokens[gb] < 2)
+    if single.any():
+        whole = _name_similarity(names, ga[single], gb[single]) >= policy.name_threshold
+        keep = ~single
+        keep[np.flatnonzero(single)[whole]] = True
+        ga, gb, scores = ga[keep], gb[keep], scores[keep]
+    conflict = work_email_conflict(ga, gb)
+    add("fuzzy_name_company", ga[~conflict], gb[~conflict], scores[~conflict])
     if not parts["a"]:
         return pd.DataFrame({"a": [], "b": [], "rule": [], "score": []})
     edges = pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()})
