@@ -212,6 +212,9 @@ def store_batch(
 
     Shared by exhibition files and email leads (tasks/inbox.py), so both land the same way.
     """
+    # A rejected file is not recorded as a source file (its reason stays in the batch
+    # summary): once the mapping is fixed, the same file must be ingestible.
+    todo = [f for f in todo if f.status != "rejected"]
     file_ids = store.insert_with_ids(
         s,
         store.SourceFile,
@@ -224,8 +227,8 @@ def store_batch(
                 "size_bytes": f.size_bytes,
                 "event": f.event,
                 "rows_in": f.rows_in,
-                "status": FileStatus.rejected if f.status == "rejected" else FileStatus.ingested,
-                "detail": {**f.detail, **({"error": f.error} if f.error else {})},
+                "status": FileStatus.ingested,
+                "detail": f.detail,
             }
             for f in todo
         ],

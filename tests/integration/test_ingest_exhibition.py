@@ -117,6 +117,9 @@ def test_an_unmappable_file_is_rejected_and_the_others_still_land(
     rejected = summary.files[0]
     assert rejected.status == "rejected" and "Foo" in (rejected.error or "")
     assert summary.files[1].status == "ingested" and summary.rows_in == 11
+    # Once its headers are fixed the same content is not "already ingested".
+    again = ingest_exhibition_leads([str(bad)])
+    assert again.files[0].status == "rejected"
 
 
 def test_exports_list_every_row_and_neutralise_formulas(database: str) -> None:
