@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from config.settings import get_settings
 from flows.complaints import escalate_complaints
 from flows.inbox import ingest_inbox, sample_inbox
-from flows.ingest import ingest_exhibition_leads, sample_exports
+from flows.ingest import export_files, ingest_exhibition_leads, sample_exports
 from flows.outreach import dispatch_campaign
 from flows.scoring import analyze_audience_flow, score_prospects
 
@@ -36,12 +36,6 @@ class DailySummary(BaseModel):
     @property
     def failed(self) -> list[str]:
         return [name for name, stage in self.stages.items() if stage.status == "failed"]
-
-
-def _incoming_exports(folder: Path) -> list[str]:
-    if not folder.is_dir():
-        return []
-    return [str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".csv", ".xlsx")]
 
 
 def _run(name: str, call: Any, *args: Any, **kwargs: Any) -> StageResult:
@@ -77,7 +71,7 @@ def daily_pipeline(
     files = (
         sample_exports()
         if demo
-        else _incoming_exports(Path(exports_dir) if exports_dir else settings.data_dir / "incoming")
+        else export_files(Path(exports_dir) if exports_dir else settings.data_dir / "incoming")
     )
     stages["ingest"] = (
         _run("ingest", ingest_exhibition_leads, files, event="demo" if demo else None)

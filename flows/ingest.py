@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 from prefect import flow
 
@@ -40,7 +41,13 @@ def ingest_exhibition_leads(
     return summary
 
 
+def export_files(folder: Path) -> list[str]:
+    """The CSV/XLSX exports in ``folder``, in name order (none if it does not exist)."""
+    if not folder.is_dir():
+        return []
+    return [str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in (".csv", ".xlsx")]
+
+
 def sample_exports() -> list[str]:
     """The bundled badge-scan exports the demo ingests."""
-    folder = get_settings().config_dir / "samples" / "exhibitions"
-    return [str(p) for p in sorted(folder.iterdir()) if p.suffix in (".csv", ".xlsx")]
+    return export_files(get_settings().config_dir / "samples" / "exhibitions")
