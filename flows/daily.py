@@ -3,7 +3,9 @@ failed in the UI while the others still run and report."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from flows.complaints import escalate_complaints
 from flows.inbox import ingest_inbox, sample_inbox
 from flows.ingest import export_files, ingest_exhibition_leads, sample_exports
 from flows.outreach import dispatch_campaign
+from flows.progress import RunProgress
 from flows.scoring import analyze_audience_flow, score_prospects
 
 # The bundled samples are fairs of March-April 2026; the demo's day is the Tuesday after,
@@ -38,15 +41,24 @@ class DailySummary(BaseModel):
         return [name for name, stage in self.stages.items() if stage.status == "failed"]
 
 
-def _run(name: str, call: Any, *args: Any, **kwargs: Any) -> StageResult:
+def _run(name: str, stage: Callable[..., Any]) -> StageResult:
     """Run one stage subflow; its failure is recorded, not raised, so later stages run."""
-    state = call(*args, return_state=True, **kwargs)
+    state = stage(return_state=True)
     if state.is_completed():
         result = state.result()
         summary = result.model_dump(mode="json") if isinstance(result, BaseModel) else {}
         return StageResult(status="completed", summary=summary)
     get_run_logger().error("stage %s failed: %s", name, state.message)
     return StageResult(status="failed", error=str(state.message))
+
+
+def _inbox_stage(demo: bool, imap_configured: bool) -> Callable[[], Any] | str:
+    """The sample inbox for the demo, else IMAP when an account is set, else why not."""
+    if demo:
+        return partial(ingest_inbox, eml_dir=sample_inbox())
+    if imap_configured:
+        return partial(ingest_inbox, imap=True)
+    return "no IMAP account configured"
 
 
 @flow(name="daily-pipeline", flow_run_name="daily-pipeline-{as_of}")
@@ -66,32 +78,39 @@ def daily_pipeline(
     """
     as_of = as_of or (DEMO_AS_OF if demo else datetime.now(UTC))
     settings = get_settings()
-    stages: dict[str, StageResult] = {}
-
     files = (
         sample_exports()
         if demo
         else export_files(Path(exports_dir) if exports_dir else settings.data_dir / "incoming")
     )
-    stages["ingest"] = (
-        _run("ingest", ingest_exhibition_leads, files, event="demo" if demo else None)
-        if files
-        else StageResult(status="skipped", error="no new export files")
-    )
-    if demo:
-        stages["inbox"] = _run("inbox", ingest_inbox, eml_dir=sample_inbox())
-    elif settings.imap.username:
-        stages["inbox"] = _run("inbox", ingest_inbox, imap=True)
-    else:
-        stages["inbox"] = StageResult(status="skipped", error="no IMAP account configured")
-    stages["score"] = _run("score", score_prospects, as_of=as_of)
+    # Each stage is a subflow to call, or the reason it is skipped today.
+    plan: list[tuple[str, Callable[[], Any] | str]] = [
+        (
+            "ingest",
+            partial(ingest_exhibition_leads, files, event="demo" if demo else None)
+            if files
+            else "no new export files",
+        ),
+        ("inbox", _inbox_stage(demo, bool(settings.imap.username))),
+        ("score", partial(score_prospects, as_of=as_of)),
+    ]
     if campaign:
-        stages["campaign"] = _run(
-            "campaign", dispatch_campaign, campaign, dry_run=not send, as_of=as_of
+        plan.append(
+            ("campaign", partial(dispatch_campaign, campaign, dry_run=not send, as_of=as_of))
         )
-    stages["complaints"] = _run("complaints", escalate_complaints, as_of=as_of)
+    plan.append(("complaints", partial(escalate_complaints, as_of=as_of)))
     if demo:
-        stages["audience"] = _run("audience", analyze_audience_flow, as_of=as_of)
+        plan.append(("audience", partial(analyze_audience_flow, as_of=as_of)))
+
+    progress = RunProgress(len(plan), "daily-pipeline-progress", f"Daily pipeline {as_of:%Y-%m-%d}")
+    stages: dict[str, StageResult] = {}
+    for name, stage in plan:
+        stages[name] = (
+            StageResult(status="skipped", error=stage)
+            if isinstance(stage, str)
+            else _run(name, stage)
+        )
+        progress.advance(f"{name} {stages[name].status}")
 
     summary = DailySummary(as_of=as_of, stages=stages)
     create_table_artifact(

@@ -1,0 +1,83 @@
+"""daily-pipeline, the main job: the demo end to end, and a failed stage that does not stop
+the others."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+)
+from prefect.client.schemas.objects import Artifact
+from prefect.client.schemas.sorting import ArtifactSort
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.daily import DEMO_AS_OF, daily_pipeline
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _artifact(key: str, flow_run_id: UUID | None = None) -> Artifact:
+    """The artifact ``key`` of one run (the newest, when no run is named)."""
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[key]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]) if flow_run_id else None,
+            ),
+            sort=ArtifactSort.CREATED_DESC,
+        )
+    assert found, f"no artifact {key}"
+    return found[0]
+
+
+def test_demo_runs_every_stage_on_the_bundled_samples_and_prints_one_summary(
+    app_env: Path,
+) -> None:
+    result = CliRunner().invoke(app, ["demo", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    stages = summary["stages"]
+    assert list(stages) == ["ingest", "inbox", "score", "campaign", "complaints", "audience"]
+    assert {name: s["status"] for name, s in stages.items()} == dict.fromkeys(stages, "completed")
+    assert summary["as_of"].startswith(DEMO_AS_OF.strftime("%Y-%m-%dT%H:%M"))
+
+    ingest = stages["ingest"]["summary"]
+    assert ingest["rows_in"] == 21
+    assert ingest["rows_in"] == ingest["accepted"] + ingest["duplicates"] + ingest["quarantined"]
+    assert stages["score"]["summary"]["scored"] >= ingest["accepted"]
+    # The campaign is a dry run in the demo: rendered and counted, nothing sent.
+    assert stages["campaign"]["summary"]["sent"] == 0
+
+    # The run's progress artifact reached 100 % and names the last stage.
+    progress = _artifact("daily-pipeline-progress")
+    assert progress.data == 100.0
+    assert "audience completed (6/6)" in str(progress.description)
+
+
+def test_a_failed_stage_is_recorded_and_the_later_stages_still_run(
+    database: str, tmp_path: Path
+) -> None:
+    state = daily_pipeline(
+        exports_dir=str(tmp_path / "empty"), campaign="no-such-campaign", return_state=True
+    )
+    assert state.is_failed()
+    assert "campaign" in str(state.message)
+
+    table = _artifact("daily-pipeline", state.state_details.flow_run_id)
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    status = {row["stage"]: row["status"] for row in rows}
+    assert status == {
+        "ingest": "skipped",
+        "inbox": "skipped",
+        "score": "completed",
+        "campaign": "failed",
+        "complaints": "completed",
+    }
