@@ -28,7 +28,7 @@ demo: setup
 	$(BIN)/accountflow demo
 
 test: setup system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 lint: setup
 	$(BIN)/ruff check .

@@ -7,8 +7,10 @@ On CI (``CI=true``) a missing peer fails the run instead of skipping.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -74,23 +76,88 @@ def _drop_postgres_database(url: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(
-    request: pytest.FixtureRequest, app_env: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
-    """A fresh, migrated application database: SQLite, then PostgreSQL."""
-    url = None
-    if request.param == "postgres":
-        url = _create_postgres_database()
-        monkeypatch.setenv("ACCOUNTFLOW_DATABASE_URL", url)
-        _reset_caches()
+def _empty_postgres_database(url: str) -> None:
+    """Every table emptied and every identity restarted: the state a fresh migration leaves.
+
+    Connections a previous test left behind (a killed subprocess's, a leaked engine's) are
+    closed first, so TRUNCATE never waits on their locks.
+    """
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        tables = conn.execute(
+            text(
+                "SELECT quote_ident(tablename) FROM pg_tables"
+                " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+        ).scalars()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@dataclass(frozen=True)
+class MigratedSchemas:
+    sqlite_file: Path
+    postgres_url: str | None
+    postgres_error: str | None
+
+
+@pytest.fixture(scope="session")
+def migrated_schemas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedSchemas]:
+    """The migrations run once per test process, not once per test.
+
+    SQLite: a migrated file that each test copies. PostgreSQL: one migrated database that
+    each test gets emptied. The migrations themselves are tested in test_schema.py.
+    """
     from connectors.database.migrate import upgrade
 
-    upgrade()
-    yield request.param
-    _reset_caches()
+    folder = tmp_path_factory.mktemp("schema")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ACCOUNTFLOW_DATA_DIR", str(folder))
+        mp.delenv("ACCOUNTFLOW_DATABASE_URL", raising=False)
+        _reset_caches()
+        upgrade()
+        _reset_caches()
+        url = error = None
+        try:
+            url = _create_postgres_database()
+        except pytest.skip.Exception as exc:  # the peer is missing: PostgreSQL tests skip
+            error = str(exc)
+        if url is not None:
+            mp.setenv("ACCOUNTFLOW_DATABASE_URL", url)
+            _reset_caches()
+            upgrade()
+            _reset_caches()
+    yield MigratedSchemas(folder / "accountflow.db", url, error)
     if url is not None:
         _drop_postgres_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(
+    request: pytest.FixtureRequest,
+    app_env: Path,
+    migrated_schemas: MigratedSchemas,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """A fresh, migrated application database: SQLite, then PostgreSQL."""
+    if request.param == "postgres":
+        if migrated_schemas.postgres_url is None:
+            missing_peer(str(migrated_schemas.postgres_error))
+        url = str(migrated_schemas.postgres_url)
+        _empty_postgres_database(url)
+        monkeypatch.setenv("ACCOUNTFLOW_DATABASE_URL", url)
+    else:
+        app_env.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(migrated_schemas.sqlite_file, app_env / "accountflow.db")
+    _reset_caches()
+    yield request.param
+    _reset_caches()
 
 
 @pytest.fixture(scope="session")
