@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from connectors.database.engine import get_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK = 727000  # beside the ingestion lock (727001) in leads_store
 
 
 def alembic_config() -> Config:
@@ -27,6 +28,10 @@ def upgrade(revision: str = "heads") -> str:
     """
     cfg = alembic_config()
     with get_engine().begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two workers starting their first runs on a new database: the second waits,
+            # then finds the schema current, instead of failing on "table exists".
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
     return ",".join(sorted(current_revisions()))

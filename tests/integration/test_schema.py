@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -9,6 +13,7 @@ import connectors.database.models  # noqa: F401  (registers every table)
 from connectors.database.base import Base
 from connectors.database.engine import get_engine
 from connectors.database.migrate import ensure_schema, upgrade
+from tests.conftest import _create_postgres_database, _drop_postgres_database
 
 
 def test_migrations_build_exactly_the_declared_models(database: str) -> None:
@@ -21,3 +26,25 @@ def test_upgrading_twice_changes_nothing(database: str) -> None:
     first = upgrade()
     ensure_schema()
     assert upgrade() == first
+
+
+def test_two_processes_migrating_a_new_postgresql_database_at_once_both_succeed(
+    app_env: object,
+) -> None:
+    """Two workers' first runs on a new database: one migrates, the other waits and finds
+    the schema current, instead of failing on a table that now exists."""
+    url = _create_postgres_database()
+    try:
+        env = {**os.environ, "ACCOUNTFLOW_DATABASE_URL": url}
+        script = "from connectors.database.migrate import upgrade; print(upgrade())"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+        assert [p.returncode for p in procs] == [0, 0]
+        assert outputs[0] == outputs[1] != ""
+    finally:
+        _drop_postgres_database(url)

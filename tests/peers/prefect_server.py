@@ -1,7 +1,8 @@
 """A real `prefect server start` on loopback, for tests that exercise deployments and the UI.
 
-PREFECT_API_URL is exported for the server itself too, otherwise its UI calls the API on
-port 4200. PREFECT_HOME is a temp dir, so the server's SQLite database is throwaway.
+The server keeps its state in a fresh PostgreSQL database, as production does (README,
+"Running on several machines"); PREFECT_HOME is a temp dir. PREFECT_API_URL is exported for
+the server itself too, otherwise its UI calls the API on port 4200.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy.engine import make_url
 
 
 @dataclass(frozen=True)
@@ -32,10 +35,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+@contextmanager
+def running_prefect_server(home: Path) -> Iterator[PrefectServer]:
+    """`prefect server start` on a free port with its own PostgreSQL database."""
+    from tests.conftest import _create_postgres_database, _drop_postgres_database
+
+    database = _create_postgres_database()
     port = _free_port()
-    home = tmp_path_factory.mktemp("prefect-home")
     api = f"http://127.0.0.1:{port}/api"
     env = {
         **os.environ,
@@ -43,21 +49,15 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         "PREFECT_API_URL": api,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_API_URL": api,
+        "PREFECT_API_DATABASE_CONNECTION_URL": make_url(database)
+        .set(drivername="postgresql+asyncpg")
+        .render_as_string(hide_password=False),
     }
-    log = Path(home) / "server.log"
+    log = home / "server.log"
     with log.open("wb") as out:
+        command = [sys.executable, "-m", "prefect", "server", "start"]
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -82,3 +82,10 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        _drop_postgres_database(database)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    with running_prefect_server(tmp_path_factory.mktemp("prefect-home")) as server:
+        yield server
