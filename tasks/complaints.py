@@ -383,47 +383,17 @@ def _channels() -> tuple[str, str]:
     return email, webhook
 
 
-def _escalation_rows(
+def _new_escalations(
     batch: EscalationBatch, new: npt.NDArray[np.bool_], email: str, webhook: str
-) -> list[dict[str, Any]]:
-    """Insert values for the new escalations, built column-wise (there can be 100k+)."""
-    idx = np.flatnonzero(new)
-    if not idx.size:
-        return []
-    notify = batch.notify[idx].tolist()
-    stamp = utc_naive(batch.as_of)
-    email_skip = "skipped" if email == "off" else None
-    hook_skip = "skipped" if webhook == "off" else None
-    return [
-        {
-            "idempotency_key": key,
-            "complaint_id": int(cid),
-            "clock": clock,
-            "level": level,
-            "kind": kind,
-            "at_fraction": fraction,
-            "due_at": due,
-            "owner_id": owner,
-            "recipient_id": recipient,
-            "notify": n,
-            "as_of": stamp,
-            "email_outcome": email_skip if n else None,
-            "webhook_outcome": hook_skip if n else None,
-        }
-        for key, cid, clock, level, kind, fraction, due, owner, recipient, n in zip(
-            batch.idempotency_key[idx].tolist(),
-            batch.complaint_id[idx].tolist(),
-            batch.clock[idx].tolist(),
-            batch.level[idx].tolist(),
-            batch.kind[idx].tolist(),
-            batch.at_fraction[idx].tolist(),
-            _datetimes(batch.due[idx]),
-            batch.owner_id[idx].tolist(),
-            batch.recipient_id[idx].tolist(),
-            notify,
-            strict=True,
-        )
-    ]
+) -> pd.DataFrame:
+    """The escalations not stored yet, as the table to insert (there can be 100k+)."""
+    frame = batch.to_frame()[new].drop_duplicates("idempotency_key")
+    for column in ("due_at", "as_of"):
+        frame[column] = frame[column].dt.tz_localize(None)  # naive UTC, as stored
+    skipped = pd.Series("skipped", index=frame.index, dtype=object)
+    frame["email_outcome"] = skipped.where(frame["notify"] & (email == "off"))
+    frame["webhook_outcome"] = skipped.where(frame["notify"] & (webhook == "off"))
+    return frame
 
 
 def evaluate_escalations(as_of: datetime) -> EscalationSummary:
@@ -497,7 +467,7 @@ def _escalate_batch(
     keys = escalations.idempotency_key
     new = np.fromiter((k not in known for k in keys), dtype=bool, count=len(keys))
     summary.new_escalations = store.insert_escalations(
-        s, _escalation_rows(escalations, new, email, webhook)
+        s, _new_escalations(escalations, new, email, webhook)
     )
     summary.to_notify = int(escalations.notify[new].sum())
     _refresh_cache(s, complaints, clocks, as_of, summary)

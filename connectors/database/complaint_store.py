@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import BigInteger, bindparam, cast, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connectors.database.base import utcnow
@@ -25,7 +24,7 @@ from connectors.database.complaint_models import (
     ComplaintHandover,
     OwnershipState,
 )
-from connectors.database.leads_store import CHUNK, insert_rows, insert_with_ids
+from connectors.database.leads_store import CHUNK, bulk_insert, insert_rows, insert_with_ids
 from connectors.database.models import Company, Contact, ContactIdentifier
 
 LAST_RUN_KEY = "escalate:last_as_of"
@@ -306,20 +305,14 @@ def known_escalation_keys(session: Session, since: datetime | None) -> set[str]:
     return {r[0] for r in rows}
 
 
-def insert_escalations(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert, skipping keys that exist (a concurrent run); returns how many were new."""
-    if not rows:
-        return 0
-    table: Any = ComplaintEscalation.__table__
-    dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = builder(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    count = lambda: session.scalar(select(func.count()).select_from(table)) or 0  # noqa: E731
-    before = count()
-    conn = session.connection()
-    for i in range(0, len(rows), CHUNK * 4):
-        conn.execute(stmt, rows[i : i + CHUNK * 4])
-    return int(count()) - int(before)
+def insert_escalations(session: Session, frame: pd.DataFrame) -> int:
+    """Insert new escalations at driver speed; returns how many.
+
+    The caller left out the keys already stored, under the escalation lock that serialises
+    runs, so nothing here can collide; a collision would be a bug and fails the run.
+    """
+    bulk_insert(session, ComplaintEscalation, frame)
+    return len(frame)
 
 
 _ESCALATION_FIELDS = (
