@@ -1,13 +1,15 @@
 """Runtime settings, read from the environment (prefix ``ACCOUNTFLOW_``) and ``.env``.
 
 Secrets are ``SecretStr`` so they never print; nested groups use ``__`` in variable names
-(``ACCOUNTFLOW_SMTP__HOST``).
+(``ACCOUNTFLOW_SMTP__HOST``). Each capability's own knobs are a settings class of their own
+with its own prefix (``ACCOUNTFLOW_COMPLAINTS_*``, ...), each read once through its getter.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,3 +83,28 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+EmailMode = Literal["auto", "smtp", "dir", "off"]
+
+
+class ComplaintSettings(BaseSettings):
+    """``ACCOUNTFLOW_COMPLAINTS_*``: where policies come from and how people are told."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ACCOUNTFLOW_COMPLAINTS_", env_file=".env", extra="ignore"
+    )
+
+    team_file: Path | None = None
+    sla_file: Path | None = None
+    # auto: SMTP when ACCOUNTFLOW_SMTP__* is configured, else .eml files under the data dir.
+    email: EmailMode = "auto"
+    email_from: str = "accountflow@localhost"
+    outbox_dir: Path | None = None
+    webhook_attempts: int = 5
+    webhook_backoff_seconds: float = 1.0
+
+
+@lru_cache
+def get_complaint_settings() -> ComplaintSettings:
+    return ComplaintSettings()

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from config.policies import get_ingest_policies
-from config.settings import get_settings
+from config.settings import get_complaint_settings, get_settings
 from connectors.database import complaint_store as store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
@@ -45,11 +45,7 @@ from tasks.complaint_intake import (
     validate_records,
 )
 from tasks.complaint_notices import escalation_email
-from tasks.complaint_policies import (
-    ComplaintPolicies,
-    get_complaint_policies,
-    get_complaint_settings,
-)
+from tasks.complaint_policies import ComplaintPolicies, get_complaint_policies
 from tasks.escalation import (
     EscalationBatch,
     assign_owners,
