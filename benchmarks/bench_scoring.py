@@ -17,7 +17,7 @@ import resource
 import sys
 import time
 import tracemalloc
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -259,7 +259,7 @@ def _seed_sqlite(url: str, df: pd.DataFrame) -> None:
 
 
 def roundtrip(n: int) -> dict[str, Any]:
-    """Score n contacts from SQLite and back: a full run, then an unchanged rerun."""
+    """Score n contacts from SQLite and back: a first run, an unchanged rerun, a day later."""
     import tempfile
     from pathlib import Path
 
@@ -284,6 +284,11 @@ def roundtrip(n: int) -> dict[str, Any]:
         again = score_contacts.fn(AS_OF, False)
         rerun_seconds = time.perf_counter() - started
         rerun_cpu = time.process_time() - cpu
+        # A day later with the same data: only contacts whose data or company age moved
+        # into another level are rescored.
+        started = time.perf_counter()
+        next_day = score_contacts.fn(AS_OF + timedelta(days=1), False)
+        next_day_seconds = time.perf_counter() - started
         db_mb = (Path(tmp) / "data" / "accountflow.db").stat().st_size / 2**20
         reset_engine()
     return {
@@ -298,6 +303,8 @@ def roundtrip(n: int) -> dict[str, Any]:
         "unchanged_rerun_seconds": round(rerun_seconds, 2),
         "unchanged_rerun_cpu_seconds": round(rerun_cpu, 2),
         "unchanged_rerun_scored": again.scored,
+        "next_day_rerun_seconds": round(next_day_seconds, 2),
+        "next_day_rerun_scored": next_day.scored,
         "band_counts": first.band_counts,
         "load_average_1m": round(os.getloadavg()[0], 2),
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

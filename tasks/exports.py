@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from connectors.database.engine import session_scope
 from connectors.database.models import Company, Contact, SourceFile, SourceRow
+from connectors.database.scoring_models import ScoreReason
 from tasks.spreadsheet_safety import neutralise
 
 
@@ -56,10 +57,11 @@ def _contacts_query() -> Any:
             Contact.updated_at,
             Contact.score,
             Contact.band,
-            Contact.score_reasons.label("reasons"),
+            ScoreReason.reasons.label("reasons"),
             Contact.scorecard_version,
         )
         .outerjoin(Company, Company.id == Contact.company_id)
+        .outerjoin(ScoreReason, ScoreReason.id == Contact.score_reason_id)
         .order_by(Contact.id)
     )
 

@@ -35,7 +35,7 @@ from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
 from tasks.audience import analyze_audience, audience_markdown, write_audience_html
 from tasks.calibration import Backtest, backtest
-from tasks.scoring import INPUT_COLUMNS, band_changes, score_frame
+from tasks.scoring import INPUT_COLUMNS, as_of_levels, band_changes, inputs_of, score_frame
 
 # ---------------------------------------------------------------- settings
 
@@ -89,28 +89,6 @@ def get_scoring_policy() -> ScoringPolicy:
 # ---------------------------------------------------------------- pure helpers
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Za-z]+")
-_TEXT_INPUTS = (
-    "email",
-    "email_domain",
-    "phone",
-    "country",
-    "company_name",
-    "company_tax_id",
-    "person_tax_id",
-    "job_title",
-    "lead_rating",
-    "registry_status",
-    "registry_size",
-)
-_NUMBER_INPUTS = (
-    "replies",
-    "opens",
-    "complaints_total",
-    "complaints_critical",
-    "obligations_missed",
-    "payment_delays",
-)
-_TIME_INPUTS = ("created_at", "updated_at", "registry_founded")
 
 
 def compact_tax_ids(values: pd.Series) -> pd.Series:
@@ -190,27 +168,34 @@ def scoring_inputs(
 def canonical(inputs: pd.DataFrame) -> pd.DataFrame:
     """Each input column in one fixed dtype, so equal values always hash equal."""
     out = inputs.copy()
-    for name in _TEXT_INPUTS:
+    for name in inputs_of("text"):
         out[name] = out[name].astype("str")
-    for name in _NUMBER_INPUTS:
+    for name in inputs_of("number"):
         out[name] = pd.to_numeric(out[name], errors="coerce").astype("float64")
-    for name in _TIME_INPUTS:
+    for name in inputs_of("time"):
         # Naive values are UTC already (as stored); aware ones are brought to UTC.
         stamps = pd.to_datetime(out[name], utc=True).dt.tz_localize(None)
         out[name] = stamps.astype("datetime64[us]")
-    out["is_free_mail"] = out["is_free_mail"].astype(bool)
+    for name in inputs_of("flag"):
+        out[name] = out[name].astype(bool)
     return out[list(INPUT_COLUMNS)]
 
 
-def fingerprint(inputs: pd.DataFrame) -> pd.Series:
-    """A signed 64-bit hash per row over the scoring inputs (stored in a BIGINT column).
+def fingerprint(inputs: pd.DataFrame, policy: ScoringPolicy, as_of: datetime) -> pd.Series:
+    """A signed 64-bit hash per row of what decides its score (stored in a BIGINT column).
+
+    That is the scoring inputs plus the levels of the factors that age with ``as_of``
+    (tasks.scoring.as_of_levels), not ``as_of`` itself: hashing the date would force every
+    contact to be rescored every day, while leaving the ages out would keep a score whose
+    data went stale since. The scorecard version is compared beside it (needs_score).
 
     Hashed in native dtypes: casting to Python objects first cost about 20 s at a million
     contacts, against about 1.5 s here. The dtypes are pinned by :func:`canonical`, which
     is what makes native hashing stable.
     """
     cols = [c for c in INPUT_COLUMNS if c != "contact_id"]
-    hashed = pd.util.hash_pandas_object(inputs[cols], index=False).to_numpy()
+    decided_by = pd.concat([inputs[cols], as_of_levels(inputs, policy, as_of)], axis=1)
+    hashed = pd.util.hash_pandas_object(decided_by, index=False).to_numpy()
     return pd.Series(hashed.view(np.int64), index=inputs.index)
 
 
@@ -378,7 +363,7 @@ def score_contacts(
             refresh = timedelta(days=policy.registry.refresh_age_days)
             cached = store.load_fresh_registry(s, datetime.now(UTC) - refresh)
         inputs = scoring_inputs(contacts, activity, cached)
-        prints = fingerprint(inputs)
+        prints = fingerprint(inputs, policy, when)
         todo = needs_score(contacts, prints, policy.version, full)
         scored = score_frame(inputs[todo], policy, when)
         scored["company_id"] = contacts.loc[todo, "company_id"].array

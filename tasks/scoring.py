@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -36,30 +36,42 @@ from config.scoring_policy import (
 )
 from tasks import tax_ids
 
-INPUT_COLUMNS: tuple[str, ...] = (
-    "contact_id",
-    "email",
-    "email_domain",
-    "is_free_mail",
-    "phone",
-    "country",
-    "company_name",
-    "company_tax_id",
-    "person_tax_id",
-    "job_title",
-    "lead_rating",
-    "created_at",
-    "updated_at",
-    "replies",
-    "opens",
-    "complaints_total",
-    "complaints_critical",
-    "obligations_missed",
-    "payment_delays",
-    "registry_status",
-    "registry_founded",
-    "registry_size",
-)
+InputKind = Literal["id", "text", "flag", "number", "time"]
+# The scoring inputs and how each is held (text as str, numbers as float64 with NaN for
+# "unknown", times as UTC-naive datetime64): the one declaration that INPUT_COLUMNS and
+# tasks.score's canonical dtypes both read.
+INPUTS: dict[str, InputKind] = {
+    "contact_id": "id",
+    "email": "text",
+    "email_domain": "text",
+    "is_free_mail": "flag",
+    "phone": "text",
+    "country": "text",
+    "company_name": "text",
+    "company_tax_id": "text",
+    "person_tax_id": "text",
+    "job_title": "text",
+    "lead_rating": "text",
+    "created_at": "time",
+    "updated_at": "time",
+    "replies": "number",
+    "opens": "number",
+    "complaints_total": "number",
+    "complaints_critical": "number",
+    "obligations_missed": "number",
+    "payment_delays": "number",
+    "registry_status": "text",
+    "registry_founded": "time",
+    "registry_size": "text",
+}
+INPUT_COLUMNS: tuple[str, ...] = tuple(INPUTS)
+
+
+def inputs_of(kind: InputKind) -> tuple[str, ...]:
+    """The input columns of one kind, in INPUT_COLUMNS order."""
+    return tuple(name for name, k in INPUTS.items() if k == kind)
+
+
 OUTPUT_COLUMNS: tuple[str, ...] = (
     "contact_id",
     "score",
@@ -444,10 +456,31 @@ def _company_size_levels(cols: _Columns, policy: ScoringPolicy) -> Levels:
     return sizes.spread(size_levels(sizes.uniques, policy)).astype(np.int8)
 
 
+# Factors whose level can change with ``as_of`` alone, inputs unchanged.
+AS_OF_FACTORS: tuple[str, ...] = ("data_age", "company_age")
+
+
+def as_of_levels(df: pd.DataFrame, policy: ScoringPolicy, as_of: datetime) -> pd.DataFrame:
+    """The levels of AS_OF_FACTORS as of ``as_of`` (the same values factor_levels gives).
+
+    A score is a function of the inputs and these levels, so "inputs and these levels
+    unchanged" means "score unchanged": a later run rescores a contact whose data aged
+    into another bucket, and only such contacts, without hashing ``as_of`` itself.
+    """
+    cols = _Columns(df)
+    when = _as_of_naive(as_of)
+    return pd.DataFrame(
+        {
+            "data_age": _data_age_levels(cols, when, policy),
+            "company_age": _company_age_levels(cols, when, policy),
+        },
+        index=df.index,
+    )
+
+
 def factor_levels(df: pd.DataFrame, policy: ScoringPolicy, as_of: datetime) -> pd.DataFrame:
     """One int8 column per factor: 0 = input absent, i = the i-th level in FACTOR_LEVELS."""
     cols = _Columns(df)
-    when = _as_of_naive(as_of)
     domain = _domains(cols)
     email_levels = _email_domain_levels(domain, cols, policy)
     phone_present, phone_head = _phone_present_and_head(cols)
@@ -462,11 +495,11 @@ def factor_levels(df: pd.DataFrame, policy: ScoringPolicy, as_of: datetime) -> p
         "engagement": _engagement_levels(cols),
         "complaints": _complaint_levels(cols, policy),
         "obligations": _obligation_levels(cols),
-        "data_age": _data_age_levels(cols, when, policy),
         "registry_status": _registry_status_levels(cols, policy),
-        "company_age": _company_age_levels(cols, when, policy),
         "company_size": _company_size_levels(cols, policy),
     }
+    aged = as_of_levels(df, policy, as_of)
+    columns.update({name: aged[name].to_numpy() for name in AS_OF_FACTORS})
     return pd.DataFrame({name: columns[name] for name in FACTORS}, index=df.index)
 
 

@@ -95,11 +95,12 @@ class Contact(Base):
     source_event: Mapped[str | None] = mapped_column(String(200))
     first_seen_at: Mapped[datetime | None]
     last_seen_at: Mapped[datetime | None]
-    # Latest score, copied from prospect_scores so exports and audiences need no join.
+    # Latest score, copied from prospect_scores so exports and audiences need no join; the
+    # reasons text is shared per distinct explanation (score_reasons), not copied per row.
     score: Mapped[float | None]
     band: Mapped[str | None] = mapped_column(String(4))
     scorecard_version: Mapped[str | None] = mapped_column(String(64))
-    score_reasons: Mapped[str | None] = mapped_column(Text)
+    score_reason_id: Mapped[int | None] = mapped_column(ForeignKey("score_reasons.id"))
     scored_at: Mapped[datetime | None]
     score_fingerprint: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,4 +1,4 @@
-"""Tables of reliability scoring: score history, registry cache, outcomes, app events."""
+"""Tables of reliability scoring: score history, reasons, registry cache, outcomes, events."""
 
 from __future__ import annotations
 
@@ -11,21 +11,39 @@ from sqlalchemy.orm import Mapped, mapped_column
 from connectors.database.base import Base, utcnow
 
 
+class ScoreReason(Base):
+    """One explanation (codes, readable text, skipped factors), stored once.
+
+    A million contacts share a few thousand explanations; storing the ~700 characters
+    with every score made the text most of what a scoring run wrote. ``digest`` (sha256
+    of the three texts) is the natural key that lets runs reuse an explanation.
+    """
+
+    __tablename__ = "score_reasons"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    reason_codes: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[str] = mapped_column(Text)
+    skipped_codes: Mapped[str | None] = mapped_column(Text)
+
+
 class ProspectScore(Base):
-    """Every score ever given, so a band change can be explained after the fact."""
+    """Every score ever given, so a band change can be explained after the fact.
+
+    Lookups by contact use the unique key, whose first column is ``contact_id``: a
+    separate index on it would only be maintained, never read.
+    """
 
     __tablename__ = "prospect_scores"
     __table_args__ = (UniqueConstraint("contact_id", "as_of", "scorecard_version"),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"))
     as_of: Mapped[datetime]
     score: Mapped[float]
     band: Mapped[str] = mapped_column(String(4))
     scorecard_version: Mapped[str] = mapped_column(String(64))
-    reason_codes: Mapped[str] = mapped_column(Text)
-    reasons: Mapped[str] = mapped_column(Text)
-    skipped_codes: Mapped[str | None] = mapped_column(Text)
+    reason_id: Mapped[int] = mapped_column(ForeignKey("score_reasons.id"))
     input_fingerprint: Mapped[int | None] = mapped_column(BigInteger)
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,6 +14,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
+from connectors.database import scoring_store as store
 from connectors.database.complaint_models import Complaint
 from connectors.database.engine import session_scope
 from connectors.database.models import Company, Contact
@@ -22,11 +23,12 @@ from connectors.database.scoring_models import (
     Outcome,
     ProspectScore,
     RegistryCacheEntry,
+    ScoreReason,
 )
 from flows.cli import app
 from flows.scoring import analyze_audience_flow, score_prospects
 from tasks.exports import export_frame
-from tasks.score import get_scoring_settings
+from tasks.score import get_scoring_settings, score_contacts
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -111,6 +113,22 @@ def latest(contact_id: int) -> Contact:
         return contact
 
 
+def explanation_count() -> int:
+    with session_scope() as s:
+        return int(s.scalar(select(func.count()).select_from(ScoreReason)) or 0)
+
+
+def reasons_of(contact_id: int) -> str:
+    """The readable reasons of the contact's latest score ("" when unscored)."""
+    with session_scope() as s:
+        text = s.scalar(
+            select(ScoreReason.reasons)
+            .join(Contact, Contact.score_reason_id == ScoreReason.id)
+            .where(Contact.id == contact_id)
+        )
+    return text or ""
+
+
 def band_events() -> list[AppEvent]:
     with session_scope() as s:
         return list(
@@ -128,29 +146,50 @@ def test_scoring_writes_history_and_the_latest_score_on_each_contact(database: s
     assert sum(summary.band_counts.values()) == 3 and summary.band_counts["A"] == 1
     assert ana.scorecard_version == summary.scorecard_version
     assert ana.scored_at == AS_OF.replace(tzinfo=None)
-    assert ana.score_reasons and "company tax id is valid" in ana.score_reasons
-    assert carla.score_reasons and "disposable" in carla.score_reasons
+    assert "company tax id is valid" in reasons_of(ids["ana"])
+    assert "disposable" in reasons_of(ids["carla"])
     with session_scope() as s:
         row = s.scalars(select(ProspectScore).where(ProspectScore.contact_id == ids["ana"])).one()
+        explained = s.get(ScoreReason, row.reason_id)
+        assert explained is not None and explained.reason_codes.startswith("+")
     assert row.score == ana.score and row.band == "A"
-    assert row.reason_codes.startswith("+") and row.input_fingerprint == ana.score_fingerprint
+    assert row.reason_id == ana.score_reason_id
+    assert row.input_fingerprint == ana.score_fingerprint
     assert row.flow_run_id is not None
+
+
+def test_a_run_that_fails_after_writing_leaves_nothing_behind(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = seed()
+    record = store.record_band_changes
+
+    def crash(*_args: object) -> list[int]:
+        raise RuntimeError("crashed after the scores were written")
+
+    monkeypatch.setattr(store, "record_band_changes", crash)
+    with pytest.raises(RuntimeError):
+        score_contacts.fn(AS_OF, False)
+    assert explanation_count() == 0 and history_count() == 0 and latest(ids["ana"]).band is None
+    monkeypatch.setattr(store, "record_band_changes", record)
+    assert score_contacts.fn(AS_OF, False).scored == 3 and history_count() == 3
 
 
 def test_rerunning_with_the_same_as_of_changes_nothing(database: str) -> None:
     ids = seed()
     score_prospects(as_of=AS_OF)
     before = latest(ids["bruno"])
+    explanations = explanation_count()
     again = score_prospects(as_of=AS_OF)
     assert (again.scored, again.skipped_unchanged) == (0, 3)
     full = score_prospects(as_of=AS_OF, full=True)
     assert full.scored == 3 and full.band_changes == 0
     after = latest(ids["bruno"])
-    assert history_count() == 3
-    assert (after.score, after.band, after.score_reasons) == (
+    assert history_count() == 3 and explanation_count() == explanations
+    assert (after.score, after.band, after.score_reason_id) == (
         before.score,
         before.band,
-        before.score_reasons,
+        before.score_reason_id,
     )
     assert band_events() == []
 
@@ -163,7 +202,7 @@ def test_only_contacts_whose_inputs_changed_are_rescored(database: str) -> None:
     later = score_prospects(as_of=AS_OF + timedelta(days=1))
     assert (later.scored, later.skipped_unchanged) == (1, 2)
     assert history_count(ids["bruno"]) == 2 and history_count(ids["ana"]) == 1
-    assert "decision maker" in (latest(ids["bruno"]).score_reasons or "")
+    assert "decision maker" in reasons_of(ids["bruno"])
 
 
 def test_a_band_change_is_recorded_as_exactly_one_event(database: str) -> None:
@@ -190,7 +229,7 @@ def test_a_band_change_is_recorded_as_exactly_one_event(database: str) -> None:
     payload = events[0].payload
     assert payload["contact_id"] == ids["ana"] and payload["previous_band"] == "A"
     assert payload["new_band"] == latest(ids["ana"]).band != "A"
-    assert "critical complaints" in (latest(ids["ana"]).score_reasons or "")
+    assert "critical complaints" in reasons_of(ids["ana"])
     rerun = score_prospects(as_of=AS_OF + timedelta(days=1), full=True)
     assert rerun.events_recorded == 0 and len(band_events()) == 1
 
@@ -206,7 +245,7 @@ def test_registry_answers_are_cached_and_scored(
     get_scoring_settings.cache_clear()
     summary = score_prospects(as_of=AS_OF)
     assert summary.registry.state == "ok" and summary.registry.answered == 1
-    reasons = latest(ids["ana"]).score_reasons or ""
+    reasons = reasons_of(ids["ana"])
     assert "closed, suspended or irregular" in reasons
     with session_scope() as s:
         cached = s.get(RegistryCacheEntry, "11222333000181")
@@ -231,9 +270,7 @@ def test_registry_down_scoring_proceeds_without_its_factors_and_says_so(
     assert summary.registry.state == "unavailable"
     assert summary.registry.unavailable == {"server_error": 1}
     assert "scored without registry factors" in summary.registry.describe()
-    assert "company registry not consulted or unavailable" in (
-        latest(ids["ana"]).score_reasons or ""
-    )
+    assert "company registry not consulted or unavailable" in reasons_of(ids["ana"])
 
 
 def test_export_contacts_carries_score_band_reasons_and_version(database: str) -> None:

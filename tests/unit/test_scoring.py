@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -370,16 +370,36 @@ def test_band_changes_are_contacts_whose_band_moved(policy: ScoringPolicy) -> No
     ]
 
 
-def test_fingerprint_changes_only_when_an_input_changes() -> None:
+def _prints(frame: pd.DataFrame, policy: ScoringPolicy, as_of: datetime) -> pd.Series:
+    return fingerprint(canonical(frame.reindex(columns=list(INPUT_COLUMNS))), policy, as_of)
+
+
+def test_fingerprint_changes_only_when_an_input_changes(policy: ScoringPolicy) -> None:
     df = pd.DataFrame([good_contact(contact_id=1), good_contact(contact_id=2)])
     edited = df.copy()
     edited.loc[1, "job_title"] = "Analista"
 
-    def prints(frame: pd.DataFrame) -> pd.Series:
-        return fingerprint(canonical(frame.reindex(columns=list(INPUT_COLUMNS))))
+    assert (_prints(df, policy, AS_OF) == _prints(df.copy(), policy, AS_OF)).all()
+    assert (_prints(df, policy, AS_OF) != _prints(edited, policy, AS_OF)).tolist() == [
+        False,
+        True,
+    ]
 
-    assert (prints(df) == prints(df.copy())).all()
-    assert (prints(df) != prints(edited)).tolist() == [False, True]
+
+def test_fingerprint_moves_with_as_of_only_when_data_ages_into_another_level(
+    policy: ScoringPolicy,
+) -> None:
+    edge = AS_OF - timedelta(days=policy.thresholds.fresh_max_days)  # fresh today, not tomorrow
+    df = pd.DataFrame(
+        [
+            good_contact(contact_id=1, updated_at=edge.isoformat()),
+            good_contact(contact_id=2, updated_at=AS_OF.isoformat()),
+        ]
+    )
+    tomorrow = AS_OF + timedelta(days=1)
+    assert (_prints(df, policy, AS_OF) != _prints(df, policy, tomorrow)).tolist() == [True, False]
+    today = factor_levels(df, policy, AS_OF)["data_age"]
+    assert (today != factor_levels(df, policy, tomorrow)["data_age"]).tolist() == [True, False]
 
 
 def _storages() -> list[str]:
