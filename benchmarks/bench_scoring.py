@@ -266,13 +266,13 @@ def roundtrip(n: int) -> dict[str, Any]:
     from config.settings import get_settings
     from connectors.database.engine import reset_engine
     from connectors.database.migrate import upgrade
-    from tasks.score import get_scoring_settings, score_contacts
+    from tasks.score import score_contacts
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ACCOUNTFLOW_DATA_DIR"] = str(Path(tmp) / "data")
         os.environ.pop("ACCOUNTFLOW_DATABASE_URL", None)
         get_settings.cache_clear()
-        get_scoring_settings.cache_clear()
+        get_settings.cache_clear()
         reset_engine()
         upgrade()
         _seed_sqlite(get_settings().resolved_database_url(), synthetic_contacts(n))

@@ -49,6 +49,20 @@ class FaxSettings(BaseModel):
     timeout_seconds: float = 30.0
 
 
+class RegistrySettings(BaseModel):
+    """The company registry's HTTP endpoint; unset base_url means "not consulted"."""
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    api_key_header: str = "Authorization"
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    attempts: int = Field(default=3, ge=1)
+    backoff_seconds: float = Field(default=0.5, ge=0)
+    # After this many tax ids in a row fail for transport reasons the registry is
+    # taken as down: retrying every remaining company would only stall the run.
+    down_after_failures: int = Field(default=3, ge=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ACCOUNTFLOW_", env_file=".env", env_nested_delimiter="__", extra="ignore"
@@ -73,6 +87,13 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     unsubscribe_secret: SecretStr = SecretStr("change-me-in-production")
     public_base_url: str = "http://127.0.0.1:8000"
+    registry: RegistrySettings = RegistrySettings()
+    scoring_policy: Path | None = Field(
+        default=None, description="Scorecard YAML; config_dir/scoring.yaml when unset."
+    )
+    # Prefect events are one HTTP call each; a scorecard change can move many thousands
+    # of bands at once, and the app_events table keeps all of them regardless.
+    band_event_emit_limit: int = Field(default=5_000, ge=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url is not None:

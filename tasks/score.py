@@ -24,8 +24,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.tasks import exponential_backoff
-from pydantic import BaseModel, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 from config.scoring_policy import BANDS, ScoringPolicy, load_scoring_policy
 from config.settings import get_settings
@@ -40,41 +39,6 @@ from tasks.scoring import INPUT_COLUMNS, as_of_levels, band_changes, inputs_of, 
 # ---------------------------------------------------------------- settings
 
 
-class RegistrySettings(BaseModel):
-    """The company registry's HTTP endpoint; unset base_url means "not consulted"."""
-
-    base_url: str | None = None
-    api_key: SecretStr | None = None
-    api_key_header: str = "Authorization"
-    timeout_seconds: float = Field(default=5.0, gt=0)
-    attempts: int = Field(default=3, ge=1)
-    backoff_seconds: float = Field(default=0.5, ge=0)
-    # After this many tax ids in a row fail for transport reasons the registry is
-    # taken as down: retrying every remaining company would only stall the run.
-    down_after_failures: int = Field(default=3, ge=1)
-
-
-class ScoringSettings(BaseSettings):
-    """Scoring settings (env ``ACCOUNTFLOW_REGISTRY__BASE_URL`` and so on)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="ACCOUNTFLOW_", env_file=".env", env_nested_delimiter="__", extra="ignore"
-    )
-
-    registry: RegistrySettings = RegistrySettings()
-    scoring_policy: Path | None = Field(
-        default=None, description="Scorecard YAML; config_dir/scoring.yaml when unset."
-    )
-    # Prefect events are one HTTP call each; a scorecard change can move many thousands
-    # of bands at once, and the app_events table keeps all of them regardless.
-    band_event_emit_limit: int = Field(default=5_000, ge=0)
-
-
-@lru_cache
-def get_scoring_settings() -> ScoringSettings:
-    return ScoringSettings()
-
-
 @lru_cache
 def _policy_at(path: Path) -> ScoringPolicy:
     return load_scoring_policy(path)
@@ -82,7 +46,7 @@ def _policy_at(path: Path) -> ScoringPolicy:
 
 def get_scoring_policy() -> ScoringPolicy:
     """The scorecard in force: the configured file, else config_dir/scoring.yaml."""
-    path = get_scoring_settings().scoring_policy or get_settings().config_dir / "scoring.yaml"
+    path = get_settings().scoring_policy or get_settings().config_dir / "scoring.yaml"
     return _policy_at(path.resolve())
 
 
@@ -287,7 +251,7 @@ def refresh_registry() -> RegistryReport:
     factors, and the report says how many and why.
     """
     ensure_schema()
-    cfg = get_scoring_settings().registry
+    cfg = get_settings().registry
     if not cfg.base_url:
         return RegistryReport()
     with session_scope() as s:
@@ -399,7 +363,7 @@ def emit_band_events(summary: ScoringSummary) -> ScoringSummary:
 
     Event ids derive from the app_events row, so a retried emission is the same event.
     """
-    limit = get_scoring_settings().band_event_emit_limit
+    limit = get_settings().band_event_emit_limit
     with session_scope() as s:
         events = store.load_events(s, summary.event_ids[:limit])
     for event_id, payload in events:

@@ -14,6 +14,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
+from config.settings import get_settings
 from connectors.database import scoring_store as store
 from connectors.database.complaint_models import Complaint
 from connectors.database.engine import session_scope
@@ -28,7 +29,7 @@ from connectors.database.scoring_models import (
 from flows.cli import app
 from flows.scoring import analyze_audience_flow, score_prospects
 from tasks.exports import export_frame
-from tasks.score import get_scoring_settings, score_contacts
+from tasks.score import score_contacts
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -41,9 +42,9 @@ SEEN = datetime(2026, 9, 1, 10, 0)
 def scoring_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No registry unless a test configures one; settings re-read per test."""
     monkeypatch.delenv("ACCOUNTFLOW_REGISTRY__BASE_URL", raising=False)
-    get_scoring_settings.cache_clear()
+    get_settings.cache_clear()
     yield
-    get_scoring_settings.cache_clear()
+    get_settings.cache_clear()
 
 
 def seed() -> dict[str, int]:
@@ -242,7 +243,7 @@ def test_registry_answers_are_cached_and_scored(
         {"company": {"status": "BAIXADA", "founded_on": "2025-06-01", "size": "ME"}}
     )
     monkeypatch.setenv("ACCOUNTFLOW_REGISTRY__BASE_URL", httpserver.url_for("/"))
-    get_scoring_settings.cache_clear()
+    get_settings.cache_clear()
     summary = score_prospects(as_of=AS_OF)
     assert summary.registry.state == "ok" and summary.registry.answered == 1
     reasons = reasons_of(ids["ana"])
@@ -264,7 +265,7 @@ def test_registry_down_scoring_proceeds_without_its_factors_and_says_so(
     monkeypatch.setenv("ACCOUNTFLOW_REGISTRY__BASE_URL", httpserver.url_for("/"))
     monkeypatch.setenv("ACCOUNTFLOW_REGISTRY__ATTEMPTS", "2")
     monkeypatch.setenv("ACCOUNTFLOW_REGISTRY__BACKOFF_SECONDS", "0")
-    get_scoring_settings.cache_clear()
+    get_settings.cache_clear()
     summary = score_prospects(as_of=AS_OF)
     assert summary.scored == 3
     assert summary.registry.state == "unavailable"
