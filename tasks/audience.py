@@ -81,6 +81,13 @@ def _industries(names: pd.Series, policy: AudiencePolicy) -> npt.NDArray[np.obje
     return np.array(out, dtype=object)
 
 
+def industry_segments(company_names: pd.Series, policy: AudiencePolicy) -> pd.Series:
+    """The industry each company name falls in, as the analysis labels it (``UNKNOWN``
+    when nothing matches): the segment a campaign audience filters on for a contact whose
+    outreach profile names none."""
+    return _by_distinct(company_names, lambda u: _industries(u, policy))
+
+
 def _needs(notes: pd.Series, policy: AudiencePolicy) -> npt.NDArray[np.object_]:
     folded = fold(notes)
     out = []

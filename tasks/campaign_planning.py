@@ -16,7 +16,11 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
+import pandas as pd
+
 from config.campaign_policy import Audience, Campaign, Channel, StopCondition
+from config.scoring_policy import AudiencePolicy
+from tasks.audience import industry_segments
 from tasks.message_rendering import (
     InvalidAddressError,
     checked_address,
@@ -67,6 +71,20 @@ def default_language(country: str | None) -> str | None:
 
 def split_tags(tags: str | None) -> set[str]:
     return {t.strip().lower() for t in (tags or "").split(",") if t.strip()}
+
+
+def with_segments(contacts: list[dict[str, Any]], policy: AudiencePolicy) -> list[dict[str, Any]]:
+    """The contacts, each with a ``segment``: its outreach profile's when one is set (an
+    operator's or an import's word), else the industry the audience analysis gives its
+    company, so an audience's ``segments`` filter means the segments ops see reported."""
+    missing = [c for c in contacts if not c.get("segment")]
+    if not missing:
+        return contacts
+    names = pd.Series([c.get("company") for c in missing], dtype=object)
+    derived = dict(
+        zip((c["contact_id"] for c in missing), industry_segments(names, policy), strict=True)
+    )
+    return [c if c.get("segment") else {**c, "segment": derived[c["contact_id"]]} for c in contacts]
 
 
 def in_audience(contact: Mapping[str, Any], audience: Audience) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -25,11 +25,12 @@ from prefect.events import emit_event
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.campaign_policy import CAMPAIGNS_DIR, TEMPLATES_DIR, Campaign, Channel, load_campaign
+from config.campaign_policy import CAMPAIGNS_DIR, TEMPLATES_DIR, Campaign, load_campaign
 from config.settings import get_settings
 from connectors.database import outbox_store as store
 from connectors.database.engine import get_engine, session_scope
 from connectors.fax_gateway import FaxDocument, FaxGateway
+from connectors.send_journal import SendJournal
 from connectors.smtp_sender import (
     MailSender,
     OutboxDirSender,
@@ -38,7 +39,7 @@ from connectors.smtp_sender import (
     SendResult,
     SmtpSender,
 )
-from tasks.campaign_planning import StopSignals, plan_due_steps
+from tasks.campaign_planning import StopSignals, plan_due_steps, with_segments
 from tasks.message_rendering import (
     Contact,
     LinkSigning,
@@ -47,6 +48,7 @@ from tasks.message_rendering import (
     TemplateStore,
     render_outreach,
 )
+from tasks.send_throttles import channel_limits, ensure_limits, throttle
 from tasks.send_windows import (
     holiday_calendar,
     next_allowed_at,
@@ -87,14 +89,22 @@ def _templates(directory: Path) -> TemplateStore:
 
 
 def get_campaign(name: str) -> Campaign:
-    """The named campaign from the campaigns folder, validated with its templates."""
+    """The named campaign from the campaigns folder, validated with its templates.
+
+    Read again only when the file changes: a run asks for it once per batch.
+    """
     cfg = get_outreach_settings()
-    return load_campaign(cfg.campaigns_dir / f"{name}.yaml", cfg.templates_dir)
+    path = cfg.campaigns_dir / f"{name}.yaml"
+    try:
+        stat = path.stat()
+    except OSError:
+        return load_campaign(path, cfg.templates_dir)  # says what is missing
+    return _campaign_file(path, cfg.templates_dir, stat.st_mtime_ns, stat.st_size)
 
 
-def limit_names(channel: str) -> str:
-    """The Prefect rate limit a channel's sends draw from (invitations are emails)."""
-    return "outreach-fax" if channel == Channel.FAX.value else "outreach-email"
+@lru_cache(maxsize=32)
+def _campaign_file(path: Path, templates_dir: Path, mtime_ns: int, size: int) -> Campaign:
+    return load_campaign(path, templates_dir)
 
 
 # ------------------------------------------------------------------------- pure helpers
@@ -258,40 +268,23 @@ class DispatchSummary(BaseModel):
 
 @task(name="ensure-outreach-throttles", cache_policy=NO_CACHE, retries=2)
 def ensure_throttles(campaign_name: str) -> list[str]:
-    """Create or update the Prefect rate limits this campaign's sends draw from.
-
-    Prefect lets a call on a missing limit through (fail open), so the dispatcher creates
-    them first and then acquires with ``strict=True``.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectAlreadyExists
-
-    throttles = get_campaign(campaign_name).throttles
-    wanted = {
-        "outreach-email": throttles.global_per_minute,
-        "outreach-fax": throttles.fax_per_minute,
-    }
-    with get_client(sync_client=True) as client:
-        for name, per_minute in wanted.items():
-            for attempt in range(2):
-                try:
-                    client.upsert_global_concurrency_limit_by_name(
-                        name, per_minute, slot_decay_per_second=per_minute / 60
-                    )
-                    break
-                except ObjectAlreadyExists:
-                    # Another dispatcher created it between our read and our create.
-                    if attempt:
-                        raise
+    """Create or update the per-channel rate limits this campaign's sends draw from (the
+    per-domain ones are ensured as the batches meet their domains)."""
+    wanted = channel_limits(get_campaign(campaign_name))
+    ensure_limits(wanted)
     return sorted(wanted)
 
 
 @task(name="recover-abandoned-sends", cache_policy=NO_CACHE)
 def recover_abandoned(worker: str, as_of: datetime) -> int:
-    """Rows a dead dispatcher left ``sending`` become ``unknown`` (never resent here)."""
+    """Settle the rows dead dispatchers left ``sending`` or ``claimed``, from their send
+    journals; returns how many became ``unknown`` (never resent here)."""
     lease = store.DispatcherLease(worker, get_settings().data_dir)
     with session_scope() as s:
-        return store.mark_abandoned(s, lease, as_of)
+        recovery = store.mark_abandoned(s, lease, as_of)
+    for path in recovery.journals:  # only now that what they proved is committed
+        path.unlink(missing_ok=True)
+    return recovery.unknown
 
 
 @task(name="plan-campaign", cache_policy=NO_CACHE, retries=2)
@@ -302,7 +295,7 @@ def plan_campaign(campaign_name: str, as_of: datetime) -> tuple[int, dict[str, i
         inputs = store.load_planning_inputs(s, campaign.name)
         plan = plan_due_steps(
             campaign,
-            inputs.contacts,
+            _audience_contacts(inputs, campaign),
             inputs.progress,
             _signals(inputs),
             as_of,
@@ -311,6 +304,14 @@ def plan_campaign(campaign_name: str, as_of: datetime) -> tuple[int, dict[str, i
         inserted = store.insert_planned(s, plan.rows)
     counts = {k: v for k, v in plan.counts.items() if k != "planned"}
     return inserted, counts
+
+
+def _audience_contacts(inputs: store.PlanningInputs, campaign: Campaign) -> list[dict[str, Any]]:
+    if not campaign.audience.segments:
+        return inputs.contacts
+    from tasks.score import get_scoring_policy  # the scorecard holds the industry keywords
+
+    return with_segments(inputs.contacts, get_scoring_policy().audience)
 
 
 def _signals(inputs: store.PlanningInputs) -> StopSignals:
@@ -366,47 +367,10 @@ def _claim(
             sending.append(row)
         store.mark_rows(s, updates)
         store.mark_rows(s, deferred)
-        store.mark_rows(
-            s,
-            [
-                {"b_id": r["id"], "status": "claimed", "claimed_by": worker,
-                 "claimed_at": now, "updated_at": now}
-                for r in sending
-            ],
-        )  # fmt: skip
+        store.claim_rows(s, worker, [r["id"] for r in sending], now)
     out.suppressed = len(suppressed)
     out.skipped_window = len(deferred)
     return sending
-
-
-def _throttle(
-    rows: list[dict[str, Any]], campaign: Campaign
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Take Prefect rate-limit slots per channel; rows that get none wait for a later run."""
-    from prefect.concurrency.sync import rate_limit
-
-    wait = get_outreach_settings().throttle_wait_seconds
-    allowed: list[dict[str, Any]] = []
-    held: list[dict[str, Any]] = []
-    limits = {
-        "outreach-email": campaign.throttles.global_per_minute,
-        "outreach-fax": campaign.throttles.fax_per_minute,
-    }
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(limit_names(row["channel"]), []).append(row)
-    for name, group in groups.items():
-        # A rate limit never grants more than its size at once: take slots in chunks.
-        step = max(1, limits[name])
-        for start in range(0, len(group), step):
-            chunk = group[start : start + step]
-            try:
-                rate_limit(name, occupy=len(chunk), timeout_seconds=wait, strict=True)
-            except TimeoutError:
-                held.extend(group[start:])
-                break
-            allowed.extend(chunk)
-    return allowed, held
 
 
 def _release(rows: Sequence[dict[str, Any]], worker: str, as_of: datetime) -> None:
@@ -420,22 +384,49 @@ def _mail_sender() -> MailSender:
     return SmtpSender(get_settings().smtp)
 
 
-def _render_all(
-    rows: list[dict[str, Any]], campaign: Campaign
-) -> tuple[list[tuple[dict[str, Any], OutgoingEmail | FaxDocument]], list[SendResult]]:
-    """Render every row first; a row that cannot be rendered fails for good, with why."""
-    links = LinkSigning.from_settings(get_settings())
-    templates = _templates(get_outreach_settings().templates_dir)
-    ready: list[tuple[dict[str, Any], OutgoingEmail | FaxDocument]] = []
-    failed: list[SendResult] = []
-    for row in rows:
+class _RenderAhead:
+    """The batch's rows with their rendered messages, one at a time, able to render the
+    next one early: during the wait for the server's verdict on the current one.
+
+    A row that cannot be rendered comes with a permanent failure saying why instead.
+    ``prepare`` never raises (it runs inside an SMTP exchange); an unexpected error is
+    raised when its row is reached.
+    """
+
+    def __init__(self, rows: Sequence[dict[str, Any]], campaign: Campaign) -> None:
+        self._rows = iter(rows)
+        self._campaign = campaign
+        self._links = LinkSigning.from_settings(get_settings())
+        self._templates = _templates(get_outreach_settings().templates_dir)
+        self._ready: tuple[dict[str, Any], Any] | None = None
+
+    def __iter__(self) -> _RenderAhead:
+        return self
+
+    def __next__(self) -> tuple[dict[str, Any], OutgoingEmail | FaxDocument | SendResult]:
+        if self._ready is None:
+            self.prepare()
+        if self._ready is None:
+            raise StopIteration
+        (row, rendered), self._ready = self._ready, None
+        if isinstance(rendered, BaseException):
+            raise rendered
+        return row, rendered
+
+    def prepare(self) -> None:
+        if self._ready is not None:
+            return
+        row = next(self._rows, None)
+        if row is None:
+            return
+        rendered: Any
         try:
-            ready.append((row, render_row(row, campaign, links, templates)))
+            rendered = render_row(row, self._campaign, self._links, self._templates)
         except RenderError as exc:
-            failed.append(
-                SendResult(row["id"], SendOutcome.FAILED_PERMANENT, detail=f"render: {exc}")
-            )
-    return ready, failed
+            rendered = SendResult(row["id"], SendOutcome.FAILED_PERMANENT, detail=f"render: {exc}")
+        except Exception as exc:
+            rendered = exc
+        self._ready = (row, rendered)
 
 
 class _Channels:
@@ -446,11 +437,16 @@ class _Channels:
         self._http: requests.Session | None = None
         self._fax: FaxGateway | None = None
 
-    def send(self, row: dict[str, Any], message: OutgoingEmail | FaxDocument) -> SendResult:
+    def send(
+        self,
+        row: dict[str, Any],
+        message: OutgoingEmail | FaxDocument,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> SendResult:
         if isinstance(message, OutgoingEmail):
             if self._mail is None:
                 self._mail = _mail_sender()
-            return self._mail.send([message])[0]
+            return self._mail.send([message], while_waiting)[0]
         settings = get_settings()
         if not settings.fax.base_url:
             return SendResult(row["id"], SendOutcome.RETRY, detail="fax gateway not configured")
@@ -458,7 +454,8 @@ class _Channels:
             self._http = requests.Session()
             self._fax = FaxGateway.from_settings(settings.fax, self._http)
         callback = f"{settings.public_base_url.rstrip('/')}/callbacks/fax"
-        # attempts was incremented by begin_send; > 1 makes the gateway look up our tag.
+        # The row was read before begin_sends counted this attempt; > 1 makes the gateway
+        # look up our tag before sending again.
         return self._fax.send(message, callback_url=callback, attempt=row["attempts"] + 1)
 
     def close(self) -> None:
@@ -468,38 +465,65 @@ class _Channels:
             self._http.close()
 
 
-def _send_one_at_a_time(
-    ready: list[tuple[dict[str, Any], OutgoingEmail | FaxDocument]],
+def _send_journaled(
+    rows: list[dict[str, Any]],
+    campaign: Campaign,
     worker: str,
     as_of: datetime,
-    record: Any,
+    record: Callable[[dict[str, Any], SendResult, str | None], dict[str, Any]],
 ) -> None:
-    """Send each message with only itself marked ``sending``.
+    """Render and send a batch with one commit before it and one after it.
 
-    Each commit both records the previous result and marks the next row ``sending``, so a
-    crash at any instant leaves at most one row whose fate is unknown, at one commit per
-    message. A row whose claim was taken away (never expected) is not sent.
+    All rows go ``sending`` in the first commit; each send is bracketed by two journal
+    appends (started, result) and the results reach the database in the second commit,
+    so a crash at any instant still leaves at most one row whose fate is unknown (see
+    ``connectors.send_journal``). Each message is rendered while the server digests the
+    one before. If the loop is interrupted, what is known is recorded before the error
+    propagates: results as results, the interrupted send as ``unknown``, rows not yet
+    started back in the queue. A row whose claim was taken away (never expected) is not
+    sent.
     """
-    channels = _Channels()
-    pending: dict[str, Any] | None = None
+    engine = get_engine()
+    # Opened first: a journal without a row's "started" is the proof it never went out,
+    # and a missing journal proves nothing, so it must exist before any row is sending.
+    journal = SendJournal(store.DispatcherLease(worker, get_settings().data_dir).journal_path())
+    journal.open()
     try:
-        with get_engine().connect() as conn:
-            for row, message in ready:
-                with conn.begin():
-                    if pending is not None:
-                        store.finish_send(conn, worker, pending)
-                        pending = None
-                    ours = store.begin_send(conn, worker, row["id"], as_of)
-                if not ours:
-                    continue
-                result = channels.send(row, message)
+        with engine.begin() as conn:
+            ours = store.begin_sends(conn, worker, [row["id"] for row in rows], as_of)
+    except BaseException:
+        journal.close()  # kept: whether or not that commit landed, recovery reads it
+        raise
+    channels = _Channels()
+    results: list[dict[str, Any]] = []
+    settled: set[int] = set()
+    in_flight: dict[str, Any] | None = None
+    ahead = _RenderAhead([row for row in rows if row["id"] in ours], campaign)
+    try:
+        for row, message in ahead:
+            settled.add(row["id"])
+            if isinstance(message, SendResult):  # not renderable: nothing goes out
+                result, envelope = message, None
+            else:
+                journal.started(row["id"])
+                in_flight = row
+                result = channels.send(row, message, ahead.prepare)
                 envelope = message.envelope_from if isinstance(message, OutgoingEmail) else None
-                pending = record(row, result, envelope)
-            if pending is not None:
-                with conn.begin():
-                    store.finish_send(conn, worker, pending)
+            update = record(row, result, envelope)
+            journal.finished(update)
+            results.append(update)
+            in_flight = None
     finally:
         channels.close()
+        if in_flight is not None:
+            interrupted = SendResult(
+                in_flight["id"], SendOutcome.UNKNOWN, detail="dispatch interrupted during the send"
+            )
+            results.append(record(in_flight, interrupted, None))
+        with engine.begin() as conn:
+            store.finish_sends(conn, worker, results)
+            store.requeue_unsent(conn, worker, sorted(ours - settled), as_of)
+        journal.discard()
 
 
 @task(name="dispatch-batch", cache_policy=NO_CACHE)
@@ -512,11 +536,10 @@ def dispatch_batch(
     rows = _claim(campaign, as_of, worker, batch_size, out)
     if not rows:
         return out
-    rows, held = _throttle(rows, campaign)
+    rows, held = throttle(rows, campaign, get_outreach_settings().throttle_wait_seconds)
     if held:
         _release(held, worker, as_of)
         out.skipped_throttle = len(held)
-    ready, unrenderable = _render_all(rows, campaign)
     rng = random.Random()
     by_id = {r["id"]: r for r in rows}
     outcomes: list[tuple[SendResult, dict[str, Any]]] = []
@@ -527,15 +550,8 @@ def dispatch_batch(
         outcomes.append((result, update))
         return update
 
-    if unrenderable:
-        with get_engine().connect() as conn:
-            for result in unrenderable:
-                with conn.begin():
-                    if store.begin_send(conn, worker, result.outbox_id, as_of):
-                        store.finish_send(
-                            conn, worker, record(by_id[result.outbox_id], result, None)
-                        )
-    _send_one_at_a_time(ready, worker, as_of, record)
+    if rows:
+        _send_journaled(rows, campaign, worker, as_of, record)
     reasons: Counter[str] = Counter()
     channels: Counter[str] = Counter()
     for result, update in outcomes:
@@ -565,12 +581,13 @@ def preview_campaign(campaign_name: str, as_of: datetime) -> DispatchSummary:
     folder = settings.data_dir.resolve() / "previews" / campaign.name / f"{as_of:%Y%m%dT%H%M%S}"
     with session_scope() as s:
         inputs = store.load_planning_inputs(s, campaign.name)
+        contacts = _audience_contacts(inputs, campaign)
         plan = plan_due_steps(
-            campaign, inputs.contacts, inputs.progress, _signals(inputs), as_of,
+            campaign, contacts, inputs.progress, _signals(inputs), as_of,
             default_region=settings.default_region,
         )  # fmt: skip
         existing = store.due_rows(s, campaign.name, as_of)
-        people = {c["contact_id"]: c for c in inputs.contacts}
+        people = {c["contact_id"]: c for c in contacts}
         planned = [{**people[r["contact_id"]], **r, "id": 0} for r in plan.rows]
         rows = existing + planned
         suppressed = store.suppressed_among(s, [r for r in rows if r["id"]])

@@ -4,7 +4,9 @@ The at-most-once protocol lives here: rows are inserted with ``ON CONFLICT DO NO
 their idempotency key, claimed under a lock that no other dispatcher can share (``FOR
 UPDATE SKIP LOCKED`` on PostgreSQL, the database write lock that ``BEGIN IMMEDIATE`` takes
 on SQLite), marked ``sending`` and committed before anything goes on the wire, and
-results are written only over rows still ``sending`` under the same claim.
+results are written only over rows still ``sending`` under the same claim. Between that
+commit and the batch's results the dispatcher's send journal (``connectors.send_journal``)
+is the record of which messages went out; ``mark_abandoned`` reads it after a crash.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from connectors.database.engine import get_engine
 from connectors.database.inbox_models import InboundMessage, Suppression
 from connectors.database.models import Company, Contact
 from connectors.database.outreach_models import DeliveryEvent, OutboxItem, OutreachProfile
+from connectors.send_journal import read_journal
 
 CHUNK = 5_000
 outbox = cast(Table, OutboxItem.__table__)
@@ -319,6 +322,19 @@ def suppressed_among(session: Session, rows: Sequence[dict[str, Any]]) -> dict[i
     return out
 
 
+def claim_rows(session: Session, worker: str, ids: Sequence[int], now: datetime) -> None:
+    """Reserve locked due rows for ``worker`` (``claimed``): one statement per chunk, not
+    one parameter set per row, since every row gets the same values."""
+    for i in range(0, len(ids), CHUNK):
+        session.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(list(ids[i : i + CHUNK])))
+            .values(
+                status="claimed", claimed_by=worker, claimed_at=_naive(now), updated_at=_naive(now)
+            )
+        )
+
+
 def mark_rows(session: Session, values: Sequence[dict[str, Any]]) -> None:
     """Bulk UPDATE by id; each dict carries ``b_id`` and the columns to set (same keys)."""
     if not values:
@@ -332,30 +348,6 @@ def mark_rows(session: Session, values: Sequence[dict[str, Any]]) -> None:
     session.connection().execute(
         stmt, [{"b_id": v["b_id"], **{f"v_{c}": v[c] for c in columns}} for v in values]
     )
-
-
-def write_results(session: Session, worker: str, values: Sequence[dict[str, Any]]) -> int:
-    """Record send results over rows still ``sending`` under this worker's claim.
-
-    The guard means a row another run already declared ``unknown`` keeps that verdict
-    (it will be reviewed by a person) instead of being silently overwritten.
-    """
-    if not values:
-        return 0
-    columns = [k for k in values[0] if k != "b_id"]
-    stmt = (
-        update(outbox)
-        .where(
-            outbox.c.id == bindparam("b_id"),
-            outbox.c.status == "sending",
-            outbox.c.claimed_by == worker,
-        )
-        .values({c: bindparam(f"v_{c}") for c in columns})
-    )
-    result = session.connection().execute(
-        stmt, [{"b_id": v["b_id"], **{f"v_{c}": v[c] for c in columns}} for v in values]
-    )
-    return int(result.rowcount or 0)
 
 
 # ------------------------------------------------------------------ dispatcher liveness
@@ -378,6 +370,10 @@ class DispatcherLease:
 
     def _path(self, token: str) -> Path:
         return self._dir / f"{hashlib.sha256(token.encode()).hexdigest()[:24]}.lock"
+
+    def journal_path(self, token: str | None = None) -> Path:
+        """Where the dispatcher holding ``token`` (default: this one) journals its sends."""
+        return self._path(token or self.token).with_suffix(".journal")
 
     def acquire(self) -> None:
         engine = get_engine()
@@ -439,13 +435,25 @@ def dispatcher_lease(data_dir: Path) -> Iterator[DispatcherLease]:
         lease.release()
 
 
-def mark_abandoned(session: Session, lease: DispatcherLease, now: datetime) -> int:
-    """Settle what a dead dispatcher left behind; returns the rows now ``unknown``.
+@dataclass(frozen=True)
+class Recovery:
+    """What settling dead dispatchers' rows did, and the journals now safe to remove."""
 
-    ``sending`` rows become ``unknown``: the message may or may not be out, so a person
-    decides (``outreach retry --confirm-unknown``). ``claimed`` rows never reached the
-    wire, so they simply become due again. Each dispatcher has at most one row
-    ``sending`` at a time, so a crash costs at most one unknown.
+    unknown: int = 0
+    recorded: int = 0
+    requeued: int = 0
+    journals: tuple[Path, ...] = ()
+
+
+def mark_abandoned(session: Session, lease: DispatcherLease, now: datetime) -> Recovery:
+    """Settle what dead dispatchers left behind.
+
+    ``sending`` rows are settled from the dead dispatcher's send journal: a recorded
+    result is written as if the dispatcher had lived; a row the journal proves was never
+    started goes back to the queue; any other row may or may not be out, so it becomes
+    ``unknown`` and a person decides (``outreach retry --confirm-unknown``). A dispatcher
+    has at most one send between "started" and "result", so a crash costs at most one
+    unknown. ``claimed`` rows never reached the wire, so they simply become due again.
     """
     owners = list(
         session.execute(
@@ -456,7 +464,27 @@ def mark_abandoned(session: Session, lease: DispatcherLease, now: datetime) -> i
     )
     dead = [o for o in owners if o is not None and not lease.is_alive(session, o)]
     if not dead:
-        return 0
+        return Recovery()
+    conn = session.connection()
+    recorded = requeued = 0
+    journals: list[Path] = []
+    for token in dead:
+        path = lease.journal_path(token)
+        reading = read_journal(path)
+        journals.append(path)
+        sending = set(
+            session.execute(
+                select(outbox.c.id).where(
+                    outbox.c.status == "sending", outbox.c.claimed_by == token
+                )
+            ).scalars()
+        )
+        results = [v for i, v in reading.results.items() if i in sending]
+        finish_sends(conn, token, results)
+        recorded += len(results)
+        if reading.complete:
+            never_started = sending - reading.started - reading.results.keys()
+            requeued += requeue_unsent(conn, token, sorted(never_started), now)
     session.execute(
         update(outbox)
         .where(outbox.c.status == "claimed", outbox.c.claimed_by.in_(dead))
@@ -475,7 +503,8 @@ def mark_abandoned(session: Session, lease: DispatcherLease, now: datetime) -> i
             updated_at=_naive(now),
         )
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    unknown = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return Recovery(unknown, recorded, requeued, tuple(journals))
 
 
 def release_claims(session: Session, worker: str, ids: Sequence[int], now: datetime) -> None:
@@ -496,21 +525,11 @@ def release_claims(session: Session, worker: str, ids: Sequence[int], now: datet
         )
 
 
-# Built once: these run once per message, and building the statement costs more than
-# executing it on SQLite.
-_BEGIN_SEND = (
-    update(outbox)
-    .where(
-        outbox.c.id == bindparam("b_id"),
-        outbox.c.status == "claimed",
-        outbox.c.claimed_by == bindparam("b_worker"),
-    )
-    .values(status="sending", attempts=outbox.c.attempts + 1, updated_at=bindparam("b_now"))
-)
 RESULT_COLUMNS = (
     "status", "sent_at", "next_attempt_at", "provider_id", "last_code", "last_detail",
     "envelope_from", "updated_at",
 )  # fmt: skip
+# Built once: it runs for every message (as one executemany per batch).
 _FINISH_SEND = (
     update(outbox)
     .where(
@@ -522,19 +541,67 @@ _FINISH_SEND = (
 )
 
 
-def begin_send(conn: Connection, worker: str, outbox_id: int, now: datetime) -> bool:
-    """Move one claimed row to ``sending``; ``False`` means it is no longer ours to send."""
-    result = conn.execute(
-        _BEGIN_SEND, {"b_id": outbox_id, "b_worker": worker, "b_now": _naive(now)}
-    )
-    return bool(result.rowcount)
+def begin_sends(conn: Connection, worker: str, ids: Sequence[int], now: datetime) -> set[int]:
+    """Move this worker's claimed rows to ``sending`` (one attempt more); returns the ids
+    that moved. Commit before sending: that commit is what makes a send at most once."""
+    moved: set[int] = set()
+    for i in range(0, len(ids), CHUNK):
+        chunk = list(ids[i : i + CHUNK])
+        conn.execute(
+            update(outbox)
+            .where(
+                outbox.c.id.in_(chunk),
+                outbox.c.status == "claimed",
+                outbox.c.claimed_by == worker,
+            )
+            .values(status="sending", attempts=outbox.c.attempts + 1, updated_at=_naive(now))
+        )
+        moved.update(
+            conn.execute(
+                select(outbox.c.id).where(
+                    outbox.c.id.in_(chunk),
+                    outbox.c.status == "sending",
+                    outbox.c.claimed_by == worker,
+                )
+            ).scalars()
+        )
+    return moved
 
 
-def finish_send(conn: Connection, worker: str, values: dict[str, Any]) -> None:
-    """Write one send's result (``RESULT_COLUMNS`` plus ``b_id``) over the row this
-    worker is sending."""
-    params = {f"v_{c}": values[c] for c in RESULT_COLUMNS}
-    conn.execute(_FINISH_SEND, {"b_id": values["b_id"], "b_worker": worker, **params})
+def finish_sends(conn: Connection, worker: str, values: Sequence[dict[str, Any]]) -> None:
+    """Write send results (``RESULT_COLUMNS`` plus ``b_id`` each) over rows this worker
+    is still sending; a row another run already settled keeps its verdict."""
+    if values:
+        conn.execute(
+            _FINISH_SEND,
+            [
+                {"b_id": v["b_id"], "b_worker": worker, **{f"v_{c}": v[c] for c in RESULT_COLUMNS}}
+                for v in values
+            ],
+        )
+
+
+def requeue_unsent(conn: Connection, worker: str, ids: Sequence[int], now: datetime) -> int:
+    """Give ``sending`` rows whose send provably never started back to the queue, with the
+    attempt ``begin_sends`` counted taken back."""
+    count = 0
+    for i in range(0, len(ids), CHUNK):
+        result = conn.execute(
+            update(outbox)
+            .where(
+                outbox.c.id.in_(list(ids[i : i + CHUNK])),
+                outbox.c.status == "sending",
+                outbox.c.claimed_by == worker,
+            )
+            .values(
+                status=case((outbox.c.attempts > 1, "retry"), else_="planned"),
+                attempts=outbox.c.attempts - 1,
+                claimed_by=None,
+                updated_at=_naive(now),
+            )
+        )
+        count += int(result.rowcount or 0)
+    return count
 
 
 # --------------------------------------------------------------------- ops and reports

@@ -4,6 +4,8 @@ pytest-httpserver fax gateway."""
 from __future__ import annotations
 
 import json
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ from typer.testing import CliRunner
 
 from connectors.database.engine import session_scope
 from connectors.database.inbox_models import InboundMessage, Suppression
-from connectors.database.outreach_models import OutboxItem
+from connectors.database.models import Contact
+from connectors.database.outreach_models import OutboxItem, OutreachProfile
 from flows.cli import app
 from flows.outreach import (
     FAILED_RUN_AUTOMATION,
@@ -278,3 +281,67 @@ def test_alerting_automations_are_created_once_however_often_setup_runs() -> Non
         names = [a.name for a in client.read_automations()]
     assert names.count(FAILED_RUN_AUTOMATION) == 1
     assert names.count(FAILURE_RATE_AUTOMATION) == 1
+
+
+def test_a_campaign_filtered_by_segment_reaches_exactly_that_segment(
+    database: str, campaigns: Path, smtp: SmtpPeer
+) -> None:
+    from connectors.database.models import Company
+
+    with session_scope() as s:
+        s.add_all(
+            [
+                Company(id=1, name="Transportes Rápidos Ltda", name_key="transportes rapidos"),
+                Company(id=2, name="Banco Central de Crédito", name_key="banco central"),
+            ]
+        )
+    seed_contacts(6)
+    with session_scope() as s:
+        # 1-3 work for a carrier, 4-5 for a bank, 6 for nobody known; 5's profile puts
+        # it in logistics whatever its company says (a profile is the operator's word).
+        for cid in (1, 2, 3):
+            s.get(Contact, cid).company_id = 1  # type: ignore[union-attr]
+        for cid in (4, 5):
+            s.get(Contact, cid).company_id = 2  # type: ignore[union-attr]
+        s.get(OutreachProfile, 5).segment = "logistics"  # type: ignore[union-attr]
+    name = write_campaign(
+        campaigns, steps=EMAIL_ONLY, audience={"segments": ["Logistics"], "not_yet_contacted": True}
+    )
+
+    summary = dispatch_campaign(name, as_of=MONDAY_10_SP)
+
+    assert summary.sent == 4
+    assert summary.not_planned == {"audience:segment": 2}
+    assert sorted(rows(name)) == [1, 2, 3, 5]
+    assert sorted(m.rcpt_tos[0] for m in smtp.received) == [
+        f"c{i}@client{i % 7}.example.org" for i in (1, 2, 3, 5)
+    ]
+
+
+def test_a_busy_recipient_domain_is_held_back_while_other_domains_go_out(
+    database: str, campaigns: Path, smtp: SmtpPeer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.outreach import get_outreach_settings
+
+    monkeypatch.setenv("ACCOUNTFLOW_OUTREACH_THROTTLE_WAIT_SECONDS", "1")
+    get_outreach_settings.cache_clear()
+    # A domain no other test uses: Prefect's limits outlive a test.
+    busy = f"busy-{uuid.uuid4().hex[:10]}.example.org"
+    quiet = f"quiet-{uuid.uuid4().hex[:10]}.example.org"
+    people = [
+        {"id": 100 + i, "first_name": f"P{i}", "full_name": f"P{i} Souza", "country": "BR",
+         "email": f"p{i}@{busy if i < 3 else quiet}", "band": "A"}
+        for i in range(4)
+    ]  # fmt: skip
+    seed_contacts(0, extra=people)
+    throttles = {"global_per_minute": 100_000, "per_domain_per_minute": 2,
+                 "fax_per_minute": 100, "daily_cap_per_sender": 100_000}  # fmt: skip
+    name = write_campaign(campaigns, throttles=throttles, steps=EMAIL_ONLY)
+
+    summary = dispatch_campaign(name, as_of=MONDAY_10_SP)
+
+    assert (summary.sent, summary.skipped_throttle) == (3, 1)
+    domains = Counter(m.rcpt_tos[0].rpartition("@")[2] for m in smtp.received)
+    assert domains == {busy: 2, quiet: 1}
+    statuses = Counter(r["status"] for r in rows(name).values())
+    assert statuses == {"sent": 3, "planned": 1}  # the held one waits, unattempted

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from config.campaign_policy import CAMPAIGNS_DIR, Campaign, load_campaign
+from config.scoring_policy import AudiencePolicy
 from connectors.smtp_sender import SendOutcome, SendResult
-from tasks.campaign_planning import StopSignals, plan_due_steps
+from tasks.campaign_planning import StopSignals, plan_due_steps, with_segments
 from tasks.message_rendering import idempotency_key, message_id_for
 from tasks.outreach import failure_reason, outcome_update
 
@@ -140,3 +141,21 @@ def test_a_deferral_is_pushed_into_the_next_window_and_gives_up_at_max_attempts(
     assert last["status"] == "failed_permanent"
     assert last["last_detail"].startswith(f"gave up after {campaign.max_attempts} attempts")
     assert failure_reason("fax", 503, "") == "http 503"
+
+
+def test_a_contact_without_a_profile_segment_takes_its_companys_industry() -> None:
+    policy = AudiencePolicy(
+        industry_keywords={"logistics": ["transportes"], "finance": ["banco"]},
+        industry_by_company={"Acme Holding": "retail"},
+        need_tags={},
+    )
+    contacts = [
+        {"contact_id": 1, "company": "Transportes Rápidos", "segment": None},
+        {"contact_id": 2, "company": "Banco do Norte", "segment": "logistics"},
+        {"contact_id": 3, "company": "ACME holding", "segment": ""},
+        {"contact_id": 4, "company": None},
+    ]
+
+    segments = {c["contact_id"]: c["segment"] for c in with_segments(contacts, policy)}
+
+    assert segments == {1: "logistics", 2: "logistics", 3: "retail", 4: "(unknown)"}
