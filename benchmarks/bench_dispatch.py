@@ -39,9 +39,8 @@ AS_OF = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)  # a Monday, 10:00 in São Paulo
 
 
 def _reset() -> None:
-    from config.settings import get_settings
+    from config.settings import get_outreach_settings, get_settings
     from connectors.database.engine import reset_engine
-    from tasks.outreach import get_outreach_settings
 
     reset_engine()
     get_settings.cache_clear()

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     xlsx_max_compression_ratio: float = 200.0
     xlsx_max_entries: int = 10_000
     max_field_chars: int = 1_000
+    # Processes that stage a large batch's files in parallel. Each holds a file's rows while
+    # it normalises them (about 0.6 GB for 90,000 rows), so more than one trades memory for
+    # time: 1 keeps ingestion under 1 GB.
+    staging_workers: int = Field(default=1, ge=1)
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
     fax: FaxSettings = FaxSettings()
@@ -129,3 +133,28 @@ class ComplaintSettings(BaseSettings):
 @lru_cache
 def get_complaint_settings() -> ComplaintSettings:
     return ComplaintSettings()
+
+
+class OutreachSettings(BaseSettings):
+    """Outreach knobs, from ``ACCOUNTFLOW_OUTREACH_*``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ACCOUNTFLOW_OUTREACH_", env_file=".env", extra="ignore"
+    )
+
+    campaigns_dir: Path = CONFIG_DIR / "campaigns"
+    templates_dir: Path = CONFIG_DIR / "templates"
+    # "directory" writes .eml files under the data dir instead of talking SMTP (demo).
+    mail_transport: Literal["smtp", "directory"] = "smtp"
+    batch_size: int = 200
+    # How long a batch waits for a Prefect rate-limit slot before leaving rows for later.
+    throttle_wait_seconds: float = 30.0
+    # Failure share of a run above which an event for the alerting automation is emitted.
+    failure_rate_alert: float = 0.2
+    # Prefect notification block ("type-slug/name") the alerting automations notify.
+    alert_block: str | None = None
+
+
+@lru_cache
+def get_outreach_settings() -> OutreachSettings:
+    return OutreachSettings()

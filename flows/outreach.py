@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import flow
 
-from config.settings import get_settings
+from config.settings import get_outreach_settings, get_settings
 from connectors.database.migrate import ensure_schema
 from connectors.database.outbox_store import dispatcher_lease
 from tasks.outreach import (
@@ -18,7 +18,6 @@ from tasks.outreach import (
     elapsed_since,
     ensure_throttles,
     get_campaign,
-    get_outreach_settings,
     plan_campaign,
     preview_campaign,
     publish_dispatch_summary,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import requests
 from prefect import get_run_logger, task
@@ -23,10 +23,9 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from pydantic import BaseModel
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from config.campaign_policy import CAMPAIGNS_DIR, TEMPLATES_DIR, Campaign, load_campaign
-from config.settings import get_settings
+from config.campaign_policy import Campaign, load_campaign
+from config.settings import get_outreach_settings, get_settings
 from connectors.database import outbox_store as store
 from connectors.database.engine import get_engine, session_scope
 from connectors.fax_gateway import FaxDocument, FaxGateway
@@ -56,31 +55,6 @@ from tasks.send_windows import (
     recipient_zone,
     window_allows,
 )
-
-
-class OutreachSettings(BaseSettings):
-    """Outreach knobs, from ``ACCOUNTFLOW_OUTREACH_*`` (candidates for config.settings)."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="ACCOUNTFLOW_OUTREACH_", env_file=".env", extra="ignore"
-    )
-
-    campaigns_dir: Path = CAMPAIGNS_DIR
-    templates_dir: Path = TEMPLATES_DIR
-    # "directory" writes .eml files under the data dir instead of talking SMTP (demo).
-    mail_transport: Literal["smtp", "directory"] = "smtp"
-    batch_size: int = 200
-    # How long a batch waits for a Prefect rate-limit slot before leaving rows for later.
-    throttle_wait_seconds: float = 30.0
-    # Failure share of a run above which an event for the alerting automation is emitted.
-    failure_rate_alert: float = 0.2
-    # Prefect notification block ("type-slug/name") the alerting automations notify.
-    alert_block: str | None = None
-
-
-@lru_cache
-def get_outreach_settings() -> OutreachSettings:
-    return OutreachSettings()
 
 
 @lru_cache(maxsize=8)

@@ -48,7 +48,7 @@ def write_campaign(folder: Path, name: str = "spring", **edits: Any) -> str:
 
 
 def use_campaigns(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
-    from tasks.outreach import get_outreach_settings
+    from config.settings import get_outreach_settings
 
     monkeypatch.setenv("ACCOUNTFLOW_OUTREACH_CAMPAIGNS_DIR", str(folder))
     monkeypatch.setenv("ACCOUNTFLOW_OUTREACH_THROTTLE_WAIT_SECONDS", "15")

@@ -321,7 +321,7 @@ def test_a_campaign_filtered_by_segment_reaches_exactly_that_segment(
 def test_a_busy_recipient_domain_is_held_back_while_other_domains_go_out(
     database: str, campaigns: Path, smtp: SmtpPeer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tasks.outreach import get_outreach_settings
+    from config.settings import get_outreach_settings
 
     monkeypatch.setenv("ACCOUNTFLOW_OUTREACH_THROTTLE_WAIT_SECONDS", "1")
     get_outreach_settings.cache_clear()
