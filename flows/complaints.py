@@ -7,6 +7,7 @@ from datetime import datetime
 
 from prefect import flow
 
+from flows.run_names import as_of_stamp
 from tasks.complaints import (
     AnalysisSummary,
     EscalationSummary,
@@ -26,14 +27,10 @@ def import_complaints(path: str) -> IntakeSummary:
     return import_complaints_file(path)
 
 
-def _run_name() -> str:
-    from prefect.runtime import flow_run
-
-    as_of = aware(flow_run.parameters.get("as_of"))
-    return f"escalate-complaints-{as_of:%Y-%m-%dT%H:%M}"
-
-
-@flow(name="escalate-complaints", flow_run_name=_run_name)
+@flow(
+    name="escalate-complaints",
+    flow_run_name=lambda: f"escalate-complaints-{as_of_stamp('%Y-%m-%dT%H:%M')}",
+)
 def escalate_complaints(as_of: datetime | None = None) -> EscalationSummary:
     """Clocks at ``as_of`` → escalations (once each) → hand-overs → notifications."""
     started = time.perf_counter()

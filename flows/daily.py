@@ -20,6 +20,7 @@ from flows.inbox import ingest_inbox, sample_inbox
 from flows.ingest import export_files, ingest_exhibition_leads, sample_exports
 from flows.outreach import dispatch_campaign
 from flows.progress import RunProgress
+from flows.run_names import as_of_stamp
 from flows.scoring import analyze_audience_flow, score_prospects
 
 # The bundled samples are fairs of March-April 2026; the demo's day is the Tuesday after,
@@ -68,7 +69,7 @@ def _inbox_stage(demo: bool, imap_configured: bool) -> Callable[[], Any] | str:
     return "no IMAP account configured"
 
 
-@flow(name="daily-pipeline", flow_run_name="daily-pipeline-{as_of}")
+@flow(name="daily-pipeline", flow_run_name=lambda: f"daily-pipeline-{as_of_stamp()}")
 def daily_pipeline(
     demo: bool = False,
     as_of: datetime | None = None,

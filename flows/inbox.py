@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
 
 from config.settings import get_settings
+from flows.run_names import as_of_stamp
 from tasks.inbox import (
     InboxSummary,
     finish_inbox_run,
@@ -27,7 +27,7 @@ def _run_name() -> str:
 
     params = flow_run.parameters
     kind = "imap" if params.get("imap") else "eml" if params.get("eml_dir") else "maildir"
-    return f"ingest-inbox-{kind}-{datetime.now(UTC):%Y-%m-%d}"
+    return f"ingest-inbox-{kind}-{as_of_stamp()}"
 
 
 def source_of(imap: bool, eml_dir: str | None, maildir: str | None) -> tuple[str, str | None]:

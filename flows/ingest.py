@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
 
 from config.settings import get_settings
+from flows.run_names import as_of_stamp
 from tasks.ingest import (
     IngestSummary,
     publish_summary,
@@ -22,7 +22,7 @@ def _run_name() -> str:
 
     params = flow_run.parameters
     event = params.get("event") or "files"
-    return f"ingest-exhibition-{event}-{datetime.now(UTC):%Y-%m-%d}"
+    return f"ingest-exhibition-{event}-{as_of_stamp()}"
 
 
 @flow(name="ingest-exhibition-leads", flow_run_name=_run_name, log_prints=False)

@@ -11,6 +11,7 @@ from prefect import flow
 from config.settings import get_outreach_settings, get_settings
 from connectors.database.migrate import ensure_schema
 from connectors.database.outbox_store import dispatcher_lease
+from flows.run_names import as_of_stamp
 from tasks.outreach import (
     EVENT_PREFIX,
     DispatchSummary,
@@ -98,7 +99,7 @@ def _run_name() -> str:
 
     params = flow_run.parameters
     mode = "-dry-run" if params.get("dry_run") else ""
-    return f"dispatch-{params.get('campaign', 'campaign')}{mode}-{datetime.now(UTC):%Y-%m-%d}"
+    return f"dispatch-{params.get('campaign', 'campaign')}{mode}-{as_of_stamp()}"
 
 
 @flow(name="dispatch-campaign", flow_run_name=_run_name, log_prints=False)

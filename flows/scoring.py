@@ -6,6 +6,7 @@ from datetime import datetime
 
 from prefect import flow
 
+from flows.run_names import as_of_stamp
 from tasks.score import (
     AudienceSummary,
     ScoringSummary,
@@ -18,17 +19,7 @@ from tasks.score import (
 )
 
 
-def _run_name(prefix: str) -> str:
-    from datetime import UTC
-
-    from prefect.runtime import flow_run
-
-    as_of = flow_run.parameters.get("as_of") or datetime.now(UTC)
-    stamp = as_of if isinstance(as_of, str) else f"{as_of:%Y-%m-%d}"
-    return f"{prefix}-{stamp[:10]}"
-
-
-@flow(name="score-prospects", flow_run_name=lambda: _run_name("score"), log_prints=False)
+@flow(name="score-prospects", flow_run_name=lambda: f"score-{as_of_stamp()}", log_prints=False)
 def score_prospects(as_of: datetime | None = None, full: bool = False) -> ScoringSummary:
     """Score contacts whose inputs changed since their last score (all with ``full``)."""
     registry = refresh_registry()
@@ -38,7 +29,7 @@ def score_prospects(as_of: datetime | None = None, full: bool = False) -> Scorin
     return summary
 
 
-@flow(name="analyze-audience", flow_run_name=lambda: _run_name("audience"), log_prints=False)
+@flow(name="analyze-audience", flow_run_name=lambda: f"audience-{as_of_stamp()}", log_prints=False)
 def analyze_audience_flow(as_of: datetime | None = None) -> AudienceSummary:
     """Segment the scored prospects; markdown artifact plus a standalone HTML report."""
     summary = build_audience_report(as_of)

@@ -4,6 +4,7 @@ the others."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -13,6 +14,8 @@ from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
 )
 from prefect.client.schemas.objects import Artifact
 from prefect.client.schemas.sorting import ArtifactSort
@@ -70,6 +73,16 @@ def test_a_failed_stage_is_recorded_and_the_later_stages_still_run(
     )
     assert state.is_failed()
     assert "campaign" in str(state.message)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        stage_runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])
+            )
+        )
+    # A scheduled run has no as_of: its name carries the day it ran, not "None".
+    assert run.name == f"daily-pipeline-{datetime.now(UTC):%Y-%m-%d}"
+    assert {r.name.rsplit("-", 3)[0] for r in stage_runs} >= {"score", "escalate-complaints"}
 
     table = _artifact("daily-pipeline", state.state_details.flow_run_id)
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
