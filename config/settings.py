@@ -149,6 +149,8 @@ class OutreachSettings(BaseSettings):
     batch_size: int = 200
     # How long a batch waits for a Prefect rate-limit slot before leaving rows for later.
     throttle_wait_seconds: float = 30.0
+    # A fax handed to the gateway this long ago with no final status is asked about.
+    fax_poll_after_minutes: float = 30.0
     # Failure share of a run above which an event for the alerting automation is emitted.
     failure_rate_alert: float = 0.2
     # Prefect notification block ("type-slug/name") the alerting automations notify.

@@ -20,6 +20,7 @@ from tasks.outreach import (
     ensure_throttles,
     get_campaign,
     plan_campaign,
+    poll_fax_statuses,
     preview_campaign,
     publish_dispatch_summary,
     recover_abandoned,
@@ -126,6 +127,7 @@ def dispatch_campaign(
         size = batch_size or get_outreach_settings().batch_size
         with dispatcher_lease(get_settings().data_dir) as lease:
             summary.recovered_unknown = recover_abandoned(lease.token, when)
+            summary.fax_statuses_polled = poll_fax_statuses()
             summary.planned, summary.not_planned = plan_campaign(campaign, when)
             while True:
                 batch = dispatch_batch(campaign, when, lease.token, size)

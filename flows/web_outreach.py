@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -13,8 +12,7 @@ from config.settings import get_settings
 from connectors.database import outbox_store as store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
-from connectors.fax_gateway import SIGNATURE_HEADER, final_result, parse_callback, verify_callback
-from connectors.smtp_sender import SendOutcome
+from connectors.fax_gateway import SIGNATURE_HEADER, parse_callback, verify_callback
 from tasks.message_rendering import UnsubscribeRequest, verify_unsubscribe_token
 
 router = APIRouter()
@@ -89,33 +87,11 @@ async def fax_callback(request: Request) -> JSONResponse:
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
     ensure_schema()
-    now = datetime.now(UTC).replace(tzinfo=None)
     with session_scope() as s:
         outbox_id = int(record.tag) if record.tag and record.tag.isdigit() else None
         if outbox_id is None or store.outbox_row(s, outbox_id) is None:
             outbox_id = store.outbox_id_for_provider(s, record.fax_id)
         if outbox_id is None:
             raise HTTPException(status_code=404, detail="unknown fax")
-        result = final_result(outbox_id, record)
-        update: dict[str, object] = {"final_status": record.status, "final_status_at": now}
-        if result is not None and result.outcome is not SendOutcome.SENT:
-            update.update(
-                status=result.outcome.value,
-                last_detail=f"gateway: {result.detail}"[:2000],
-                next_attempt_at=now if result.outcome is SendOutcome.RETRY else None,
-                updated_at=now,
-            )
-        store.record_delivery(
-            s,
-            {
-                "outbox_id": outbox_id,
-                "provider_id": record.fax_id,
-                "status": record.status,
-                "error_type": record.error_type,
-                "error_code": record.error_code,
-                "error_message": record.error_message,
-                "body_sha256": hashlib.sha256(body).hexdigest(),
-            },
-            update,
-        )
+        store.record_fax_status(s, outbox_id, record, hashlib.sha256(body).hexdigest())
     return JSONResponse({"outbox_id": outbox_id, "status": record.status})

@@ -12,7 +12,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from config.campaign_policy import Campaign, load_campaign
 from config.settings import get_outreach_settings, get_settings
 from connectors.database import outbox_store as store
 from connectors.database.engine import get_engine, session_scope
-from connectors.fax_gateway import FaxDocument, FaxGateway
+from connectors.fax_gateway import FaxDocument, FaxGateway, FaxGatewayError, final_result
 from connectors.send_journal import SendJournal
 from connectors.smtp_sender import (
     MailSender,
@@ -211,6 +211,7 @@ class DispatchSummary(BaseModel):
     failed_by_reason: dict[str, int] = {}
     unknown: int = 0
     recovered_unknown: int = 0
+    fax_statuses_polled: int = 0
     suppressed: int = 0
     skipped_window: int = 0
     skipped_throttle: int = 0
@@ -259,6 +260,39 @@ def recover_abandoned(worker: str, as_of: datetime) -> int:
     for path in recovery.journals:  # only now that what they proved is committed
         path.unlink(missing_ok=True)
     return recovery.unknown
+
+
+@task(name="poll-fax-statuses", cache_policy=NO_CACHE)
+def poll_fax_statuses() -> int:
+    """Ask the gateway about faxes whose final status never came back; returns how many
+    got one.
+
+    Callbacks are the normal path; a callback lost while our web service was down would
+    otherwise leave a fax ``sent`` with no final word, and a busy line never retried.
+    """
+    settings, own = get_settings(), get_outreach_settings()
+    if not settings.fax.base_url:
+        return 0
+    sent_before = datetime.now(UTC) - timedelta(minutes=own.fax_poll_after_minutes)
+    with session_scope() as s:
+        waiting = store.faxes_awaiting_status(s, sent_before, own.batch_size)
+    settled = 0
+    with requests.Session() as http:
+        gateway = FaxGateway.from_settings(settings.fax, http)
+        for outbox_id, fax_id in waiting:
+            try:
+                record = gateway.get_status(fax_id)
+            except FaxGatewayError as exc:
+                get_run_logger().warning(
+                    "fax %s: status not read, asked again next run: %s", fax_id, exc
+                )
+                continue
+            if final_result(outbox_id, record) is None:
+                continue  # still in flight
+            with session_scope() as s:
+                store.record_fax_status(s, outbox_id, record)
+            settled += 1
+    return settled
 
 
 @task(name="plan-campaign", cache_policy=NO_CACHE, retries=2)
@@ -603,6 +637,7 @@ def summary_table(summary: DispatchSummary) -> list[dict[str, Any]]:
         {"measure": "failed", "value": summary.failed},
         {"measure": "unknown (send outcome not known)", "value": summary.unknown},
         {"measure": "unknown (dispatcher died earlier)", "value": summary.recovered_unknown},
+        {"measure": "fax final statuses polled", "value": summary.fax_statuses_polled},
         {"measure": "suppressed", "value": summary.suppressed},
         {"measure": "skipped by window", "value": summary.skipped_window},
         {"measure": "skipped by throttle", "value": summary.skipped_throttle},

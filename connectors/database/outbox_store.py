@@ -43,7 +43,9 @@ from connectors.database.engine import get_engine
 from connectors.database.inbox_models import InboundMessage, Suppression
 from connectors.database.models import Company, Contact
 from connectors.database.outreach_models import DeliveryEvent, OutboxItem, OutreachProfile
+from connectors.fax_gateway import FaxRecord, final_result
 from connectors.send_journal import read_journal
+from connectors.smtp_sender import SendOutcome
 
 CHUNK = 5_000
 outbox = cast(Table, OutboxItem.__table__)
@@ -727,6 +729,57 @@ def record_delivery(
     session.add(DeliveryEvent(**event))
     if row_update:
         session.execute(update(outbox).where(outbox.c.id == event["outbox_id"]).values(row_update))
+
+
+def record_fax_status(
+    session: Session, outbox_id: int, record: FaxRecord, body_sha256: str | None = None
+) -> None:
+    """The gateway's word on one fax (a callback or a poll): an event, the final status,
+    and, when the fax did not go through, the outcome it means for the row (retry later,
+    failed, or unknown for a partial send)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    result = final_result(outbox_id, record)
+    row_update: dict[str, Any] = {"final_status": record.status, "final_status_at": now}
+    if result is not None and result.outcome is not SendOutcome.SENT:
+        row_update.update(
+            status=result.outcome.value,
+            last_detail=f"gateway: {result.detail}"[:2000],
+            next_attempt_at=now if result.outcome is SendOutcome.RETRY else None,
+            updated_at=now,
+        )
+    record_delivery(
+        session,
+        {
+            "outbox_id": outbox_id,
+            "provider_id": record.fax_id,
+            "status": record.status,
+            "error_type": record.error_type,
+            "error_code": record.error_code,
+            "error_message": record.error_message,
+            "body_sha256": body_sha256,
+        },
+        row_update,
+    )
+
+
+def faxes_awaiting_status(
+    session: Session, sent_before: datetime, limit: int
+) -> list[tuple[int, str]]:
+    """(outbox id, gateway fax id) of faxes handed over before ``sent_before`` whose final
+    status never came back: a callback lost while our web service was down."""
+    rows = session.execute(
+        select(outbox.c.id, outbox.c.provider_id)
+        .where(
+            outbox.c.channel == "fax",
+            outbox.c.status == "sent",
+            outbox.c.final_status.is_(None),
+            outbox.c.provider_id.is_not(None),
+            outbox.c.sent_at < sent_before.astimezone(UTC).replace(tzinfo=None),
+        )
+        .order_by(outbox.c.sent_at)
+        .limit(limit)
+    )
+    return [(int(i), str(p)) for i, p in rows]
 
 
 def status_counts(session: Session, campaign: str) -> dict[str, int]:

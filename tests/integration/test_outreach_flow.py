@@ -14,11 +14,12 @@ import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy import func, select
 from typer.testing import CliRunner
+from werkzeug import Response
 
 from connectors.database.engine import session_scope
 from connectors.database.inbox_models import InboundMessage, Suppression
 from connectors.database.models import Contact
-from connectors.database.outreach_models import OutboxItem, OutreachProfile
+from connectors.database.outreach_models import DeliveryEvent, OutboxItem, OutreachProfile
 from flows.cli import app
 from flows.outreach import (
     FAILED_RUN_AUTOMATION,
@@ -167,6 +168,49 @@ def test_gateway_5xx_defers_the_fax(
 
     assert (summary.sent, summary.retried) == (0, 1)
     assert rows(name)[1]["last_code"] == 503
+
+
+def test_faxes_whose_callback_never_came_are_polled_once_for_their_final_status(
+    database: str, campaigns: Path, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from config.settings import get_outreach_settings, get_settings
+
+    monkeypatch.setenv("ACCOUNTFLOW_FAX__BASE_URL", httpserver.url_for("/v2"))
+    monkeypatch.setenv("ACCOUNTFLOW_OUTREACH_FAX_POLL_AFTER_MINUTES", "0")
+    get_settings.cache_clear()
+    get_outreach_settings.cache_clear()
+    sent = iter(["F-1", "F-2", "F-3"])
+    httpserver.expect_request("/v2/faxes", method="POST").respond_with_handler(
+        lambda _: Response(json.dumps({"success": True, "data": {"id": next(sent)}}))
+    )
+    fax_step = {"name": "fax", "channel": "fax", "delay_business_days": 0,
+                "template": "fax-followup", "stop_on": []}  # fmt: skip
+    name = write_campaign(campaigns, steps=[fax_step])
+    seed_contacts(3, fax=True)
+    assert dispatch_campaign(name, as_of=MONDAY_10_SP).sent == 3
+    # No callback arrives; the gateway says: delivered, busy line, still sending.
+    answers = {
+        "F-1": {"id": "F-1", "status": "success"},
+        "F-2": {"id": "F-2", "status": "failure", "error_type": "lineError", "error_code": "busy"},
+        "F-3": {"id": "F-3", "status": "inprogress"},
+    }
+    for fax_id, record in answers.items():
+        httpserver.expect_request(f"/v2/faxes/{fax_id}", method="GET").respond_with_json(
+            {"success": True, "data": record}
+        )
+
+    polled = dispatch_campaign(name, as_of=MONDAY_10_SP)
+
+    assert polled.fax_statuses_polled == 2
+    by_fax = {r["provider_id"]: r for r in rows(name).values()}
+    assert (by_fax["F-1"]["status"], by_fax["F-1"]["final_status"]) == ("sent", "success")
+    assert (by_fax["F-2"]["status"], by_fax["F-2"]["final_status"]) == ("retry", "failure")
+    assert by_fax["F-3"]["final_status"] is None  # in flight: asked again next run
+    with session_scope() as s:
+        events = s.execute(select(DeliveryEvent.provider_id)).scalars().all()
+    assert sorted(events) == ["F-1", "F-2"]
+    gets = [r.path for r, _ in httpserver.log if r.method == "GET"]
+    assert sorted(gets) == ["/v2/faxes/F-1", "/v2/faxes/F-2", "/v2/faxes/F-3"]
 
 
 def test_closed_send_window_plans_nothing_until_it_opens(
