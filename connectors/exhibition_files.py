@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import html
 import io
+import re
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -95,7 +97,7 @@ def read_csv(path: Path, is_header: Callable[[Sequence[str]], bool]) -> RawTable
 
 
 def check_zip_limits(path: Path, settings: Settings) -> None:
-    """Refuse XLSX files that would expand past our limits, before openpyxl inflates them."""
+    """Refuse XLSX files that would expand past our limits, before any reader inflates them."""
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -125,16 +127,97 @@ def cell_text(value: object) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) < 1e17 else repr(value)
-    if isinstance(value, datetime | date | time):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        # A date-formatted cell is a timestamp at midnight, as openpyxl has always given it.
+        return datetime.combine(value, time()).isoformat()
+    if isinstance(value, time):
         return value.isoformat()
     return str(value)
+
+
+# A formula cell in worksheet XML: <c r="C7" ...><f>HYPERLINK(...)</f><v/></c> (the schema puts
+# <f> first). Text never holds a raw "<", so every match is markup.
+_FORMULA_ELEMENT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?f[\s/>]")
+_FORMULA_CELL = re.compile(rb"<c\b([^>]*)>\s*<f>([^<]*)</f>")
+_CELL_REF = re.compile(rb'\br="([A-Z]{1,3})([0-9]+)"')
+
+
+def formula_cells(path: Path) -> dict[tuple[int, int], str] | None:
+    """Formula text ("=...") by (row, column) from 0, for a workbook with one worksheet.
+
+    None when calamine's values cannot simply be patched: several worksheets with formulas
+    somewhere, or a formula not spelled out in its own cell (shared, array, no reference).
+    """
+    with zipfile.ZipFile(path) as zf:
+        sheets = [n for n in zf.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
+        xml = zf.read(sheets[0]) if len(sheets) == 1 else b""
+        if len(sheets) != 1:
+            return {} if not any(_FORMULA_ELEMENT.search(zf.read(n)) for n in sheets) else None
+    found: dict[tuple[int, int], str] = {}
+    for match in _FORMULA_CELL.finditer(xml):
+        ref = _CELL_REF.search(match.group(1))
+        if ref is None:
+            return None
+        col = 0
+        for letter in ref.group(1):
+            col = col * 26 + letter - 64
+        found[(int(ref.group(2)) - 1, col - 1)] = "=" + html.unescape(match.group(2).decode())
+    if len(found) != len(_FORMULA_ELEMENT.findall(xml)):
+        return None
+    return found
 
 
 def read_xlsx(
     path: Path, settings: Settings, is_header: Callable[[Sequence[str]], bool]
 ) -> RawTable:
+    """Read the first worksheet; the zip-bomb limits are checked before any reader opens it.
+
+    calamine (Rust) reads values several times faster than openpyxl but sees only a
+    formula's cached result, and a formula must arrive as its text to be quarantined: the
+    formula cells are read from the sheet's XML and laid over calamine's values. A workbook
+    where that is not plain (see ``formula_cells``) is read with openpyxl instead.
+    """
     check_zip_limits(path, settings)
-    import openpyxl  # imported late: it is slow to import and only XLSX needs it
+    import python_calamine
+
+    try:
+        formulas = formula_cells(path)
+        workbook = python_calamine.CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # zipfile and calamine raise many types for a broken workbook
+        raise FileRejected(f"{path.name}: cannot open as XLSX: {exc}") from exc
+    if formulas is None:
+        workbook.close()
+        return _read_xlsx_formulas(path, is_header)
+    try:
+        names = [
+            m.name
+            for m in workbook.sheets_metadata
+            if m.typ == python_calamine.SheetTypeEnum.WorkSheet
+        ]
+        if not names:
+            raise FileRejected(f"{path.name}: the workbook has no worksheet")
+        grid = workbook.get_sheet_by_name(names[0]).to_python(skip_empty_area=False)
+    except python_calamine.CalamineError as exc:
+        raise FileRejected(f"{path.name}: cannot read as XLSX: {exc}") from exc
+    finally:
+        workbook.close()
+    rows = [[cell_text(v) for v in row] for row in grid]
+    for (r, c), text in formulas.items():
+        # A formula without a cached value is outside calamine's range: widen it.
+        while len(rows) <= r:
+            rows.append([])
+        row = rows[r]
+        row.extend([""] * (c + 1 - len(row)))
+        row[c] = text
+    table = _tabulate(rows, is_header)
+    table.meta.update(format="xlsx", sheet=names[0])
+    return table
+
+
+def _read_xlsx_formulas(path: Path, is_header: Callable[[Sequence[str]], bool]) -> RawTable:
+    import openpyxl  # imported late: it is slow to import and only formula workbooks need it
 
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=False)

@@ -13,7 +13,7 @@ from tasks.ingest import (
     publish_summary,
     register_files,
     resolve_and_store,
-    stage_file,
+    stage_files,
 )
 
 
@@ -35,7 +35,7 @@ def ingest_exhibition_leads(
     """Ingest exports in the order given; rows in = accepted + duplicates + quarantined."""
     staging = str(get_settings().data_dir.resolve() / "staging")
     registered = register_files(files, event)
-    staged = [stage_file(entry, source, staging, timezone) for entry in registered]
+    staged = stage_files(registered, source, staging, timezone)
     summary = resolve_and_store(staged, event)
     publish_summary(summary)
     return summary

@@ -41,7 +41,7 @@ from connectors.database.migrate import ensure_schema
 from connectors.exhibition_files import RawTable
 from connectors.mailbox import EmlDirReader, ImapReader, MaildirReader, MessageSource, RawMessage
 from tasks.column_mapping import ColumnMapping
-from tasks.ingest import IngestSummary, StagedFile, store_batch
+from tasks.ingest import IngestSummary, store_batch
 from tasks.mail_classification import (
     Classification,
     MailClassifier,
@@ -51,6 +51,7 @@ from tasks.mail_classification import (
 )
 from tasks.mail_parsing import Malformed, ParsedMail, ParseLimits, oversize_record, parse_message
 from tasks.normalize import normalize_table
+from tasks.staging import StagedFile, write_staged
 
 # Senders resolved into contacts: people who write to us about business.
 PEOPLE = frozenset({MessageClass.LEAD, MessageClass.COMPLAINT})
@@ -309,9 +310,8 @@ def _resolve_senders(
     rows = [sender_cells(e, classifier, settings.default_region) for e in people]
     frame = senders_frame(rows, settings.max_field_chars, settings.default_region)
     sha = hashlib.sha256("\n".join(e.source for e in people).encode()).hexdigest()
-    staged_path = settings.data_dir.resolve() / "staging" / f"inbox-{sha}.pkl"
-    staged_path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_pickle(staged_path)
+    staged_path = settings.data_dir.resolve() / "staging" / f"inbox-{sha}.parquet"
+    write_staged(frame, staged_path)
     name = f"inbox {people[0].source}" + (f" (+{len(people) - 1})" if len(people) > 1 else "")
     staged = StagedFile(
         order=0,

@@ -1,15 +1,14 @@
 """Prefect tasks for exhibition lead ingestion: stage files, resolve entities, store, report.
 
-Staging (read + map + normalise) runs per file and writes a pickle under the data dir;
-resolution and storage run as one transaction over the whole batch, so a crash stores
-nothing and the rerun starts clean.
+Staging (read + map + normalise, tasks/staging.py) runs per file and writes Parquet under
+the data dir; resolution and storage run as one transaction over the whole batch, so a
+crash stores nothing and the rerun starts clean.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,13 @@ from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
 from config.policies import get_ingest_policies
-from config.settings import get_settings
 from connectors.database import leads_store as store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
 from connectors.database.models import Disposition, FileStatus
-from connectors.exhibition_files import FileRejected, read_table
-from tasks.column_mapping import UnmappableFile, choose_source, looks_like_header, map_columns
 from tasks.matching import match_rows
 from tasks.merge import FIRST_WINS, LATEST_WINS, current_values, history
-from tasks.normalize import normalize_table
+from tasks.staging import StagedFile, read_staged, stage_all, stage_one
 
 
 class FileSummary(BaseModel):
@@ -63,20 +59,6 @@ class IngestSummary(BaseModel):
     @property
     def reconciles(self) -> bool:
         return self.rows_in == self.accepted + self.duplicates + self.quarantined
-
-
-class StagedFile(BaseModel):
-    order: int
-    name: str
-    path: str
-    sha256: str
-    size_bytes: int
-    event: str | None
-    staged_path: str | None = None
-    status: str = "ingested"
-    error: str | None = None
-    rows_in: int = 0
-    detail: dict[str, Any] = {}
 
 
 def file_sha256(path: Path) -> str:
@@ -114,36 +96,15 @@ def stage_file(
     entry: StagedFile, source: str | None, staging_dir: str, timezone: str | None = None
 ) -> StagedFile:
     """Read, map and normalise one file; a file we cannot read is rejected with its reason."""
-    settings, policies = get_settings(), get_ingest_policies()
-    path = Path(entry.path)
-    try:
-        chosen = choose_source(path.name, policies.sources, source)
-        table = read_table(path, settings, lambda cells: looks_like_header(cells, policies.sources))
-        mapping = map_columns(table.header, policies.sources, chosen)
-    except (FileRejected, UnmappableFile) as exc:
-        return entry.model_copy(update={"status": "rejected", "error": f"{path.name}: {exc}"})
-    frame = normalize_table(
-        table,
-        mapping,
-        policies.sources,
-        default_region=settings.default_region,
-        timezone=(chosen and policies.sources.sources[chosen].timezone)
-        or timezone
-        or settings.timezone,
-        max_field_chars=settings.max_field_chars,
-    )
-    out = Path(staging_dir) / f"{entry.sha256}.pkl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_pickle(out)
-    detail = {
-        **table.meta,
-        "source": chosen,
-        "unmapped_headers": mapping.unmapped,
-        "columns": {table.header[i]: f for i, f in mapping.fields.items()},
-    }
-    return entry.model_copy(
-        update={"staged_path": str(out), "rows_in": len(frame), "detail": detail}
-    )
+    return stage_one(entry, source, staging_dir, timezone)
+
+
+@task(name="stage-files", cache_policy=NO_CACHE, retries=1)
+def stage_files(
+    entries: list[StagedFile], source: str | None, staging_dir: str, timezone: str | None = None
+) -> list[StagedFile]:
+    """Stage every file of the batch; large batches file by file in parallel processes."""
+    return stage_all(entries, source, staging_dir, timezone)
 
 
 def _targets(rows: pd.DataFrame, matches: pd.DataFrame) -> pd.Series:
@@ -215,33 +176,36 @@ def store_batch(
     # A rejected file is not recorded as a source file (its reason stays in the batch
     # summary): once the mapping is fixed, the same file must be ingestible.
     todo = [f for f in todo if f.status != "rejected"]
-    file_ids = store.insert_with_ids(
-        s,
-        store.SourceFile,
-        [
-            {
-                "batch_id": batch_id,
-                "name": f.name,
-                "path": f.path,
-                "sha256": f.sha256,
-                "size_bytes": f.size_bytes,
-                "event": f.event,
-                "rows_in": f.rows_in,
-                "status": FileStatus.ingested,
-                "detail": f.detail,
-            }
-            for f in todo
-        ],
+    file_ids = store.reserve_ids(s, store.SourceFile, len(todo))
+    files = pd.DataFrame(
+        {
+            "id": file_ids,
+            "batch_id": batch_id,
+            "name": [f.name for f in todo],
+            "path": [f.path for f in todo],
+            "sha256": [f.sha256 for f in todo],
+            "size_bytes": [f.size_bytes for f in todo],
+            "event": pd.Series([f.event for f in todo], dtype=object),
+            "rows_in": [f.rows_in for f in todo],
+            "status": FileStatus.ingested.value,
+            "detail": pd.Series([f.detail for f in todo], dtype=object),
+        }
     )
-    frames = []
+    store.bulk_insert(s, store.SourceFile, files)
+    # The raw cells, the bulk of a row, stay on disk until their rows are written.
+    frames, raw_paths = [], []
     for f, fid in zip(todo, file_ids, strict=True):
         if f.staged_path:
-            frames.append(pd.read_pickle(f.staged_path).assign(file_id=fid, event=f.event))
+            frame = read_staged(f.staged_path, without=["raw"])
+            frames.append(frame.assign(file_id=fid, event=f.event))
+            raw_paths.append(f.staged_path)
     if not frames:
         return
     rows = pd.concat(frames, ignore_index=True)
+    del frames
     rows["row_key"] = np.arange(len(rows))
-    good = rows[rows["reason"].isna()]
+    good = rows.loc[rows["reason"].isna(), rows.columns.drop("flags")]
+    rows = rows[["file_id", "row_number", "reason", "flags", "row_key"]]  # what a row keeps
     known = store.load_known(s)
     matches = match_rows(good, known, policy)
     rows["disposition"] = Disposition.quarantined.value
@@ -291,7 +255,14 @@ def store_batch(
     rows["contact_id"] = pd.Series(good["target"].map(contact_of), index=good.index)
     source_rows = _source_row_frame(rows)
     row_ids = store.reserve_ids(s, store.SourceRow, len(source_rows))
-    store.bulk_insert(s, store.SourceRow, source_rows.assign(id=row_ids))
+    source_rows["id"] = row_ids
+    start = 0
+    for path in raw_paths:  # files were concatenated in this order
+        raw = read_staged(path, only=["raw"])["raw"]
+        part = source_rows.iloc[start : start + len(raw)]
+        part = part.assign(raw=raw.set_axis(part.index))  # stays Arrow text until a chunk
+        store.bulk_insert(s, store.SourceRow, part, json_text={"raw"})
+        start += len(raw)
     row_id_of = pd.Series(row_ids, index=rows["row_key"].to_numpy())
     if len(changes):
         history_rows = pd.DataFrame(
@@ -306,11 +277,11 @@ def store_batch(
         store.bulk_insert(s, store.ContactHistory, history_rows.reset_index(drop=True))
     _store_identifiers(s, good, contact_of)
 
-    counts = Counter(rows["disposition"])
+    counts = rows["disposition"].value_counts()
     summary.rows_in = len(rows)
-    summary.accepted = counts.get("accepted", 0)
-    summary.duplicates = counts.get("duplicate", 0)
-    summary.quarantined = counts.get("quarantined", 0)
+    summary.accepted = int(counts.get("accepted", 0))
+    summary.duplicates = int(counts.get("duplicate", 0))
+    summary.quarantined = int(counts.get("quarantined", 0))
     summary.quarantined_by_reason = {
         str(k): int(v) for k, v in rows["reason"].dropna().value_counts().items()
     }
@@ -332,10 +303,10 @@ def _store_companies(s: Any, good: pd.DataFrame) -> dict[Any, int]:
         tax_id=("company_tax_id", "first"),
         country=("country", "first"),
     )
-    firsts = firsts.astype(object).where(firsts.notna(), None)
     firsts["name"] = firsts["name"].fillna(firsts["tax_id"])
     firsts["name_key"] = firsts["name_key"].fillna("")
-    ids = store.insert_with_ids(s, store.Company, _records(firsts))
+    ids = store.reserve_ids(s, store.Company, len(firsts))
+    store.bulk_insert(s, store.Company, firsts.reset_index(drop=True).assign(id=ids))
     return dict(zip(firsts.index, ids, strict=True))
 
 
@@ -349,12 +320,6 @@ def _none(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Plain-Python dicts for executemany: NA/NaN/NaT become None, numpy scalars unwrapped."""
-    clean = frame.astype(object).where(frame.notna(), None)
-    return [{str(k): _none(v) for k, v in r.items()} for r in clean.to_dict("records")]
 
 
 def _contact_frame(new_vals: pd.DataFrame, events: pd.Series) -> pd.DataFrame:
@@ -393,7 +358,6 @@ def _source_row_frame(rows: pd.DataFrame) -> pd.DataFrame:
     cols = [
         "file_id",
         "row_number",
-        "raw",
         "disposition",
         "reason",
         "flags",
@@ -408,19 +372,23 @@ def _source_row_frame(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _store_identifiers(s: Any, good: pd.DataFrame, contact_of: pd.Series) -> None:
-    """Remember every email, phone and personal tax id a contact was seen with."""
+    """Remember every email, phone and personal tax id a contact was seen with.
+
+    One kind at a time: hashing the three together for duplicates costs three times the
+    memory for the same result, as kinds never collide.
+    """
     ids = good["target"].map(contact_of)
-    parts = [
-        pd.DataFrame({"contact_id": ids, "kind": kind, "value": good[col]}).dropna()
-        for kind, col in (("email", "email"), ("phone", "phone"), ("tax_id", "person_tax_id"))
-    ]
-    idents = pd.concat(parts).astype({"contact_id": "int64"}).drop_duplicates()
     existing_ids = contact_of[contact_of.index.str.startswith("c:")].astype(int).tolist()
-    if existing_ids:
-        known = store.load_identifiers(s, existing_ids)
-        idents = idents.merge(known, how="left", indicator=True)
-        idents = idents[idents["_merge"] == "left_only"].drop(columns="_merge")
-    store.bulk_insert(s, store.ContactIdentifier, idents.reset_index(drop=True))
+    known = store.load_identifiers(s, existing_ids) if existing_ids else None
+    for kind, col in (("email", "email"), ("phone", "phone"), ("tax_id", "person_tax_id")):
+        has = good[col].notna()
+        idents = pd.DataFrame(
+            {"contact_id": ids[has].astype("int64"), "kind": kind, "value": good.loc[has, col]}
+        ).drop_duplicates()
+        if known is not None:
+            idents = idents.merge(known[known["kind"] == kind], how="left", indicator=True)
+            idents = idents[idents["_merge"] == "left_only"].drop(columns="_merge")
+        store.bulk_insert(s, store.ContactIdentifier, idents.reset_index(drop=True))
 
 
 @task(name="publish-ingest-summary", cache_policy=NO_CACHE)

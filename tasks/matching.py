@@ -8,7 +8,9 @@ cost stays near-linear in the number of rows.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -86,21 +88,27 @@ def _fuzzy_pairs(
     """
     small_a: list[np.ndarray] = []
     small_b: list[np.ndarray] = []
-    out_a: list[np.ndarray] = []
-    out_b: list[np.ndarray] = []
-    out_s: list[np.ndarray] = []
+    large: list[np.ndarray] = []
     for idx in blocks:
         if len(idx) <= SMALL_BLOCK:
             i, j = np.triu_indices(len(idx), k=1)
             small_a.append(idx[i])
             small_b.append(idx[j])
-            continue
+        else:
+            large.append(idx)
+
+    def score_block(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         block = values[idx].tolist()
         scores = process.cdist(block, block, scorer=scorer, score_cutoff=cutoff, dtype=np.uint8)
         i, j = np.nonzero(np.triu(scores, k=1))
-        out_a.append(idx[i])
-        out_b.append(idx[j])
-        out_s.append(scores[i, j].astype(float))
+        return idx[i], idx[j], scores[i, j].astype(float)
+
+    # cdist releases the GIL, so large blocks are scored on every core, in threads.
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        scored = list(pool.map(score_block, large))
+    out_a = [a for a, _, _ in scored]
+    out_b = [b for _, b, _ in scored]
+    out_s = [sc for _, _, sc in scored]
     if small_a:
         a, b = np.concatenate(small_a), np.concatenate(small_b)
         scores = np.fromiter(

@@ -6,6 +6,7 @@ The output keeps every row: a row that cannot become a lead carries a quarantine
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -84,9 +85,41 @@ def formula_mask(frame: pd.DataFrame) -> pd.Series:
     return mask
 
 
+# Python's ``\s`` spelled out: pandas hands ``\s`` to Python's re cell by cell (RE2's ``\s``
+# misses some Unicode spaces), while a plain character class stays in pyarrow.
+_WHITESPACE_RUN = "[" + "".join(sorted({c for c in map(chr, range(0x3001)) if c.isspace()})) + "]+"
+# Control characters JSON must escape, other than the three escaped by hand below.
+_JSON_CONTROL = "[\x00-\x08\x0b\x0c\x0e-\x1f]"
+
+
 def _blank_to_na(s: pd.Series) -> pd.Series:
-    s = s.str.strip().str.replace(r"\s+", " ", regex=True)
+    s = s.str.strip().str.replace(_WHITESPACE_RUN, " ", regex=True)
     return s.mask(s == "")
+
+
+def json_objects(cells: pd.DataFrame, names: list[str]) -> pd.Series:
+    """Each row as the JSON text of ``{header: cell}`` (a repeated header keeps its last cell).
+
+    Built column by column with vectorised string operations: a dict and ``json.dumps`` per
+    row cost more than the rest of staging a row.
+    """
+    out = pd.Series("", index=cells.index, dtype="object")
+    for i, name in enumerate(names):
+        s = cells[i]
+        text = (
+            '"'
+            + s.str.replace("\\", "\\\\", regex=False)
+            .str.replace('"', '\\"', regex=False)
+            .str.replace("\n", "\\n", regex=False)
+            .str.replace("\r", "\\r", regex=False)
+            .str.replace("\t", "\\t", regex=False)
+            + '"'
+        )
+        odd = s.str.contains(_JSON_CONTROL, regex=True)
+        if odd.any():
+            text[odd] = s[odd].map(lambda v: json.dumps(v, ensure_ascii=False))
+        out = out + ("," if i else "") + json.dumps(name, ensure_ascii=False) + ":" + text
+    return "{" + out.astype("object") + "}"
 
 
 def display_name(s: pd.Series, particles: Iterable[str]) -> pd.Series:
@@ -120,7 +153,7 @@ def company_keys(company: pd.Series, policy: SourcesPolicy) -> pd.Series:
     return keys.mask(keys == "")
 
 
-@lru_cache(maxsize=1_000_000)
+@lru_cache(maxsize=1 << 16)
 def _check_email(address: str) -> str | None:
     try:
         return validate_email(address, check_deliverability=False).normalized.lower()
@@ -132,7 +165,7 @@ def normalize_emails(raw: pd.Series) -> pd.Series:
     """Valid addresses lower-cased; invalid ones become NA (the caller flags them)."""
     s = raw.str.strip().str.lower().str.removeprefix("mailto:").str.strip("<> ")
     plain = s.str.match(_PLAIN_EMAIL) & (s.str.len() <= 254)
-    plain &= s.str.split("@").str[0].str.len() <= 64
+    plain &= s.str.find("@") <= 64  # the local part (a plain address has one "@")
     plain &= ~s.str.rsplit(".", n=1).str[-1].isin(_SPECIAL_USE_TLDS)
     out = s.where(plain)
     rest = s.notna() & ~plain
@@ -167,26 +200,30 @@ def _quick_number(raw: str, region: str) -> phonenumbers.PhoneNumber | None:
     return phonenumbers.PhoneNumber(country_code=cc, national_number=int(compact)) if cc else None
 
 
-@lru_cache(maxsize=1_000_000)
+# Bounded: normalize_phones already parses each distinct number once per file; the cache
+# only spares repeats across files and inbox batches, and must not grow with every number
+# a long-lived worker has seen.
+@lru_cache(maxsize=1 << 16)
 def _parse_phone(raw: str, region: str) -> tuple[str | None, str | None]:
     number = _quick_number(raw, region)
-    if number is not None and phonenumbers.is_valid_number(number):
+    if number is not None and (own := _valid_region(number)) is not None:
         # Valid and built from digits without a leading zero: E.164 is "+" cc national.
-        return f"+{number.country_code}{number.national_number}", _region_of(number)
+        return f"+{number.country_code}{number.national_number}", own
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         return None, None
-    if not phonenumbers.is_valid_number(number):
+    if (own := _valid_region(number)) is None:
         return None, None
-    return (
-        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-        _region_of(number),
-    )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), own
 
 
-def _region_of(number: phonenumbers.PhoneNumber) -> str | None:
-    return phonenumbers.region_code_for_number(number)
+def _valid_region(number: phonenumbers.PhoneNumber) -> str | None:
+    """The number's region if it is valid: ``is_valid_number`` without a second region lookup."""
+    own = phonenumbers.region_code_for_number(number)
+    if own is None:
+        return None
+    return own if phonenumbers.is_valid_number_for_region(number, own) else None
 
 
 def normalize_phones(raw: pd.Series, region: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -286,8 +323,10 @@ def normalize_table(
     flags = _add_flag(flags, had_nul, "nul_stripped")
     flags = _add_flag(flags, too_long, "truncated")
 
-    raw = [dict(zip(names, row, strict=True)) for row in cells.itertuples(index=False, name=None)]
-    df = pd.DataFrame({"row_number": [r[0] for r in table.rows], "raw": raw}, index=cells.index)
+    df = pd.DataFrame(
+        {"row_number": [r[0] for r in table.rows], "raw": json_objects(cells, names)},
+        index=cells.index,
+    )
     field = {name: _blank_to_na(cells[i]) for i, name in mapping.fields.items()}
 
     def col(name: str) -> pd.Series:
@@ -316,7 +355,7 @@ def normalize_table(
     email_raw = col("email")
     email = normalize_emails(email_raw)
     df["email"] = email
-    df["email_domain"] = email.str.split("@").str[1]
+    df["email_domain"] = email.str.extract(r"^[^@]*@([^@]*)", expand=False)
     df["is_free_mail"] = df["email_domain"].isin(set(policy.free_mail_domains))
     flags = _add_flag(flags, email_raw.notna() & email.isna(), "invalid_email")
     flags = _add_flag(flags, df["is_free_mail"], "free_mail")
@@ -363,13 +402,18 @@ def normalize_table(
     malformed = pd.DataFrame(
         {
             "row_number": [m[0] for m in table.malformed],
-            "raw": [{"cells": m[1], "problem": m[2]} for m in table.malformed],
+            "raw": [
+                json.dumps({"cells": m[1], "problem": m[2]}, ensure_ascii=False)
+                for m in table.malformed
+            ],
             "reason": "malformed_row",
         }
     )
     out = pd.concat([df, malformed], ignore_index=True) if len(malformed) else df
     out = out.reindex(columns=OUTPUT_COLUMNS).sort_values("row_number", kind="stable")
-    return out.reset_index(drop=True).astype("object").where(lambda f: f.notna(), None)
+    # Text stays in Arrow strings (missing is NA): Python objects per cell would cost more
+    # memory than the rest of staging.
+    return out.reset_index(drop=True)
 
 
 def _add_flag(flags: pd.Series, mask: pd.Series, name: str) -> pd.Series:

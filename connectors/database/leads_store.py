@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -175,56 +175,74 @@ def insert_rows(session: Session, model: Any, values: list[dict[str, Any]]) -> N
             conn.execute(insert(model.__table__), chunk)
 
 
-def bulk_insert(session: Session, model: Any, frame: pd.DataFrame) -> None:
+def bulk_insert(
+    session: Session, model: Any, frame: pd.DataFrame, json_text: Collection[str] = ()
+) -> None:
     """Insert a DataFrame whose columns are ``model``'s columns, at DBAPI speed.
 
     SQLAlchemy's executemany spends most of its time building per-row parameters; for the
     hundreds of thousands of rows an ingestion writes we hand the driver plain tuples
     instead: COPY on PostgreSQL, executemany on SQLite, inside the session's transaction.
+    JSON columns take Python values, except those named in ``json_text``, which already
+    hold JSON text (staging encodes raw rows once, vectorised).
     """
     if frame.empty:
         return
     table = model.__table__
     conn = session.connection()
     dialect = conn.dialect.name
-    prepared = frame.copy()
+    defaults = {}
     for column in table.columns:
         # Python-side defaults (timestamps, flags) that an ORM insert would have applied.
-        if column.name not in prepared and column.default is not None:
+        if column.name not in frame and column.default is not None:
             default = column.default
-            value = default.arg(None) if default.is_callable else default.arg
-            prepared[column.name] = value
-    for name in prepared.columns:
-        column = table.c[name]
-        series = prepared[name]
-        if isinstance(column.type, JSON):
-            prepared[name] = series.map(
-                lambda v: None if v is None else json.dumps(v, ensure_ascii=False)
-            )
-        elif pd.api.types.is_datetime64_any_dtype(series):
-            # SQLite stores what SQLAlchemy would write; psycopg adapts datetime objects.
-            if dialect == "sqlite":
-                prepared[name] = series.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-            else:
-                prepared[name] = pd.Series(series.dt.to_pydatetime(), index=series.index)
-    native = prepared.astype(object).where(prepared.notna(), None)
-    rows = list(native.itertuples(index=False, name=None))
+            defaults[column.name] = default.arg(None) if default.is_callable else default.arg
+    names = [*frame.columns, *defaults]
     quote = conn.dialect.identifier_preparer.quote
-    cols = ", ".join(quote(c) for c in prepared.columns)
+    cols = ", ".join(quote(c) for c in names)
     raw = conn.connection.driver_connection
     if raw is None:  # pragma: no cover - a pooled connection always has one
         raise RuntimeError("no DBAPI connection")
-    if dialect == "postgresql":
-        with raw.cursor() as cur, cur.copy(f"COPY {quote(table.name)} ({cols}) FROM STDIN") as cp:
-            for row in rows:
-                cp.write_row(row)
-    else:
-        marks = ", ".join("?" for _ in prepared.columns)
-        cur = raw.cursor()
-        try:
-            cur.executemany(f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})", rows)
-        finally:
-            cur.close()
+    # Plain values chunk by chunk: the Python objects of a whole batch at once would cost
+    # more memory than the frame they come from.
+    for start in range(0, len(frame), CHUNK * 4):
+        part = frame.iloc[start : start + CHUNK * 4]
+        columns = [_driver_values(part[n], table.c[n], dialect, n in json_text) for n in part]
+        columns += [
+            _driver_values(pd.Series([value] * len(part)), table.c[name], dialect)
+            for name, value in defaults.items()
+        ]
+        rows = zip(*columns, strict=True)
+        if dialect == "postgresql":
+            with (
+                raw.cursor() as cur,
+                cur.copy(f"COPY {quote(table.name)} ({cols}) FROM STDIN") as cp,
+            ):
+                for row in rows:
+                    cp.write_row(row)
+        else:
+            marks = ", ".join("?" for _ in names)
+            cur = raw.cursor()
+            try:
+                cur.executemany(f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})", rows)
+            finally:
+                cur.close()
+
+
+def _driver_values(
+    series: pd.Series, column: Any, dialect: str, is_json_text: bool = False
+) -> list[Any]:
+    """One column as plain Python values for the driver, NA as None."""
+    if isinstance(column.type, JSON) and not is_json_text:
+        series = series.map(lambda v: None if v is None else json.dumps(v, ensure_ascii=False))
+    elif pd.api.types.is_datetime64_any_dtype(series):
+        # SQLite stores what SQLAlchemy would write; psycopg adapts datetime objects.
+        if dialect == "sqlite":
+            series = series.dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+        else:
+            series = pd.Series(series.dt.to_pydatetime(), index=series.index, dtype=object)
+    # pandas documents None as an na_value; pandas-stubs do not list it.
+    return series.to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[call-overload]
 
 
 def update_contacts(session: Session, values: list[dict[str, Any]]) -> None:

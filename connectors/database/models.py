@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connectors.database.base import Base, utcnow
@@ -111,15 +111,13 @@ class ContactIdentifier(Base):
     """Every email, phone and tax id a contact has been seen with, for exact matching."""
 
     __tablename__ = "contact_identifiers"
+    # Also the index for lookups by (kind, value): its leading columns.
     __table_args__ = (UniqueConstraint("kind", "value", "contact_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     value: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-Index("ix_contact_identifiers_value", ContactIdentifier.kind, ContactIdentifier.value)
 
 
 class ContactHistory(Base):

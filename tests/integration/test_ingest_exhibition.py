@@ -17,12 +17,13 @@ import pytest
 from sqlalchemy import func, select
 
 from benchmarks.leadgen import generate, write_csv
-from config.settings import CONFIG_DIR
+from config.settings import CONFIG_DIR, get_settings
 from connectors.database.engine import session_scope
 from connectors.database.models import Contact, ContactHistory, SourceFile, SourceRow
 from flows.ingest import ingest_exhibition_leads, sample_exports
 from tasks.exports import export_frame, write_export
 from tasks.ingest import register_files, resolve_and_store, stage_file
+from tasks.staging import read_staged, stage_all
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 SAMPLES = CONFIG_DIR / "samples" / "exhibitions"
@@ -136,6 +137,24 @@ def test_exports_list_every_row_and_neutralise_formulas(database: str) -> None:
     write_export(export_frame("contacts"), "json", buffer)
     contacts = json.loads(buffer.getvalue())
     assert len(contacts) == 11 and all(c["contact_id"] for c in contacts)
+
+
+def test_files_staged_in_worker_processes_match_files_staged_in_process(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCOUNTFLOW_STAGING_WORKERS", "2")
+    get_settings.cache_clear()
+    rows = [g[0] for g in generate(300, seed=4)]
+    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    write_csv(rows[:150], paths[0])
+    write_csv(rows[150:], paths[1], delimiter=";", encoding="cp1252", title_rows=1)
+    entries = register_files.fn([str(p) for p in paths], "fair")
+    inline = stage_all(entries, None, str(tmp_path / "one"), parallel_min_bytes=10**12)
+    parallel = stage_all(entries, None, str(tmp_path / "two"), parallel_min_bytes=0)
+    assert [f.rows_in for f in parallel] == [f.rows_in for f in inline] == [150, 150]
+    for a, b in zip(inline, parallel, strict=True):
+        assert a.model_dump(exclude={"staged_path"}) == b.model_dump(exclude={"staged_path"})
+        assert read_staged(str(a.staged_path)).equals(read_staged(str(b.staged_path)))
 
 
 def test_concurrent_ingestions_of_the_same_people_create_each_contact_once(

@@ -124,6 +124,30 @@ def test_xlsx_formula_cells_arrive_as_formula_text(tmp_path: Path) -> None:
     assert rows[0][1][2].startswith("=HYPERLINK")
 
 
+def test_xlsx_date_only_cell_reads_as_a_midnight_timestamp(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Name", "Email", "Scan Date"])
+    ws.append(["Eve", "e@x.com", dt.date(2026, 4, 2)])
+    path = tmp_path / "d.xlsx"
+    wb.save(path)
+    assert _read(path)[1] == [(1, ["Eve", "e@x.com", "2026-04-02T00:00:00"])]
+
+
+def test_formulas_in_a_workbook_of_several_sheets_still_arrive_as_formula_text(
+    tmp_path: Path,
+) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Name", "Email", "Company"])
+    ws.append(["Eve", "e@x.com", "=cmd|' /C calc'!A0"])
+    wb.create_sheet("Other").append(["=1+1"])
+    path = tmp_path / "two.xlsx"
+    wb.save(path)
+    rows = _read(path)[1]
+    assert rows == [(1, ["Eve", "e@x.com", "=cmd|' /C calc'!A0"])]
+
+
 def test_xlsx_that_expands_past_the_limit_is_refused_before_opening(tmp_path: Path) -> None:
     path = tmp_path / "bomb.xlsx"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:

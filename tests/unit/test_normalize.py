@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -89,12 +91,12 @@ def test_emails_are_trimmed_lowercased_and_free_mail_flagged() -> None:
 
 def test_unusual_but_valid_email_passes_the_full_validator() -> None:
     out = normalize([_row(email="josé@exemplo.com.br")]).iloc[0]
-    assert out["email"] == "josé@exemplo.com.br" and out["reason"] is None
+    assert out["email"] == "josé@exemplo.com.br" and pd.isna(out["reason"])
 
 
 def test_invalid_email_with_a_phone_is_accepted_and_flagged() -> None:
     out = normalize([_row(email="maria@@acme")]).iloc[0]
-    assert out["email"] is None and out["reason"] is None and "invalid_email" in out["flags"]
+    assert pd.isna(out["email"]) and pd.isna(out["reason"]) and "invalid_email" in out["flags"]
 
 
 @pytest.mark.parametrize(
@@ -137,7 +139,7 @@ def test_tax_ids_are_validated_and_classified_company_or_person() -> None:
     )
     assert out["company_tax_id"].tolist()[0] == "11222333000181"
     assert out["person_tax_id"].tolist()[1] == "11144477735"
-    assert out["tax_id"].iloc[2] is None and "invalid_tax_id" in out["flags"].iloc[2]
+    assert pd.isna(out["tax_id"].iloc[2]) and "invalid_tax_id" in out["flags"].iloc[2]
 
 
 def test_scan_times_in_local_time_become_utc() -> None:
@@ -146,12 +148,13 @@ def test_scan_times_in_local_time_become_utc() -> None:
     )
     assert str(out["scan_time"].iloc[0]) == "2026-03-14 13:22:00"
     assert str(out["scan_time"].iloc[1]) == "2026-03-14 13:22:00"
-    assert out["scan_time"].iloc[2] is None and "bad_date" in out["flags"].iloc[2]
+    assert pd.isna(out["scan_time"].iloc[2]) and "bad_date" in out["flags"].iloc[2]
 
 
 def test_lead_ratings_in_three_languages_map_to_hot_warm_cold() -> None:
     out = normalize([_row(rating=r) for r in ["Quente", "Tibio", "cold", "★★★", "?"]])
-    assert out["lead_rating"].tolist() == ["hot", "warm", "cold", "warm", None]
+    assert out["lead_rating"].tolist()[:4] == ["hot", "warm", "cold", "warm"]
+    assert pd.isna(out["lead_rating"].iloc[4])
 
 
 @pytest.mark.parametrize(
@@ -174,20 +177,35 @@ def test_rows_that_cannot_be_leads_are_quarantined_with_a_reason(
 
 def test_phone_with_plus_and_note_with_dash_are_not_formulas() -> None:
     out = normalize([_row(cel="+55 11 98765-4321", obs="- met at booth (twice)")]).iloc[0]
-    assert out["reason"] is None
+    assert pd.isna(out["reason"])
     assert not is_formula("+55 11 98765-4321") and not is_formula("- met at booth (twice)")
     assert is_formula("+SUM(A1:A2)") and is_formula("\t=1+1")
 
 
 def test_malformed_rows_are_kept_with_their_cells() -> None:
     out = normalize([_row()], malformed=[(2, ["a", "b"], "2 cells, header has 11")])
-    assert out["reason"].tolist() == [None, "malformed_row"]
-    assert out.loc[1, "raw"] == {"cells": ["a", "b"], "problem": "2 cells, header has 11"}
+    assert pd.isna(out["reason"].iloc[0]) and out["reason"].iloc[1] == "malformed_row"
+    assert json.loads(out.loc[1, "raw"]) == {
+        "cells": ["a", "b"],
+        "problem": "2 cells, header has 11",
+    }
+
+
+def test_raw_row_is_json_of_every_cell_by_header_whatever_the_cell_holds() -> None:
+    header = ["Nome", "E-mail", 'Notes "quoted"', "Nome"]
+    cells = ['Ana "Bia"', "a@x.com.br", "line 1\nline 2\r\n\tback\\slash \x01 ç €", "Second"]
+    out = normalize([cells], header=header).iloc[0]
+    # A repeated header keeps its last cell, as a dict built from the row would.
+    assert json.loads(out["raw"]) == {
+        "Nome": "Second",
+        "E-mail": "a@x.com.br",
+        'Notes "quoted"': cells[2],
+    }
 
 
 def test_nul_bytes_are_stripped_and_long_fields_truncated_with_flags() -> None:
     out = normalize([_row(nome=f"Ma{NUL_MARK}ria", obs="x" * 50)], max_chars=20).iloc[0]
-    assert out["first_name"] == "Maria" and out["reason"] is None
+    assert out["first_name"] == "Maria" and pd.isna(out["reason"])
     assert len(out["notes"]) == 20
     assert set(out["flags"].split(",")) >= {"nul_stripped", "truncated"}
 
@@ -218,4 +236,4 @@ def test_csv_exports_neutralise_cells_a_spreadsheet_would_run() -> None:
 def test_a_file_whose_company_and_name_columns_are_all_blank_still_normalises() -> None:
     header = ["Nome", "E-mail", "Empresa"]
     out = normalize([["", "a@x.com.br", ""]], header=header).iloc[0]
-    assert out["email"] == "a@x.com.br" and out["company_key"] is None and out["reason"] is None
+    assert out["email"] == "a@x.com.br" and pd.isna(out["company_key"]) and pd.isna(out["reason"])
