@@ -85,12 +85,13 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(rows, indent=2, default=str))
             return
         if not rows:
-            typer.echo("no failed or unknown outreach")
+            typer.echo("no failed, unknown or bounced outreach")
             return
         for r in rows:
             code = f" {r['last_code']}" if r["last_code"] is not None else ""
+            status = r["final_status"] if r["final_status"] == "hard_bounce" else r["status"]
             typer.echo(
-                f"{r['id']:>8}  {r['status']:<16} {r['campaign']}/{r['step_name']} "
+                f"{r['id']:>8}  {status:<16} {r['campaign']}/{r['step_name']} "
                 f"{r['channel']:<10} contact {r['contact_id']}{code}: {r['last_detail'] or ''}"
             )
 

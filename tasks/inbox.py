@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from config.policies import get_ingest_policies
 from config.settings import ImapSettings, get_settings
-from connectors.database import inbox_store
+from connectors.database import inbox_store, outbox_store
 from connectors.database import leads_store as store
 from connectors.database.base import utcnow
 from connectors.database.engine import session_scope
@@ -554,6 +554,7 @@ def _store_bounces(
                 counts.soft_bounces += kind == "soft"
                 counts.bounces_matched_to_outbox += outbox_id is not None
     inbox_store.insert_bounces(s, rows)
+    outbox_store.record_bounces(s, [r for r in rows if r["outbox_id"] is not None])
 
 
 # --- tasks -------------------------------------------------------------------------------------

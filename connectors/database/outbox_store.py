@@ -621,8 +621,15 @@ def failed_rows(session: Session, campaign: str | None = None) -> list[dict[str,
         outbox.c.attempts,
         outbox.c.last_code,
         outbox.c.last_detail,
+        outbox.c.final_status,
         outbox.c.updated_at,
-    ).where(outbox.c.status.in_(("failed_permanent", "unknown")))
+    ).where(
+        or_(
+            outbox.c.status.in_(("failed_permanent", "unknown")),
+            # Sent once, then bounced: not redriven (the address is suppressed), but shown.
+            outbox.c.final_status == "hard_bounce",
+        )
+    )
     if campaign:
         query = query.where(outbox.c.campaign == campaign)
     return [dict(r._mapping) for r in session.execute(query.order_by(outbox.c.id))]
@@ -760,6 +767,31 @@ def record_fax_status(
         },
         row_update,
     )
+
+
+def record_bounces(session: Session, bounces: Sequence[dict[str, Any]]) -> None:
+    """DSNs that answer an outbox row: an event each, and the row's final status (a hard
+    bounce outranks a soft one), so failed outreach lists mail that never arrived."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    for bounce in bounces:
+        status = f"{bounce['kind']}_bounce"
+        row_update: dict[str, Any] = {"final_status": status, "final_status_at": now}
+        if bounce["kind"] == "soft":  # never downgrade a hard bounce already recorded
+            current = session.execute(
+                select(outbox.c.final_status).where(outbox.c.id == bounce["outbox_id"])
+            ).scalar_one_or_none()
+            if current == "hard_bounce":
+                row_update = {}
+        record_delivery(
+            session,
+            {
+                "outbox_id": bounce["outbox_id"],
+                "status": status,
+                "error_code": bounce["status"],
+                "error_message": f"DSN for {bounce['recipient']}",
+            },
+            row_update,
+        )
 
 
 def faxes_awaiting_status(

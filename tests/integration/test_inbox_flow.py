@@ -27,7 +27,8 @@ from connectors.database.inbox_models import (
     Suppression,
 )
 from connectors.database.models import Contact
-from connectors.database.outreach_models import OutboxItem
+from connectors.database.outreach_models import DeliveryEvent, OutboxItem
+from flows.cli import app
 from flows.inbox import ingest_inbox, sample_inbox
 from tasks.exports import export_frame
 from tests.peers.dovecot import DovecotServer
@@ -190,6 +191,16 @@ def test_hard_bounce_suppresses_and_points_at_the_outbox_item_it_answers(
     [msg] = rows(InboundMessage)
     assert (sup.channel, sup.address, sup.reason) == ("email", "gone@client.example", "hard_bounce")
     assert sup.inbound_message_id == msg.id and msg.suppressed_address == "gone@client.example"
+    # The outbox row keeps "sent" (it went out once) and says it never arrived ...
+    assert (item.status, item.final_status) == ("sent", "hard_bounce")
+    [event] = rows(DeliveryEvent)
+    assert (event.outbox_id, event.status, event.error_code) == (item.id, "hard_bounce", "5.1.1")
+    # ... so ops find it among the failed outreach.
+    failed = CliRunner().invoke(app, ["outreach", "failed", "--json"])
+    assert failed.exit_code == 0, failed.output
+    assert [(r["id"], r["final_status"]) for r in json.loads(failed.stdout)] == [
+        (item.id, "hard_bounce")
+    ]
 
 
 def test_soft_bounces_are_counted_and_suppress_only_at_the_configured_limit(
@@ -277,7 +288,6 @@ def test_follow_ups_join_the_complaint_they_answer_instead_of_opening_one(
 
 
 def test_cli_ingests_a_folder_and_exports_messages_with_their_outcome(database: str) -> None:
-    from flows.cli import app
 
     runner = CliRunner()
     both = runner.invoke(app, ["ingest", "inbox", "--imap", "--eml-dir", sample_inbox()])
