@@ -288,7 +288,6 @@ def test_follow_ups_join_the_complaint_they_answer_instead_of_opening_one(
 
 
 def test_cli_ingests_a_folder_and_exports_messages_with_their_outcome(database: str) -> None:
-
     runner = CliRunner()
     both = runner.invoke(app, ["ingest", "inbox", "--imap", "--eml-dir", sample_inbox()])
     assert both.exit_code != 0 and "exactly one" in both.output
