@@ -8,13 +8,9 @@ well under 5 s. ``--db`` also times the real unit of work (``tasks.complaints.
 evaluate_escalations``) against SQLite in a temp dir. Run:
 ``python -m benchmarks.bench_escalation [n] [--db]``.
 
-Measured 2026-11-28 (2 vCPUs shared with other jobs, load average 4 to 11, so noisy), n =
-100,000 open complaints, 195,082 events: a steady-state run (rerun at the same ``as_of``,
-or the next 15-minute tick with 113 new escalations) took 5.1 s when the machine was
-quieter and 8.5 to 9.1 s under full contention. The cold first run, which inserts all
-398,641 escalations that are already due plus 100,000 SLA-cache updates, took 113 to 150 s:
-SQLAlchemy's per-row bind processing (SQLite DateTime formatting, construct_params) is
-most of it.
+Figures are in benchmarks/README.md. The cold first run inserts every escalation already
+due (398,641 at n = 100,000) through ``leads_store.bulk_insert``; SQLAlchemy's per-row bind
+processing made that run take two minutes before.
 """
 
 from __future__ import annotations
