@@ -78,7 +78,15 @@ def _inbox_stage(demo: bool, imap_configured: bool) -> Callable[[], Any] | str:
     return "no IMAP account configured"
 
 
-@flow(name="daily-pipeline", flow_run_name=lambda: f"daily-pipeline-{as_of_stamp()}")
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    if flow_run.parameters.get("demo"):
+        return f"daily-pipeline-demo-{as_of_stamp(default=DEMO_AS_OF)}"
+    return f"daily-pipeline-{as_of_stamp()}"
+
+
+@flow(name="daily-pipeline", flow_run_name=_run_name)
 def daily_pipeline(
     demo: bool = False,
     as_of: datetime | None = None,

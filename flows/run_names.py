@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
-def as_of_stamp(fmt: str = "%Y-%m-%d") -> str:
-    """The run's ``as_of`` parameter, else now (UTC), formatted.
+def as_of_stamp(fmt: str = "%Y-%m-%d", default: datetime | None = None) -> str:
+    """The run's ``as_of`` parameter, else ``default``, else now (UTC), formatted.
 
     A scheduled run has no ``as_of`` (it means now), and a run started from the UI's form
     may carry it as ISO text, so both are handled here rather than by a name template.
@@ -15,4 +15,4 @@ def as_of_stamp(fmt: str = "%Y-%m-%d") -> str:
 
     value = flow_run.parameters.get("as_of")
     when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return f"{when or datetime.now(UTC):{fmt}}"
+    return f"{when or default or datetime.now(UTC):{fmt}}"

@@ -15,6 +15,7 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     ArtifactFilterKey,
     FlowRunFilter,
+    FlowRunFilterName,
     FlowRunFilterParentFlowRunId,
 )
 from prefect.client.schemas.objects import Artifact
@@ -60,6 +61,12 @@ def test_demo_runs_every_stage_on_the_bundled_samples_and_prints_one_summary(
     assert stages["campaign"]["summary"]["sent"] == 0
 
     # The run's progress artifact reached 100 % and names the last stage.
+    with get_client(sync_client=True) as client:
+        [run] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_="daily-pipeline-demo-%"))
+        )
+    assert run.name == "daily-pipeline-demo-2026-04-07"  # the demo's day, not today
+
     progress = _artifact("daily-pipeline-progress")
     assert progress.data == 100.0
     assert "audience completed (6/6)" in str(progress.description)
