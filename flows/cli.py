@@ -126,8 +126,8 @@ def serve() -> None:
     from prefect import serve as prefect_serve
 
     from connectors.database.migrate import ensure_schema
+    from flows.automations import ensure_automations
     from flows.deployments import build_deployments
-    from flows.outreach import ensure_automations
 
     ensure_schema()
     ensure_automations()

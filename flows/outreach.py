@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from prefect import flow
 
@@ -13,7 +12,6 @@ from connectors.database.migrate import ensure_schema
 from connectors.database.outbox_store import dispatcher_lease
 from flows.run_names import as_of_stamp
 from tasks.outreach import (
-    EVENT_PREFIX,
     DispatchSummary,
     dispatch_batch,
     elapsed_since,
@@ -25,74 +23,6 @@ from tasks.outreach import (
     publish_dispatch_summary,
     recover_abandoned,
 )
-
-FAILED_RUN_AUTOMATION = "outreach: dispatch run failed"
-FAILURE_RATE_AUTOMATION = "outreach: failure rate over threshold"
-
-
-def ensure_automations(notification_block: str | None = None) -> list[str]:
-    """Create or update the alerting automations; safe to call on every `serve`/setup.
-
-    ``notification_block`` names a Prefect notification block document (e.g.
-    ``"slack-webhook/ops"``) that receives the alerts; without one the automations still
-    fire and show in the UI (action: do nothing), ready for ops to attach a channel.
-    """
-    from prefect.automations import Automation, DoNothing, EventTrigger, Posture, SendNotification
-    from prefect.blocks.core import Block
-    from prefect.exceptions import ObjectNotFound
-
-    block_name = notification_block or get_outreach_settings().alert_block
-    actions: list[Any] = [DoNothing()]
-    if block_name:
-        block: Any = Block.load(block_name)
-        actions = [
-            SendNotification(
-                block_document_id=block._block_document_id,
-                subject="accountflow: {{ event.event }}",
-                body="{{ event.resource.name or event.resource.id }}: {{ event.payload }}",
-            )
-        ]
-    wanted = [
-        Automation(
-            name=FAILED_RUN_AUTOMATION,
-            description="A dispatch-campaign flow run ended Failed or Crashed.",
-            trigger=EventTrigger(
-                expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
-                match={"prefect.resource.id": "prefect.flow-run.*"},
-                match_related={
-                    "prefect.resource.role": "flow",
-                    "prefect.resource.name": "dispatch-campaign",
-                },
-                posture=Posture.Reactive,
-                threshold=1,
-            ),
-            actions=actions,
-        ),
-        Automation(
-            name=FAILURE_RATE_AUTOMATION,
-            description="A dispatch run's failed + unknown share exceeded the alert threshold "
-            "(ACCOUNTFLOW_OUTREACH_FAILURE_RATE_ALERT).",
-            trigger=EventTrigger(
-                expect={f"{EVENT_PREFIX}.failure-rate-exceeded"},
-                match={"prefect.resource.id": "accountflow.campaign.*"},
-                posture=Posture.Reactive,
-                threshold=1,
-            ),
-            actions=actions,
-        ),
-    ]
-    for automation in wanted:
-        existing: Any
-        try:
-            existing = Automation.read(name=automation.name)
-        except (ObjectNotFound, ValueError):
-            existing = None
-        if existing is None:
-            automation.create()
-        else:
-            automation.id = existing.id
-            automation.update()
-    return [a.name for a in wanted]
 
 
 def _run_name() -> str:

@@ -20,13 +20,14 @@ from connectors.database.engine import session_scope
 from connectors.database.inbox_models import InboundMessage, Suppression
 from connectors.database.models import Contact
 from connectors.database.outreach_models import DeliveryEvent, OutboxItem, OutreachProfile
-from flows.cli import app
-from flows.outreach import (
+from flows.automations import (
     FAILED_RUN_AUTOMATION,
     FAILURE_RATE_AUTOMATION,
-    dispatch_campaign,
+    ZOMBIE_RUN_AUTOMATION,
     ensure_automations,
 )
+from flows.cli import app
+from flows.outreach import dispatch_campaign
 from tests.integration.outreach_support import (
     seed_contacts,
     use_campaigns,
@@ -315,16 +316,24 @@ def test_ops_list_failures_and_redrive_unknowns_only_when_confirmed(
     assert sorted(received_ids(smtp)) == sorted(state[c]["message_id"] for c in (1, 2))
 
 
-def test_alerting_automations_are_created_once_however_often_setup_runs() -> None:
+def test_automations_are_created_once_however_often_setup_runs() -> None:
     from prefect.client.orchestration import get_client
 
     ensure_automations()
     ensure_automations()
 
     with get_client(sync_client=True) as client:
-        names = [a.name for a in client.read_automations()]
+        automations = client.read_automations()
+    names = [a.name for a in automations]
     assert names.count(FAILED_RUN_AUTOMATION) == 1
     assert names.count(FAILURE_RATE_AUTOMATION) == 1
+    assert names.count(ZOMBIE_RUN_AUTOMATION) == 1
+    # A run whose heartbeats stop for three periods (Prefect's default: 180 s) is crashed.
+    zombie = next(a for a in automations if a.name == ZOMBIE_RUN_AUTOMATION)
+    trigger: Any = zombie.trigger
+    assert trigger.after == {"prefect.flow-run.heartbeat"}
+    assert trigger.within.total_seconds() == 540 and trigger.for_each == {"prefect.resource.id"}
+    assert [a.type for a in zombie.actions] == ["change-flow-run-state"]
 
 
 def test_a_campaign_filtered_by_segment_reaches_exactly_that_segment(
