@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from config.policies import get_ingest_policies
 from config.settings import get_complaint_settings, get_settings
 from connectors.database import complaint_store as store
+from connectors.database import leads_store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
 from connectors.smtp_sender import MailSender, OutboxDirSender, SendOutcome, SmtpSender
@@ -243,8 +244,12 @@ def _int(value: Any) -> int | None:
 def _resolve_parties(
     s: Session, frame: pd.DataFrame, summary: IntakeSummary, now: datetime
 ) -> None:
-    by_email = store.contacts_by_identifier(s, "email", frame["email_n"].dropna().unique().tolist())
-    by_phone = store.contacts_by_identifier(s, "phone", frame["phone_n"].dropna().unique().tolist())
+    by_email = leads_store.contacts_by_identifier(
+        s, "email", frame["email_n"].dropna().unique().tolist()
+    )
+    by_phone = leads_store.contacts_by_identifier(
+        s, "phone", frame["phone_n"].dropna().unique().tolist()
+    )
     contact = frame["email_n"].astype(object).map(by_email).astype(object)
     contact = contact.where(contact.notna(), frame["phone_n"].astype(object).map(by_phone))
     summary.linked_contacts = int(contact.notna().sum())
@@ -263,7 +268,7 @@ def _resolve_parties(
         companies.update(dict(zip(fresh["company_key"], ids, strict=True)))
         company = frame["company_key"].astype(object).map(companies).astype(object)
         summary.new_companies = len(ids)
-    of_contact = store.contact_companies(s, contact.dropna().astype(int).tolist())
+    of_contact = leads_store.contact_companies(s, contact.dropna().astype(int).tolist())
     company = company.where(company.notna(), contact.map(of_contact))
     # One new contact per distinct email (else phone) among the unmatched rows.
     ident = frame["email_n"].where(frame["email_n"].notna(), frame["phone_n"])

@@ -370,8 +370,10 @@ def store_examined(
     lookups = {
         i: _about(e) for i, e in enumerate(fresh) if e.verdict.label in LOOKED_UP and _about(e)
     }
-    by_email = inbox_store.contacts_by_email(
-        s, [a for a in lookups.values() if a] + [a for e in fresh for a in e.verdict.suppress]
+    by_email = store.contacts_by_identifier(
+        s,
+        "email",
+        [a for a in lookups.values() if a] + [a for e in fresh for a in e.verdict.suppress],
     )
     for i, address in lookups.items():
         contact_of[i] = by_email.get(address) if address else None
@@ -434,7 +436,7 @@ def _store_complaints(
     openers = [i for i, place in enumerate(places) if place.opens_complaint]
     if not openers:
         return
-    companies = inbox_store.company_of_contacts(
+    companies = store.contact_companies(
         s, [c for i in openers if (c := contact_of.get(i)) is not None]
     )
     complaints, events = [], []

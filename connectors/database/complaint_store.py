@@ -71,32 +71,6 @@ def existing_refs(session: Session, refs: Sequence[str]) -> dict[str, int]:
     return found
 
 
-def contacts_by_identifier(session: Session, kind: str, values: Sequence[str]) -> dict[str, int]:
-    """Identifier value -> the oldest contact seen with it (ingestion keeps one row each)."""
-    found: dict[str, int] = {}
-    for i in range(0, len(values), CHUNK):
-        rows = session.execute(
-            select(ContactIdentifier.value, func.min(ContactIdentifier.contact_id))
-            .where(
-                ContactIdentifier.kind == kind, ContactIdentifier.value.in_(values[i : i + CHUNK])
-            )
-            .group_by(ContactIdentifier.value)
-        )
-        found.update({str(v): int(c) for v, c in rows})
-    return found
-
-
-def contact_companies(session: Session, contact_ids: Iterable[int]) -> dict[int, int | None]:
-    ids = sorted(set(contact_ids))
-    out: dict[int, int | None] = {}
-    for i in range(0, len(ids), CHUNK):
-        rows = session.execute(
-            select(Contact.id, Contact.company_id).where(Contact.id.in_(ids[i : i + CHUNK]))
-        )
-        out.update({int(c): (int(k) if k is not None else None) for c, k in rows})
-    return out
-
-
 def companies_by_key(session: Session, keys: Sequence[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for i in range(0, len(keys), CHUNK):

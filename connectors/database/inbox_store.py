@@ -24,7 +24,7 @@ from connectors.database.inbox_models import (
     Suppression,
 )
 from connectors.database.leads_store import CHUNK, insert_rows, insert_with_ids, reserve_ids
-from connectors.database.models import Contact, ContactIdentifier, SourceFile, SourceRow
+from connectors.database.models import SourceFile, SourceRow
 from connectors.database.outreach_models import OutboxItem
 from connectors.mailbox import ImapCheckpoint as Checkpoint
 
@@ -98,30 +98,6 @@ def thread_refs(session: Session, message_ids: Iterable[str]) -> dict[str, Threa
         for msgid, mid, complaint_id in rows:
             if msgid is not None:
                 found.setdefault(msgid, ThreadRef(mid, complaint_id))
-    return found
-
-
-def contacts_by_email(session: Session, addresses: Iterable[str]) -> dict[str, int]:
-    """Contact id per email address ingestion has recorded (lowest id when shared)."""
-    wanted = sorted(set(addresses))
-    found: dict[str, int] = {}
-    for part in _chunks(wanted):
-        rows = session.execute(
-            select(ContactIdentifier.value, ContactIdentifier.contact_id)
-            .where(ContactIdentifier.kind == "email", ContactIdentifier.value.in_(part))
-            .order_by(ContactIdentifier.contact_id)
-        )
-        for value, contact_id in rows:
-            found.setdefault(value, contact_id)
-    return found
-
-
-def company_of_contacts(session: Session, contact_ids: Iterable[int]) -> dict[int, int | None]:
-    wanted = sorted(set(contact_ids))
-    found: dict[int, int | None] = {}
-    for part in _chunks(wanted):
-        rows = session.execute(select(Contact.id, Contact.company_id).where(Contact.id.in_(part)))
-        found.update({cid: company for cid, company in rows})
     return found
 
 
@@ -222,8 +198,6 @@ def insert_bounces(session: Session, values: list[dict[str, Any]]) -> None:
 
 __all__ = [
     "ThreadRef",
-    "company_of_contacts",
-    "contacts_by_email",
     "insert_bounces",
     "insert_complaints",
     "insert_messages",

@@ -259,6 +259,8 @@ __all__ = [
     "SourceFile",
     "SourceRow",
     "bulk_insert",
+    "contact_companies",
+    "contacts_by_identifier",
     "create_batch",
     "finish_batch",
     "ingested_files",
@@ -271,6 +273,35 @@ __all__ = [
     "reserve_ids",
     "update_contacts",
 ]
+
+
+def contacts_by_identifier(session: Session, kind: str, values: Iterable[str]) -> dict[str, int]:
+    """Identifier value -> the oldest contact seen with it (an email or phone that several
+    contacts share resolves to the first of them)."""
+    wanted = sorted(set(values))
+    found: dict[str, int] = {}
+    for i in range(0, len(wanted), CHUNK):
+        rows = session.execute(
+            select(ContactIdentifier.value, func.min(ContactIdentifier.contact_id))
+            .where(
+                ContactIdentifier.kind == kind, ContactIdentifier.value.in_(wanted[i : i + CHUNK])
+            )
+            .group_by(ContactIdentifier.value)
+        )
+        found.update({str(v): int(c) for v, c in rows})
+    return found
+
+
+def contact_companies(session: Session, contact_ids: Iterable[int]) -> dict[int, int | None]:
+    """Contact id -> its company id (None when it has none)."""
+    ids = sorted(set(contact_ids))
+    out: dict[int, int | None] = {}
+    for i in range(0, len(ids), CHUNK):
+        rows = session.execute(
+            select(Contact.id, Contact.company_id).where(Contact.id.in_(ids[i : i + CHUNK]))
+        )
+        out.update({int(c): (int(k) if k is not None else None) for c, k in rows})
+    return out
 
 
 def load_identifiers(session: Session, contact_ids: Sequence[int]) -> pd.DataFrame:
