@@ -22,6 +22,7 @@ Overhead = (flow - plain) / flow, from the medians of alternating runs.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import statistics
@@ -100,7 +101,9 @@ def run_plain(files: list[str], as_of: datetime) -> dict[str, float]:
 def run_flow(exports_dir: Path, as_of: datetime) -> dict[str, Any]:
     from flows.daily import daily_pipeline
 
-    summary = daily_pipeline(as_of=as_of, exports_dir=str(exports_dir), campaign=CAMPAIGN)
+    summary = asyncio.run(
+        daily_pipeline(as_of=as_of, exports_dir=str(exports_dir), campaign=CAMPAIGN)
+    )
     return {name: stage.status for name, stage in summary.stages.items()}
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from prefect.states import State
 
 # The network here is closed to everything but package registries: Prefect's telemetry would
 # only log a failure on every run.
@@ -96,10 +100,13 @@ def export(
 @app.command("demo")
 def demo(as_json: JsonOpt = False) -> None:
     """Run the daily pipeline on the bundled sample data with embedded defaults."""
-    from flows.daily import daily_pipeline
+    from flows.daily import DailySummary, daily_pipeline
     from flows.reporting import render_daily_summary
 
-    state = daily_pipeline(demo=True, return_state=True)
+    async def run() -> State[DailySummary]:
+        return await daily_pipeline(demo=True, return_state=True)
+
+    state = asyncio.run(run())
     if not state.is_completed():
         typer.echo(f"daily pipeline failed: {state.message}", err=True)
         raise typer.Exit(code=1)

@@ -3,6 +3,7 @@ the others."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,8 +76,10 @@ def test_demo_runs_every_stage_on_the_bundled_samples_and_prints_one_summary(
 def test_a_failed_stage_is_recorded_and_the_later_stages_still_run(
     database: str, tmp_path: Path
 ) -> None:
-    state = daily_pipeline(
-        exports_dir=str(tmp_path / "empty"), campaign="no-such-campaign", return_state=True
+    state = asyncio.run(
+        daily_pipeline(
+            exports_dir=str(tmp_path / "empty"), campaign="no-such-campaign", return_state=True
+        )
     )
     assert state.is_failed()
     assert "campaign" in str(state.message)
