@@ -36,12 +36,16 @@ def missing_peer(what: str) -> None:
 
 
 def _reset_caches() -> None:
+    """Every cached settings object: a test that changed the environment must not leave
+    its settings (a campaigns folder, say) to the next test on the same worker."""
     from config.policies import get_ingest_policies
-    from config.settings import get_settings
+    from config.settings import get_complaint_settings, get_outreach_settings, get_settings
     from connectors.database.engine import reset_engine
 
     reset_engine()
     get_settings.cache_clear()
+    get_outreach_settings.cache_clear()
+    get_complaint_settings.cache_clear()
     get_ingest_policies.cache_clear()
 
 
