@@ -86,7 +86,10 @@ def run_plain(files: list[str], as_of: datetime) -> dict[str, float]:
     stages: list[tuple[str, Any]] = [
         ("ingest", lambda: ingest_exhibition_leads.fn(files, event=None)),
         ("score", lambda: score_prospects.fn(as_of=as_of)),
-        ("campaign", lambda: dispatch_campaign.fn(CAMPAIGN, dry_run=True, as_of=as_of)),
+        (
+            "campaign",
+            lambda: asyncio.run(dispatch_campaign.fn(CAMPAIGN, dry_run=True, as_of=as_of)),
+        ),
         ("complaints", lambda: escalate_complaints.fn(as_of=as_of)),
     ]
     seconds: dict[str, float] = {}

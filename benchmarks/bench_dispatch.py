@@ -19,6 +19,7 @@ Run: ``.venv/bin/python -m benchmarks.bench_dispatch throughput 10000`` or
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -214,7 +215,7 @@ def run_throughput(n: int) -> dict[str, Any]:
                                              "template": "welcome-intro"}]})  # fmt: skip
         seed_contacts(n)
         started, cpu = time.perf_counter(), time.process_time()
-        summary = dispatch_campaign("bench", as_of=AS_OF)
+        summary = asyncio.run(dispatch_campaign("bench", as_of=AS_OF))
         flow_seconds = time.perf_counter() - started
         flow_cpu = time.process_time() - cpu
         from config.settings import get_settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Annotated
@@ -60,7 +61,7 @@ def register(app: typer.Typer) -> None:
 
         when = _as_of(as_of)
         try:
-            summary = dispatch_campaign(name, dry_run=dry_run, as_of=when)
+            summary = asyncio.run(dispatch_campaign(name, dry_run=dry_run, as_of=when))
         except PolicyError as exc:
             typer.echo(f"campaign refused: {exc}", err=True)
             raise typer.Exit(code=2) from exc

@@ -11,6 +11,7 @@ automation watches, are the same.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -70,6 +71,8 @@ async def _run(name: str, stage: Callable[..., Any], settings: Settings) -> Stag
     raised, so later stages run."""
     with SettingsContext(profile=get_settings_context().profile, settings=settings):
         state = stage(return_state=True)
+        if inspect.isawaitable(state):  # an async stage (dispatch-campaign)
+            state = await state
     if state.is_completed():
         result = await state.aresult()
         summary = result.model_dump(mode="json") if isinstance(result, BaseModel) else {}

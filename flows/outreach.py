@@ -34,7 +34,7 @@ def _run_name() -> str:
 
 
 @flow(name="dispatch-campaign", flow_run_name=_run_name, log_prints=False)
-def dispatch_campaign(
+async def dispatch_campaign(
     campaign: str,
     dry_run: bool = False,
     as_of: datetime | None = None,
@@ -44,6 +44,10 @@ def dispatch_campaign(
 
     The dispatcher holds a lease (an advisory lock or a file lock) for the whole run, so
     the next run can tell rows it left ``sending`` from rows a live dispatcher is sending.
+
+    Async only so that Prefect lets its heartbeat thread go at the end instead of joining
+    it (up to a second; see ``flows.daily``): the body and its tasks are sync and run in
+    turn on this thread.
     """
     started = time.perf_counter()
     when = (as_of or datetime.now(UTC)).astimezone(UTC)

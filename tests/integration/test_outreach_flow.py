@@ -3,6 +3,7 @@ pytest-httpserver fax gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -27,7 +28,8 @@ from flows.automations import (
     ensure_automations,
 )
 from flows.cli import app
-from flows.outreach import dispatch_campaign
+from flows.outreach import dispatch_campaign as dispatch_campaign_flow
+from tasks.outreach import DispatchSummary
 from tests.integration.outreach_support import (
     seed_contacts,
     use_campaigns,
@@ -54,6 +56,11 @@ def campaigns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def smtp(smtp_peer: SmtpPeer, monkeypatch: pytest.MonkeyPatch) -> SmtpPeer:
     use_smtp(monkeypatch, smtp_peer.host, smtp_peer.port)
     return smtp_peer
+
+
+def dispatch_campaign(campaign: str, **kwargs: Any) -> DispatchSummary:
+    """The flow run to completion from this (sync) test."""
+    return asyncio.run(dispatch_campaign_flow(campaign, **kwargs))
 
 
 def rows(campaign: str) -> dict[int, dict[str, Any]]:
