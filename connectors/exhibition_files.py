@@ -14,7 +14,8 @@ import io
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -24,6 +25,7 @@ from config.settings import Settings
 NUL_MARK = "\ue000"  # stands in for NUL bytes until normalisation strips and flags them
 DELIMITERS = (",", ";", "\t", "|")
 HEADER_SCAN_ROWS = 20
+SNIFF_CHARS = 64_000
 
 
 class FileRejected(ValueError):
@@ -60,7 +62,7 @@ def decode_text(data: bytes) -> tuple[str, str]:
 
 def sniff_delimiter(text: str) -> str:
     """Pick the delimiter that splits the first records into the most consistent width."""
-    sample = text[:64_000]
+    sample = text[:SNIFF_CHARS]
     best, best_key = ",", (0, 0, 0)
     for delim in DELIMITERS:
         widths = [len(r) for r in _head(csv.reader(io.StringIO(sample), delimiter=delim), 40)]
@@ -86,14 +88,24 @@ def _head(rows: Iterable[list[str]], n: int) -> list[list[str]]:
     return out
 
 
-def read_csv(path: Path, is_header: Callable[[Sequence[str]], bool]) -> RawTable:
+def read_csv(
+    path: Path, is_header: Callable[[Sequence[str]], bool], slice_rows: int | None = None
+) -> Generator[RawTable, None, None]:
+    """The file's rows in slices (see ``read_table_slices``).
+
+    The whole text is decoded once to choose the encoding and delimiter, then dropped: the
+    records are read from the file as a stream, so a slice's cells, not the file's, are
+    held at a time.
+    """
     text, encoding = decode_text(path.read_bytes())
-    text = text.replace("\x00", NUL_MARK)
-    delimiter = sniff_delimiter(text)
-    records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-    table = _tabulate(records, is_header)
-    table.meta.update(encoding=encoding, delimiter=delimiter, format="csv")
-    return table
+    delimiter = sniff_delimiter(text[:SNIFF_CHARS].replace("\x00", NUL_MARK))
+    del text
+    meta: dict[str, object] = {"encoding": encoding, "delimiter": delimiter, "format": "csv"}
+    # newline="" as csv wants: lines end at \r, \n or \r\n, and quoted newlines are kept.
+    with path.open(encoding=encoding, newline="") as fh:
+        lines = (line.replace("\x00", NUL_MARK) for line in fh)
+        records = csv.reader(lines, delimiter=delimiter, strict=False)
+        yield from _tabulate(records, is_header, meta, slice_rows)
 
 
 def check_zip_limits(path: Path, settings: Settings) -> None:
@@ -170,8 +182,11 @@ def formula_cells(path: Path) -> dict[tuple[int, int], str] | None:
 
 
 def read_xlsx(
-    path: Path, settings: Settings, is_header: Callable[[Sequence[str]], bool]
-) -> RawTable:
+    path: Path,
+    settings: Settings,
+    is_header: Callable[[Sequence[str]], bool],
+    slice_rows: int | None = None,
+) -> Generator[RawTable, None, None]:
     """Read the first worksheet; the zip-bomb limits are checked before any reader opens it.
 
     calamine (Rust) reads values several times faster than openpyxl but sees only a
@@ -189,7 +204,8 @@ def read_xlsx(
         raise FileRejected(f"{path.name}: cannot open as XLSX: {exc}") from exc
     if formulas is None:
         workbook.close()
-        return _read_xlsx_formulas(path, is_header)
+        yield from _read_xlsx_formulas(path, is_header, slice_rows)
+        return
     try:
         names = [
             m.name
@@ -211,12 +227,12 @@ def read_xlsx(
         row = rows[r]
         row.extend([""] * (c + 1 - len(row)))
         row[c] = text
-    table = _tabulate(rows, is_header)
-    table.meta.update(format="xlsx", sheet=names[0])
-    return table
+    yield from _tabulate(rows, is_header, {"format": "xlsx", "sheet": names[0]}, slice_rows)
 
 
-def _read_xlsx_formulas(path: Path, is_header: Callable[[Sequence[str]], bool]) -> RawTable:
+def _read_xlsx_formulas(
+    path: Path, is_header: Callable[[Sequence[str]], bool], slice_rows: int | None
+) -> Generator[RawTable, None, None]:
     import openpyxl  # imported late: it is slow to import and only formula workbooks need it
 
     try:
@@ -226,26 +242,47 @@ def _read_xlsx_formulas(path: Path, is_header: Callable[[Sequence[str]], bool]) 
     try:
         ws = wb.worksheets[0]
         records = ([cell_text(v) for v in row] for row in ws.iter_rows(values_only=True))
-        table = _tabulate(records, is_header)
+        yield from _tabulate(records, is_header, {"format": "xlsx", "sheet": ws.title}, slice_rows)
     finally:
         wb.close()
-    table.meta.update(format="xlsx", sheet=ws.title)
-    return table
 
 
 def read_table(
     path: Path, settings: Settings, is_header: Callable[[Sequence[str]], bool]
 ) -> RawTable:
     """Read one export; ``is_header`` recognises the header row below any title rows."""
+    with closing(read_table_slices(path, settings, is_header)) as slices:
+        return next(slices)
+
+
+def read_table_slices(
+    path: Path,
+    settings: Settings,
+    is_header: Callable[[Sequence[str]], bool],
+    slice_rows: int | None = None,
+) -> Generator[RawTable, None, None]:
+    """``read_table`` a slice at a time: tables of up to ``slice_rows`` rows (all of them
+    when None), each with the header, the file's meta and the malformed records met among
+    its rows, in file order. The first is there even for a file without rows; a file that
+    cannot be read raises ``FileRejected`` when it is asked for.
+    """
     suffix = path.suffix.lower()
     if suffix in (".xlsx", ".xlsm"):
-        return read_xlsx(path, settings, is_header)
-    if suffix in (".csv", ".txt", ".tsv"):
-        return read_csv(path, is_header)
-    raise FileRejected(f"{path.name}: unsupported file type {suffix!r} (expected .csv or .xlsx)")
+        yield from read_xlsx(path, settings, is_header, slice_rows)
+    elif suffix in (".csv", ".txt", ".tsv"):
+        yield from read_csv(path, is_header, slice_rows)
+    else:
+        raise FileRejected(
+            f"{path.name}: unsupported file type {suffix!r} (expected .csv or .xlsx)"
+        )
 
 
-def _tabulate(records: Iterable[list[str]], is_header: Callable[[Sequence[str]], bool]) -> RawTable:
+def _tabulate(
+    records: Iterable[list[str]],
+    is_header: Callable[[Sequence[str]], bool],
+    meta: dict[str, object],
+    slice_rows: int | None,
+) -> Generator[RawTable, None, None]:
     it = iter(records)
     preface: list[list[str]] = []
     header: list[str] | None = None
@@ -272,9 +309,11 @@ def _tabulate(records: Iterable[list[str]], is_header: Callable[[Sequence[str]],
     while header and not header[-1]:
         header.pop()
     width = len(header)
+    meta = {"title_rows": title_rows, **meta}
     rows: list[tuple[int, list[str]]] = []
     malformed: list[tuple[int, list[str], str]] = []
     number = 0
+    first = True
     for rec in _chain(rest, it):
         number += 1
         if not any(c.strip() for c in rec):
@@ -288,7 +327,11 @@ def _tabulate(records: Iterable[list[str]], is_header: Callable[[Sequence[str]],
             malformed.append((number, rec, f"{len(rec)} cells, header has {width}"))
             continue
         rows.append((number, rec))
-    return RawTable(header=header, rows=rows, malformed=malformed, meta={"title_rows": title_rows})
+        if slice_rows is not None and len(rows) >= slice_rows:
+            yield RawTable(header=header, rows=rows, malformed=malformed, meta=meta)
+            rows, malformed, first = [], [], False
+    if first or rows or malformed:
+        yield RawTable(header=header, rows=rows, malformed=malformed, meta=meta)
 
 
 def _chain(first: Iterable[list[str]], second: Iterable[list[str]]) -> Iterable[list[str]]:

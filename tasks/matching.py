@@ -9,12 +9,14 @@ cost stays near-linear in the number of rows.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 from rapidfuzz import fuzz, process
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -48,17 +50,34 @@ def _nonnull(s: pd.Series) -> pd.Series:
     return s.notna() & (s.astype("object") != "")
 
 
-def _blocks(keys: pd.Series, max_size: int) -> Iterator[np.ndarray]:
-    """Positions sharing a key, for keys held by 2..max_size rows."""
+@dataclass(frozen=True)
+class Blocks:
+    """Rows grouped by a key: group ``g`` is ``positions[starts[g] : starts[g] + sizes[g]]``.
+
+    Flat arrays rather than an array per group: a batch has a hundred thousand groups,
+    and an array object each would cost more memory and time than the positions.
+    """
+
+    positions: np.ndarray
+    starts: np.ndarray
+    sizes: np.ndarray
+
+
+def _blocks(keys: pd.Series, max_size: int) -> Blocks:
+    """Positions (the index) sharing a key, for keys held by 2..max_size rows."""
     valid = keys[_nonnull(keys)]
     codes, _ = pd.factorize(valid)
+    return _groups(codes, valid.index.to_numpy(), max_size)
+
+
+def _groups(codes: np.ndarray, positions: np.ndarray, max_size: int) -> Blocks:
     counts = np.bincount(codes) if len(codes) else np.array([], dtype=np.int64)
     keep = (counts[codes] >= 2) & (counts[codes] <= max_size) if len(codes) else codes > 0
-    codes, positions = codes[keep], valid.index.to_numpy()[keep]
+    codes, positions = codes[keep], positions[keep]
     order = np.argsort(codes, kind="stable")
-    codes, positions = codes[order], positions[order]
-    bounds = np.flatnonzero(np.diff(codes)) + 1
-    yield from np.split(positions, bounds) if len(positions) else []
+    codes, positions = codes[order], positions[order].astype(np.int64)
+    starts = np.flatnonzero(np.diff(codes, prepend=-1)) if len(codes) else codes
+    return Blocks(positions, starts, np.diff(starts, append=len(codes)))
 
 
 def _exact_pairs(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -75,59 +94,117 @@ def _exact_pairs(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 SMALL_BLOCK = 24
+SCORE_SLICE = 50_000
 
 
-def _fuzzy_pairs(
-    values: np.ndarray, blocks: Iterator[np.ndarray], scorer: Any, cutoff: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs (a, b, score) within blocks whose ``scorer`` similarity reaches ``cutoff``.
+def _candidate_pairs(
+    values: np.ndarray, blocks: Blocks, scorer: Any, cutoff: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a, b) within blocks that may reach ``cutoff``: every pair of a small block,
+    and the hits of ``process.cdist`` in a large one.
 
     Most blocks hold two or three rows; paying a cdist call for each would cost more than
-    the comparisons, so small blocks are flattened into one list of pairs and scored in a
-    single pass, and only large blocks get cdist.
+    the comparisons, so small blocks are only listed, all blocks of one size at once, and
+    scored later in one ``cpdist``.
     """
-    small_a: list[np.ndarray] = []
-    small_b: list[np.ndarray] = []
-    large: list[np.ndarray] = []
-    for idx in blocks:
-        if len(idx) <= SMALL_BLOCK:
-            i, j = np.triu_indices(len(idx), k=1)
-            small_a.append(idx[i])
-            small_b.append(idx[j])
-        else:
-            large.append(idx)
+    out_a: list[np.ndarray] = []
+    out_b: list[np.ndarray] = []
+    small = blocks.sizes <= SMALL_BLOCK
+    for size in np.unique(blocks.sizes[small]):
+        starts = blocks.starts[small & (blocks.sizes == size)]
+        members = blocks.positions[starts[:, None] + np.arange(size)]
+        i, j = np.triu_indices(size, k=1)
+        out_a.append(members[:, i].ravel())
+        out_b.append(members[:, j].ravel())
+    large = [
+        blocks.positions[start : start + size]
+        for start, size in zip(blocks.starts[~small], blocks.sizes[~small], strict=True)
+    ]
 
-    def score_block(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def hits(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         block = values[idx].tolist()
+        # uint8 keeps a 5,000-row block's matrix at 25 MB; exact scores come later.
         scores = process.cdist(block, block, scorer=scorer, score_cutoff=cutoff, dtype=np.uint8)
         i, j = np.nonzero(np.triu(scores, k=1))
-        return idx[i], idx[j], scores[i, j].astype(float)
+        return idx[i], idx[j]
 
     # cdist releases the GIL, so large blocks are scored on every core, in threads.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        scored = list(pool.map(score_block, large))
-    out_a = [a for a, _, _ in scored]
-    out_b = [b for _, b, _ in scored]
-    out_s = [sc for _, _, sc in scored]
-    if small_a:
-        a, b = np.concatenate(small_a), np.concatenate(small_b)
-        scores = np.fromiter(
-            (scorer(x, y, score_cutoff=cutoff) for x, y in zip(values[a], values[b], strict=True)),
-            dtype=float,
-            count=len(a),
-        )
-        hit = scores >= cutoff
-        out_a.append(a[hit])
-        out_b.append(b[hit])
-        out_s.append(scores[hit])
+        for a, b in pool.map(hits, large):
+            out_a.append(a)
+            out_b.append(b)
     if not out_a:
         empty = np.array([], dtype=np.int64)
-        return empty, empty, np.array([], dtype=float)
-    return (
-        np.concatenate(out_a).astype(np.int64),
-        np.concatenate(out_b).astype(np.int64),
-        np.concatenate(out_s),
+        return empty, empty
+    return np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64)
+
+
+def _scored(
+    values: np.ndarray, a: np.ndarray, b: np.ndarray, scorer: Any, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pairs whose ``scorer`` similarity reaches ``cutoff``, with that score."""
+    # cpdist prepares every string of its input before scoring (~100 bytes a pair), so a
+    # million pairs go through in slices.
+    scores = np.concatenate(
+        [
+            np.array([], dtype=np.float64),
+            *(
+                process.cpdist(
+                    values[a[i : i + SCORE_SLICE]].tolist(),
+                    values[b[i : i + SCORE_SLICE]].tolist(),
+                    scorer=scorer,
+                    score_cutoff=cutoff,
+                    dtype=np.float64,
+                    workers=-1,
+                )
+                for i in range(0, len(a), SCORE_SLICE)
+            ),
+        ]
     )
+    hit = scores >= cutoff
+    return a[hit], b[hit], scores[hit]
+
+
+def _fuzzy_pairs(
+    values: np.ndarray, blocks: Blocks, scorer: Any, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (a, b, score) within blocks whose ``scorer`` similarity reaches ``cutoff``."""
+    return _scored(values, *_candidate_pairs(values, blocks, scorer, cutoff), scorer, cutoff)
+
+
+def _token_set_pairs(
+    names: pd.Series, blocks: Blocks, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_fuzzy_pairs`` with ``fuzz.token_set_ratio``, without scoring every pair of a block.
+
+    By rapidfuzz's definition, two names that share no token score the plain ``ratio`` of
+    their sorted, de-duplicated tokens, which cdist computes several times faster; names
+    that share a token are few, and found by blocking on (block, token). Candidates of
+    both kinds are scored with ``token_set_ratio`` itself, so the pairs and scores are
+    exactly those of scoring every pair (a margin below ``cutoff`` absorbs rounding).
+    """
+    values = names.to_numpy(dtype=object)
+    members = blocks.positions
+    uniq = pd.unique(values[members])
+    token_set = dict(zip(uniq, (" ".join(sorted(set(v.split()))) for v in uniq), strict=True))
+    joined = np.array([token_set.get(v) for v in values], dtype=object)
+    a1, b1 = _candidate_pairs(joined, blocks, fuzz.ratio, cutoff - 1)
+    # (block, token) groups, in Arrow: a Python list per name would cost more than the rest.
+    split = pc.utf8_split_whitespace(pa.array(values[members], type=pa.large_string()))
+    member = pc.list_parent_indices(split).to_numpy()
+    token = pc.list_flatten(split).dictionary_encode().indices.to_numpy().astype(np.int64)
+    group = np.repeat(np.arange(len(blocks.sizes)), blocks.sizes)[member]
+    key = group * (int(token.max(initial=0)) + 1) + token
+    # A name that repeats a token ("silva silva") joins that token's group once.
+    once = ~pd.Series(member * (int(key.max(initial=0)) + 1) + key).duplicated().to_numpy()
+    codes, _ = pd.factorize(key[once])
+    shared = _groups(codes, members[member[once]], len(values))
+    a2, b2 = _candidate_pairs(values, shared, fuzz.token_set_ratio, cutoff)
+    # A pair found both ways is scored once: one int64 per pair (a < b < len(values)).
+    # pd.unique hashes; np.unique (numpy 2.4) takes a second for a million pairs.
+    pairs = pd.unique(np.concatenate([a1, a2]) * len(values) + np.concatenate([b1, b2]))
+    a, b = np.divmod(pairs, len(values))
+    return _scored(values, a, b, fuzz.token_set_ratio, cutoff)
 
 
 def _joined(*parts: pd.Series) -> pd.Series:
@@ -239,10 +316,9 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     # of the same person, never two people who merely share a surname elsewhere.
     block_keys = org.astype("object").where(org.notna(), "d:" + corporate.astype("object"))
     tokens = names.str.count(" ").fillna(0).to_numpy() + 1
-    name_values = names.to_numpy(dtype=object)
     # token_set lets "maria lima" match "maria souza lima" (a dropped middle name)...
     blocks = _blocks(block_keys.where(has_name), policy.max_block_size)
-    ga, gb, scores = _fuzzy_pairs(name_values, blocks, fuzz.token_set_ratio, policy.name_threshold)
+    ga, gb, scores = _token_set_pairs(names, blocks, policy.name_threshold)
     # ...but a lone "maria" is a subset of every Maria: single tokens need the whole name.
     single = (tokens[ga] < 2) | (tokens[gb] < 2)
     if single.any():

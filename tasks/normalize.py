@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from functools import lru_cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -119,7 +119,7 @@ def json_objects(cells: pd.DataFrame, names: list[str]) -> pd.Series:
         if odd.any():
             text[odd] = s[odd].map(lambda v: json.dumps(v, ensure_ascii=False))
         out = out + ("," if i else "") + json.dumps(name, ensure_ascii=False) + ":" + text
-    return "{" + out.astype("object") + "}"
+    return "{" + out.astype("str") + "}"
 
 
 def display_name(s: pd.Series, particles: Iterable[str]) -> pd.Series:
@@ -197,7 +197,31 @@ def _quick_number(raw: str, region: str) -> phonenumbers.PhoneNumber | None:
                 return phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits[size:]))
         return None
     cc = phonenumbers.country_code_for_region(region)
-    return phonenumbers.PhoneNumber(country_code=cc, national_number=int(compact)) if cc else None
+    if not cc:
+        return None
+    number = phonenumbers.PhoneNumber(country_code=cc, national_number=int(compact))
+    own_code, rest = str(cc), compact[len(str(cc)) :]
+    if (
+        compact.startswith(own_code)
+        and phonenumbers.is_possible_number_with_reason(number)
+        == phonenumbers.ValidationResult.TOO_LONG
+        and rest[:1] not in ("", "0")
+        and not _national_prefix(region).match(rest)
+    ):
+        # "5511987654321": E.164 typed without its "+". ``parse`` strips the region's own
+        # country code from a number too long without it; where it would then strip a
+        # national prefix as well, ``parse`` decides.
+        return phonenumbers.PhoneNumber(country_code=cc, national_number=int(rest))
+    return number
+
+
+@cache
+def _national_prefix(region: str) -> re.Pattern[str]:
+    """What ``parse`` would strip as a national (trunk) prefix in ``region``; never matches
+    when the region has none."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    pattern = metadata.national_prefix_for_parsing if metadata else None
+    return re.compile(pattern or r"(?!)")
 
 
 # Bounded: normalize_phones already parses each distinct number once per file; the cache

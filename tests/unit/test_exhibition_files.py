@@ -11,7 +11,7 @@ import pytest
 
 from config.policies import get_ingest_policies
 from config.settings import Settings
-from connectors.exhibition_files import NUL_MARK, FileRejected, read_table
+from connectors.exhibition_files import NUL_MARK, FileRejected, read_table, read_table_slices
 from tasks.column_mapping import looks_like_header
 
 HEADER_PT = "Nome;Sobrenome;E-mail;Empresa;Celular"
@@ -81,6 +81,25 @@ def test_rows_with_too_many_or_too_few_cells_are_kept_as_malformed(tmp_path: Pat
         (2, "6 cells, header has 5"),
         (3, "2 cells, header has 5"),
     ]
+
+
+def test_a_file_read_in_slices_gives_the_same_rows_in_order_with_its_malformed_ones(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.csv"
+    lines = [f"A{i};B;a{i}@x.com;C;1" if i % 3 else f"A{i};B" for i in range(1, 11)]
+    path.write_text("Export\n" + HEADER_PT + "\n" + "\n".join(lines) + "\n", encoding="cp1252")
+    whole = read_table(path, Settings(), _is_header)
+    slices = list(read_table_slices(path, Settings(), _is_header, 2))
+    assert [len(t.rows) for t in slices] == [2, 2, 2, 1]
+    assert [r for t in slices for r in t.rows] == whole.rows
+    assert [m for t in slices for m in t.malformed] == whole.malformed
+    # each malformed row travels with the rows around it, so slices stay in file order
+    numbers = [
+        n for t in slices for n in sorted([r[0] for r in t.rows] + [m[0] for m in t.malformed])
+    ]
+    assert numbers == list(range(1, 11))
+    assert all(t.header == whole.header and t.meta == whole.meta for t in slices)
 
 
 def test_nul_bytes_are_marked_for_normalisation_not_lost(tmp_path: Path) -> None:

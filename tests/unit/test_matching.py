@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import pandas as pd
+from rapidfuzz import fuzz
 
 from benchmarks.dedupe_quality import evaluate
 from config.policies import get_ingest_policies
 from connectors.exhibition_files import RawTable
 from tasks.column_mapping import map_columns
-from tasks.matching import match_rows
+from tasks.matching import _blocks, _token_set_pairs, match_rows
 from tasks.normalize import normalize_table
 
 HEADER = ["Nome", "Sobrenome", "E-mail", "Empresa", "Celular", "Cargo"]
@@ -140,3 +143,35 @@ def test_pairwise_precision_and_recall_on_labelled_leads_are_at_least_0_99() -> 
     # Exact email alone is the floor we must clear, not the goal.
     assert result["recall"] > result["exact_email_only_recall"] + 0.2
     assert result["quarantine_agreement"] == 1.0
+
+
+def test_fuzzy_name_pairs_are_exactly_those_of_scoring_every_pair_in_a_block() -> None:
+    """The shortcut (plain ratio for names without a shared token, token_set_ratio only
+    for names that share one) finds the same pairs and scores as comparing every pair."""
+    names = pd.Series(
+        [
+            "lima maria souza",  # a dropped middle name: subset, no typo
+            "lima maria",
+            "lima mraia souza",  # a typo: shares two tokens
+            "joao silva",
+            "joaoo silvaa",  # typos in every token: no token in common
+            "silva silva",  # a repeated token
+            "silva",
+            "ana beatriz",
+            "beatriz ana",
+            "carla",
+            "pedro costa",  # another block
+            "pedro costa",
+        ]
+    )
+    companies = pd.Series(["acme"] * 10 + ["other"] * 2)
+    a, b, scores = _token_set_pairs(names, _blocks(companies, 5000), 88)
+    got = {(int(x), int(y)): s for x, y, s in zip(a, b, scores, strict=True)}
+    want = {}
+    for block in (range(10), range(10, 12)):
+        for x, y in combinations(block, 2):
+            score = fuzz.token_set_ratio(names[x], names[y])
+            if score >= 88:
+                want[(x, y)] = score
+    assert got == want
+    assert (3, 4) in got and (0, 1) in got and (5, 6) in got  # each kind is present

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import phonenumbers
 import pytest
 
 from config.policies import get_ingest_policies
 from connectors.exhibition_files import NUL_MARK, RawTable
 from tasks.column_mapping import UnmappableFile, map_columns
-from tasks.normalize import normalize_table
+from tasks.normalize import _parse_phone, normalize_table
 from tasks.spreadsheet_safety import is_formula, neutralise
 
 HEADER = [
@@ -114,6 +115,32 @@ def test_phones_become_e164_with_the_region_from_the_rows_country(
     raw: str, country: str, expected: str
 ) -> None:
     assert normalize([_row(cel=raw, pais=country)]).iloc[0]["phone"] == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "region"),
+    [
+        ("5511987654321", "BR"),  # E.164 without "+": the shortcut
+        ("13055550123", "US"),  # the country code is also the trunk prefix
+        ("34612345678", "ES"),
+        ("3461234567", "ES"),  # too short once the code is stripped
+        ("5502112345678", "BR"),  # a trunk "0" after the code
+        ("559011987654321", "BR"),  # "90" + carrier code after the code
+        ("34612345678", "BR"),  # another country's number without "+"
+    ],
+)
+def test_phones_typed_without_plus_read_as_phonenumbers_parse_reads_them(
+    raw: str, region: str
+) -> None:
+    try:
+        number = phonenumbers.parse(raw, region)
+        valid = phonenumbers.is_valid_number(number)
+    except phonenumbers.NumberParseException:
+        valid = False
+    expected = (
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if valid else None
+    )
+    assert _parse_phone(raw, region)[0] == expected
 
 
 def test_country_comes_from_the_phone_when_the_row_has_none() -> None:
