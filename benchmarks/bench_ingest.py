@@ -8,6 +8,7 @@ Stages are the task functions themselves (``.fn``), so the figures are ours, not
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
@@ -187,7 +188,7 @@ def run(rows: int, database_url: str | None = None, with_flow: bool = False) -> 
         upgrade()
         with prefect_test_harness():
             t5 = time.perf_counter()
-            ingest_exhibition_leads([str(p) for p in paths], event="bench")
+            asyncio.run(ingest_exhibition_leads([str(p) for p in paths], event="bench"))
             result["flow_s"] = round(time.perf_counter() - t5, 2)
             result["flow_rows_per_s"] = round(rows / result["flow_s"])
     return result

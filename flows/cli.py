@@ -62,8 +62,10 @@ def ingest_exhibition(
     """Run the `ingest-exhibition-leads` flow."""
     from flows.ingest import ingest_exhibition_leads
 
-    summary = ingest_exhibition_leads(
-        [str(f) for f in files], event=event, source=source, timezone=timezone
+    summary = asyncio.run(
+        ingest_exhibition_leads(
+            [str(f) for f in files], event=event, source=source, timezone=timezone
+        )
     )
     if as_json:
         typer.echo(summary.model_dump_json(indent=2))

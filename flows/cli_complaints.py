@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -60,7 +61,7 @@ def escalate_cmd(
     """Run the `escalate-complaints` flow once."""
     from flows.complaints import escalate_complaints
 
-    summary = escalate_complaints(as_of=_iso(as_of))
+    summary = asyncio.run(escalate_complaints(as_of=_iso(as_of)))
     if as_json:
         typer.echo(summary.model_dump_json(indent=2))
         return

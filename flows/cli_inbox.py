@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -69,10 +70,12 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(f"not a folder: {folder}")
         from flows.inbox import ingest_inbox
 
-        summary = ingest_inbox(
-            imap=imap,
-            eml_dir=str(eml_dir) if eml_dir else None,
-            maildir=str(maildir) if maildir else None,
-            batch_size=batch_size,
+        summary = asyncio.run(
+            ingest_inbox(
+                imap=imap,
+                eml_dir=str(eml_dir) if eml_dir else None,
+                maildir=str(maildir) if maildir else None,
+                batch_size=batch_size,
+            )
         )
         typer.echo(summary.model_dump_json(indent=2) if as_json else render_inbox_summary(summary))

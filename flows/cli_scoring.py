@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -63,7 +64,7 @@ def register(app: typer.Typer) -> None:
         """Run the `score-prospects` flow."""
         from flows.scoring import score_prospects
 
-        summary = score_prospects(as_of=as_of, full=full)
+        summary = asyncio.run(score_prospects(as_of=as_of, full=full))
         typer.echo(summary.model_dump_json(indent=2) if as_json else render_scoring(summary))
 
     @report.command("audience")
@@ -71,7 +72,7 @@ def register(app: typer.Typer) -> None:
         """Run the `analyze-audience` flow (markdown artifact + HTML report)."""
         from flows.scoring import analyze_audience_flow
 
-        summary = analyze_audience_flow(as_of=as_of)
+        summary = asyncio.run(analyze_audience_flow(as_of=as_of))
         if as_json:
             typer.echo(summary.model_dump_json(indent=2))
             return

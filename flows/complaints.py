@@ -7,6 +7,7 @@ from datetime import datetime
 
 from prefect import flow
 
+from flows.api_client import one_sync_client
 from flows.run_names import as_of_stamp
 from tasks.complaints import (
     AnalysisSummary,
@@ -31,14 +32,15 @@ def import_complaints(path: str) -> IntakeSummary:
     name="escalate-complaints",
     flow_run_name=lambda: f"escalate-complaints-{as_of_stamp('%Y-%m-%dT%H:%M')}",
 )
-def escalate_complaints(as_of: datetime | None = None) -> EscalationSummary:
+async def escalate_complaints(as_of: datetime | None = None) -> EscalationSummary:
     """Clocks at ``as_of`` → escalations (once each) → hand-overs → notifications."""
-    started = time.perf_counter()
-    summary = evaluate_escalations_task(aware(as_of))
-    summary = notify_escalations(summary)
-    summary.seconds = round(time.perf_counter() - started, 3)
-    publish_escalation_summary(summary)
-    return summary
+    with one_sync_client():
+        started = time.perf_counter()
+        summary = evaluate_escalations_task(aware(as_of))
+        summary = notify_escalations(summary)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        publish_escalation_summary(summary)
+        return summary
 
 
 @flow(name="analyze-complaints")

@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow
 
 from config.settings import get_settings
+from flows.api_client import one_sync_client
 from flows.run_names import as_of_stamp
 from tasks.inbox import (
     InboxSummary,
@@ -41,7 +42,7 @@ def source_of(imap: bool, eml_dir: str | None, maildir: str | None) -> tuple[str
 
 
 @flow(name="ingest-inbox", flow_run_name=_run_name, log_prints=False)
-def ingest_inbox(
+async def ingest_inbox(
     imap: bool = False,
     eml_dir: str | None = None,
     maildir: str | None = None,
@@ -53,21 +54,22 @@ def ingest_inbox(
     whole batch in memory, up to the size cap each) and 2,000 for folders (read one file at
     a time; bigger batches spread the entity resolution's fixed cost).
     """
-    started = time.perf_counter()
-    kind, directory = source_of(imap, eml_dir, maildir)
-    size = batch_size or (IMAP_BATCH if kind == "imap" else FOLDER_BATCH)
-    batch_id = open_inbox_run(kind, directory)
-    if kind == "imap":
-        counts = ingest_imap(batch_id, size)
-        imap_settings = get_settings().imap
-        location = f"imap://{imap_settings.host}/{imap_settings.mailbox}"
-    else:
-        assert directory is not None
-        counts = ingest_folder(batch_id, kind, directory, size)
-        location = str(Path(directory).resolve())
-    summary = finish_inbox_run(batch_id, kind, location, counts, started)
-    publish_inbox_summary(summary)
-    return summary
+    with one_sync_client():
+        started = time.perf_counter()
+        kind, directory = source_of(imap, eml_dir, maildir)
+        size = batch_size or (IMAP_BATCH if kind == "imap" else FOLDER_BATCH)
+        batch_id = open_inbox_run(kind, directory)
+        if kind == "imap":
+            counts = ingest_imap(batch_id, size)
+            imap_settings = get_settings().imap
+            location = f"imap://{imap_settings.host}/{imap_settings.mailbox}"
+        else:
+            assert directory is not None
+            counts = ingest_folder(batch_id, kind, directory, size)
+            location = str(Path(directory).resolve())
+        summary = finish_inbox_run(batch_id, kind, location, counts, started)
+        publish_inbox_summary(summary)
+        return summary
 
 
 def sample_inbox() -> str:

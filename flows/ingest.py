@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import flow
 
 from config.settings import get_settings
+from flows.api_client import one_sync_client
 from flows.run_names import as_of_stamp
 from tasks.ingest import (
     IngestSummary,
@@ -26,19 +27,20 @@ def _run_name() -> str:
 
 
 @flow(name="ingest-exhibition-leads", flow_run_name=_run_name, log_prints=False)
-def ingest_exhibition_leads(
+async def ingest_exhibition_leads(
     files: list[str],
     event: str | None = None,
     source: str | None = None,
     timezone: str | None = None,
 ) -> IngestSummary:
     """Ingest exports in the order given; rows in = accepted + duplicates + quarantined."""
-    staging = str(get_settings().data_dir.resolve() / "staging")
-    registered = register_files(files, event)
-    staged = stage_files(registered, source, staging, timezone)
-    summary = resolve_and_store(staged, event)
-    publish_summary(summary)
-    return summary
+    with one_sync_client():
+        staging = str(get_settings().data_dir.resolve() / "staging")
+        registered = register_files(files, event)
+        staged = stage_files(registered, source, staging, timezone)
+        summary = resolve_and_store(staged, event)
+        publish_summary(summary)
+        return summary
 
 
 def export_files(folder: Path) -> list[str]:

@@ -10,6 +10,7 @@ from prefect import flow
 from config.settings import get_outreach_settings, get_settings
 from connectors.database.migrate import ensure_schema
 from connectors.database.outbox_store import dispatcher_lease
+from flows.api_client import one_sync_client
 from flows.run_names import as_of_stamp
 from tasks.outreach import (
     DispatchSummary,
@@ -49,25 +50,26 @@ async def dispatch_campaign(
     it (up to a second; see ``flows.daily``): the body and its tasks are sync and run in
     turn on this thread.
     """
-    started = time.perf_counter()
-    when = (as_of or datetime.now(UTC)).astimezone(UTC)
-    ensure_schema()
-    get_campaign(campaign)  # refuse a missing or invalid campaign before anything else
-    if dry_run:
-        summary = preview_campaign(campaign, when)
-    else:
-        ensure_throttles(campaign)
-        summary = DispatchSummary(campaign=campaign, as_of=when)
-        size = batch_size or get_outreach_settings().batch_size
-        with dispatcher_lease(get_settings().data_dir) as lease:
-            summary.recovered_unknown = recover_abandoned(lease.token, when)
-            summary.fax_statuses_polled = poll_fax_statuses()
-            summary.planned, summary.not_planned = plan_campaign(campaign, when)
-            while True:
-                batch = dispatch_batch(campaign, when, lease.token, size)
-                summary.add(batch)
-                if batch.exhausted:
-                    break
-    summary.seconds = elapsed_since(started)
-    publish_dispatch_summary(summary)
-    return summary
+    with one_sync_client():
+        started = time.perf_counter()
+        when = (as_of or datetime.now(UTC)).astimezone(UTC)
+        ensure_schema()
+        get_campaign(campaign)  # refuse a missing or invalid campaign before anything else
+        if dry_run:
+            summary = preview_campaign(campaign, when)
+        else:
+            ensure_throttles(campaign)
+            summary = DispatchSummary(campaign=campaign, as_of=when)
+            size = batch_size or get_outreach_settings().batch_size
+            with dispatcher_lease(get_settings().data_dir) as lease:
+                summary.recovered_unknown = recover_abandoned(lease.token, when)
+                summary.fax_statuses_polled = poll_fax_statuses()
+                summary.planned, summary.not_planned = plan_campaign(campaign, when)
+                while True:
+                    batch = dispatch_batch(campaign, when, lease.token, size)
+                    summary.add(batch)
+                    if batch.exhausted:
+                        break
+        summary.seconds = elapsed_since(started)
+        publish_dispatch_summary(summary)
+        return summary

@@ -3,9 +3,11 @@ peer and a pytest-httpserver webhook."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -19,7 +21,8 @@ from connectors.database.complaint_models import Complaint, ComplaintEscalation
 from connectors.database.engine import session_scope
 from connectors.database.models import Company, Contact, ContactIdentifier
 from flows.cli import app
-from flows.complaints import analyze_complaints, escalate_complaints, import_complaints
+from flows.complaints import analyze_complaints, import_complaints
+from flows.complaints import escalate_complaints as escalate_complaints_flow
 from tasks.complaint_intake import ComplaintIn
 from tasks.complaint_policies import clear_caches
 from tasks.complaints import record_complaint_event, store_complaints
@@ -32,6 +35,11 @@ pytestmark = [
 ]
 FIELDS = ["external_ref", "email", "phone", "name", "company", "country", "state", "severity"]
 FIELDS += ["category", "subject", "created_at"]
+
+
+def escalate_complaints(*args: Any, **kwargs: Any) -> Any:
+    """The flow run to completion from this (sync) test."""
+    return asyncio.run(escalate_complaints_flow(*args, **kwargs))
 
 
 def one_complaint(severity: str = "high", created: str = "2026-12-07T09:00:00+00:00") -> int:

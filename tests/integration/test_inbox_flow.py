@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -29,12 +30,18 @@ from connectors.database.inbox_models import (
 from connectors.database.models import Contact
 from connectors.database.outreach_models import DeliveryEvent, OutboxItem
 from flows.cli import app
-from flows.inbox import ingest_inbox, sample_inbox
+from flows.inbox import ingest_inbox as ingest_inbox_flow
+from flows.inbox import sample_inbox
 from tasks.exports import export_frame
 from tests.peers.dovecot import DovecotServer
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
+
+
+def ingest_inbox(*args: Any, **kwargs: Any) -> Any:
+    """The flow run to completion from this (sync) test."""
+    return asyncio.run(ingest_inbox_flow(*args, **kwargs))
 
 
 def rows(model: Any) -> list[Any]:

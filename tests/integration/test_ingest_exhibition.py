@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -20,13 +22,19 @@ from benchmarks.leadgen import generate, write_csv
 from config.settings import CONFIG_DIR, get_settings
 from connectors.database.engine import session_scope
 from connectors.database.models import Contact, ContactHistory, SourceFile, SourceRow
-from flows.ingest import ingest_exhibition_leads, sample_exports
+from flows.ingest import ingest_exhibition_leads as ingest_exhibition_leads_flow
+from flows.ingest import sample_exports
 from tasks.exports import export_frame, write_export
 from tasks.ingest import register_files, resolve_and_store, stage_file
 from tasks.staging import read_staged, stage_all
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 SAMPLES = CONFIG_DIR / "samples" / "exhibitions"
+
+
+def ingest_exhibition_leads(*args: Any, **kwargs: Any) -> Any:
+    """The flow run to completion from this (sync) test."""
+    return asyncio.run(ingest_exhibition_leads_flow(*args, **kwargs))
 
 
 def counts() -> dict[str, int]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -27,7 +29,8 @@ from connectors.database.scoring_models import (
     ScoreReason,
 )
 from flows.cli import app
-from flows.scoring import analyze_audience_flow, score_prospects
+from flows.scoring import analyze_audience_flow as analyze_audience_flow_flow
+from flows.scoring import score_prospects as score_prospects_flow
 from tasks.exports import export_frame
 from tasks.score import score_contacts
 
@@ -36,6 +39,16 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 AS_OF = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 CNPJ = "11.222.333/0001-81"  # valid check digits
 SEEN = datetime(2026, 9, 1, 10, 0)
+
+
+def analyze_audience_flow(*args: Any, **kwargs: Any) -> Any:
+    """The flow run to completion from this (sync) test."""
+    return asyncio.run(analyze_audience_flow_flow(*args, **kwargs))
+
+
+def score_prospects(*args: Any, **kwargs: Any) -> Any:
+    """The flow run to completion from this (sync) test."""
+    return asyncio.run(score_prospects_flow(*args, **kwargs))
 
 
 @pytest.fixture(autouse=True)
