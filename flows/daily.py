@@ -140,7 +140,7 @@ async def daily_pipeline(
         plan.append(("audience", partial(analyze_audience_flow, as_of=as_of)))
 
     progress = RunProgress(len(plan), "daily-pipeline-progress", f"Daily pipeline {as_of:%Y-%m-%d}")
-    progress.start()
+    await progress.start()
     stages: dict[str, StageResult] = {}
     stage_settings = _without_heartbeat()
     with one_sync_client():
@@ -150,9 +150,8 @@ async def daily_pipeline(
                 if isinstance(stage, str)
                 else await _run(name, stage, stage_settings)
             )
-            progress.advance(f"{name} {stages[name].status}")
+            await progress.advance(f"{name} {stages[name].status}")
 
-    await progress.flush()
     summary = DailySummary(as_of=as_of, stages=stages)
     await acreate_table_artifact(
         key="daily-pipeline",
