@@ -3,11 +3,9 @@ peer and a pytest-httpserver webhook."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -27,6 +25,7 @@ from tasks.complaint_intake import ComplaintIn
 from tasks.complaint_policies import clear_caches
 from tasks.complaints import record_complaint_event, store_complaints
 from tasks.exports import export_frame
+from tests.flow_runs import run_to_end
 from tests.integration.complaints_support import at, complaint_policies  # noqa: F401
 from tests.peers.smtp import SmtpPeer
 
@@ -37,9 +36,7 @@ FIELDS = ["external_ref", "email", "phone", "name", "company", "country", "state
 FIELDS += ["category", "subject", "created_at"]
 
 
-def escalate_complaints(*args: Any, **kwargs: Any) -> Any:
-    """The flow run to completion from this (sync) test."""
-    return asyncio.run(escalate_complaints_flow(*args, **kwargs))
+escalate_complaints = run_to_end(escalate_complaints_flow)
 
 
 def one_complaint(severity: str = "high", created: str = "2026-12-07T09:00:00+00:00") -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import hashlib
 import io
@@ -33,15 +32,14 @@ from flows.cli import app
 from flows.inbox import ingest_inbox as ingest_inbox_flow
 from flows.inbox import sample_inbox
 from tasks.exports import export_frame
+from tests.flow_runs import run_to_end
 from tests.peers.dovecot import DovecotServer
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mail"
 
 
-def ingest_inbox(*args: Any, **kwargs: Any) -> Any:
-    """The flow run to completion from this (sync) test."""
-    return asyncio.run(ingest_inbox_flow(*args, **kwargs))
+ingest_inbox = run_to_end(ingest_inbox_flow)
 
 
 def rows(model: Any) -> list[Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -13,7 +12,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -27,14 +25,13 @@ from flows.ingest import sample_exports
 from tasks.exports import export_frame, write_export
 from tasks.ingest import register_files, resolve_and_store, stage_file
 from tasks.staging import read_staged, stage_all
+from tests.flow_runs import run_to_end
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 SAMPLES = CONFIG_DIR / "samples" / "exhibitions"
 
 
-def ingest_exhibition_leads(*args: Any, **kwargs: Any) -> Any:
-    """The flow run to completion from this (sync) test."""
-    return asyncio.run(ingest_exhibition_leads_flow(*args, **kwargs))
+ingest_exhibition_leads = run_to_end(ingest_exhibition_leads_flow)
 
 
 def counts() -> dict[str, int]:

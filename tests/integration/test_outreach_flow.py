@@ -3,7 +3,6 @@ pytest-httpserver fax gateway."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections import Counter
@@ -29,7 +28,7 @@ from flows.automations import (
 )
 from flows.cli import app
 from flows.outreach import dispatch_campaign as dispatch_campaign_flow
-from tasks.outreach import DispatchSummary
+from tests.flow_runs import run_to_end
 from tests.integration.outreach_support import (
     seed_contacts,
     use_campaigns,
@@ -58,9 +57,7 @@ def smtp(smtp_peer: SmtpPeer, monkeypatch: pytest.MonkeyPatch) -> SmtpPeer:
     return smtp_peer
 
 
-def dispatch_campaign(campaign: str, **kwargs: Any) -> DispatchSummary:
-    """The flow run to completion from this (sync) test."""
-    return asyncio.run(dispatch_campaign_flow(campaign, **kwargs))
+dispatch_campaign = run_to_end(dispatch_campaign_flow)
 
 
 def rows(campaign: str) -> dict[int, dict[str, Any]]:

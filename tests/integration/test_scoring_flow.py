@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -33,6 +31,7 @@ from flows.scoring import analyze_audience_flow as analyze_audience_flow_flow
 from flows.scoring import score_prospects as score_prospects_flow
 from tasks.exports import export_frame
 from tasks.score import score_contacts
+from tests.flow_runs import run_to_end
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -41,14 +40,10 @@ CNPJ = "11.222.333/0001-81"  # valid check digits
 SEEN = datetime(2026, 9, 1, 10, 0)
 
 
-def analyze_audience_flow(*args: Any, **kwargs: Any) -> Any:
-    """The flow run to completion from this (sync) test."""
-    return asyncio.run(analyze_audience_flow_flow(*args, **kwargs))
+analyze_audience_flow = run_to_end(analyze_audience_flow_flow)
 
 
-def score_prospects(*args: Any, **kwargs: Any) -> Any:
-    """The flow run to completion from this (sync) test."""
-    return asyncio.run(score_prospects_flow(*args, **kwargs))
+score_prospects = run_to_end(score_prospects_flow)
 
 
 @pytest.fixture(autouse=True)
