@@ -197,9 +197,13 @@ def _prefect() -> Iterator[None]:
         yield
 
 
-def run_throughput(n: int) -> dict[str, Any]:
-    """N emails through dispatch-campaign, then the same messages through bare smtplib."""
+def run_throughput(n: int, batch_size: int | None = None) -> dict[str, Any]:
+    """N emails through dispatch-campaign, then the same messages through bare smtplib.
+
+    The flow claims batches of the configured size (the settings' default unless given).
+    """
     from benchmarks.bench_smtp import _bare_batch, aiosmtpd_process
+    from config.settings import OutreachSettings
     from connectors.database import outbox_store as store
     from connectors.database.engine import session_scope
     from flows.outreach import dispatch_campaign
@@ -209,7 +213,8 @@ def run_throughput(n: int) -> dict[str, Any]:
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
     with aiosmtpd_process() as (host, port, _pid), _prefect():
-        configure(workdir, smtp=(host, port), batch_size=500,
+        batch_size = batch_size or OutreachSettings.model_fields["batch_size"].default
+        configure(workdir, smtp=(host, port), batch_size=batch_size,
                   campaign_edits={"steps": [{"name": "intro", "channel": "email",
                                              "delay_business_days": 0,
                                              "template": "welcome-intro"}]})  # fmt: skip
@@ -239,6 +244,7 @@ def run_throughput(n: int) -> dict[str, Any]:
     bare_rate = bare_sent / bare_seconds
     return {
         "n": n,
+        "batch_size": batch_size,
         "rows": len(rows),
         "flow_sent": summary.sent,
         "flow_seconds": round(flow_seconds, 3),
@@ -261,6 +267,7 @@ def main() -> None:
     sub = parser.add_subparsers(dest="mode", required=True)
     tp = sub.add_parser("throughput")
     tp.add_argument("n", type=int, nargs="?", default=10_000)
+    tp.add_argument("--batch-size", type=int, help="rows per dispatch batch (default: settings)")
     cr = sub.add_parser("crash")
     cr.add_argument("--messages", type=int, default=2_000)
     cr.add_argument("--kills", type=int, default=20)
@@ -270,7 +277,7 @@ def main() -> None:
     cc.add_argument("--dispatchers", type=int, default=4)
     args = parser.parse_args()
     if args.mode == "throughput":
-        result = run_throughput(args.n)
+        result = run_throughput(args.n, args.batch_size)
     else:
         from tests.peers.smtp import SmtpPeer
 
