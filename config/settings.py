@@ -79,11 +79,10 @@ class Settings(BaseSettings):
     xlsx_max_compression_ratio: float = 200.0
     xlsx_max_entries: int = 10_000
     max_field_chars: int = 1_000
-    # Processes that stage a large batch's files in parallel. Each normalises a file 20,000
-    # rows at a time (about 0.37 GB at peak for a 90,000-row file); 2 measured 0.99 GB with
-    # the main process. Left at 1: a spawned worker imports the program that started it, and
-    # under the `accountflow` CLI that brings Prefect (about 0.27 GB a worker).
-    staging_workers: int = Field(default=1, ge=1)
+    # Processes that stage a large batch's files in parallel (never more than the cores).
+    # Each normalises a file 20,000 rows at a time, about 0.35 GB at peak for a 90,000-row
+    # file, and imports staging alone (tasks/staging_worker.py), not Prefect.
+    staging_workers: int = Field(default=2, ge=1)
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
     fax: FaxSettings = FaxSettings()

@@ -6,11 +6,13 @@ one file each, and a worker imports only what staging needs.
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import closing, contextmanager
+import subprocess
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -109,38 +111,60 @@ def stage_all(
     """``stage_one`` for every entry, in order; in worker processes when the batch is large
     and settings allow more than one (``staging_workers``).
 
-    Workers are spawned, not forked: the parent runs Prefect's threads, and a fork copies
-    whatever locks they hold. Settings reach the workers through the environment. A spawned
-    worker imports the main module again (guarded by ``if __name__ == "__main__"`` in every
-    entry point we ship) and this module: about a CPU second each, paid back from about
-    10,000 rows up.
+    Each worker is a fresh ``python -m tasks.staging_worker`` for one file (see there why
+    not a multiprocessing pool), started from a thread that waits for it: about a CPU
+    second to start and import pandas, paid back from about 10,000 rows up.
     """
     stage = partial(stage_one, source=source, staging_dir=staging_dir, timezone=timezone)
     workers = min(len(entries), os.cpu_count() or 1, get_settings().staging_workers)
     if workers < 2 or sum(e.size_bytes for e in entries) < parallel_min_bytes:
         return [stage(e) for e in entries]
-    context = multiprocessing.get_context("spawn")
-    with _worker_environment(), ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(stage, entries))
+    job = partial(_stage_in_worker, source=source, staging_dir=staging_dir, timezone=timezone)
+    with ThreadPoolExecutor(workers, thread_name_prefix="staging") as pool:
+        # Largest first, so a small file does not start last and finish alone.
+        order = sorted(entries, key=lambda e: -e.size_bytes)
+        staged = dict(zip((e.order for e in order), pool.map(job, order), strict=True))
+    return [staged[e.order] for e in entries]
 
 
-@contextmanager
-def _worker_environment() -> Iterator[None]:
-    """Environment for the staging workers spawned inside the block.
+class StagingWorkerError(RuntimeError):
+    """A staging worker died or answered nonsense; its stderr says why."""
+
+
+def _stage_in_worker(
+    entry: StagedFile, source: str | None, staging_dir: str, timezone: str | None
+) -> StagedFile:
+    job = {
+        "entry": entry.model_dump(mode="json"),
+        "source": source,
+        "staging_dir": staging_dir,
+        "timezone": timezone,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tasks.staging_worker"],
+        input=json.dumps(job),
+        capture_output=True,
+        text=True,
+        env=_worker_environment(),
+        check=False,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        raise StagingWorkerError(
+            f"staging worker for {entry.name} exited with {done.returncode}: "
+            f"{done.stderr.strip()[-2000:]}"
+        )
+    return StagedFile.model_validate_json(lines[-1])
+
+
+def _worker_environment() -> dict[str, str]:
+    """This process's environment, plus the allocator the workers should use.
 
     Arrow's default allocator (mimalloc) keeps what a slice's columns freed; jemalloc
     hands it back, which keeps a worker ~40 MB smaller. Arrow reads the choice when it is
-    imported, so it travels in the environment the workers start with (unless set already).
+    imported, so it travels in the environment (unless set already).
     """
-    key = "ARROW_DEFAULT_MEMORY_POOL"
-    preset = os.environ.get(key)
-    if preset is None:
-        os.environ[key] = "jemalloc"
-    try:
-        yield
-    finally:
-        if preset is None:
-            os.environ.pop(key, None)
+    return {"ARROW_DEFAULT_MEMORY_POOL": "jemalloc", **os.environ}
 
 
 def write_staged(frame: pd.DataFrame, path: Path) -> None:

@@ -24,7 +24,7 @@ from flows.ingest import ingest_exhibition_leads as ingest_exhibition_leads_flow
 from flows.ingest import sample_exports
 from tasks.exports import export_frame, write_export
 from tasks.ingest import register_files, resolve_and_store, stage_file
-from tasks.staging import read_staged, stage_all
+from tasks.staging import StagingWorkerError, read_staged, stage_all
 from tests.flow_runs import run_to_end
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -160,6 +160,22 @@ def test_files_staged_in_worker_processes_match_files_staged_in_process(
     for a, b in zip(inline, parallel, strict=True):
         assert a.model_dump(exclude={"staged_path"}) == b.model_dump(exclude={"staged_path"})
         assert read_staged(str(a.staged_path)).equals(read_staged(str(b.staged_path)))
+
+
+def test_a_staging_worker_that_fails_says_which_file_and_why(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCOUNTFLOW_STAGING_WORKERS", "2")
+    get_settings.cache_clear()
+    rows = [g[0] for g in generate(40, seed=4)]
+    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    write_csv(rows[:20], paths[0])
+    write_csv(rows[20:], paths[1])
+    entries = register_files.fn([str(p) for p in paths], "fair")
+    get_settings()  # this process keeps its settings; only the workers read the next one
+    monkeypatch.setenv("ACCOUNTFLOW_MAX_FIELD_CHARS", "many")
+    with pytest.raises(StagingWorkerError, match=r"(?s)[ab]\.csv exited with 1.*max_field_chars"):
+        stage_all(entries, None, str(tmp_path / "st"), parallel_min_bytes=0)
 
 
 def test_concurrent_ingestions_of_the_same_people_create_each_contact_once(
