@@ -1,28 +1,32 @@
-"""Flow: the daily pipeline. Each stage is a subflow, so a failed stage shows where it
-failed in the UI while the others still run and report.
+"""Flow: the daily pipeline. Each stage is a task run of the pipeline's flow run, so a
+failed stage shows where it failed in the UI while the others still run and report.
 
-The pipeline and the flows it runs as stages are ``async`` flows whose bodies are sync:
-they call sync tasks in turn, on one thread. That is for Prefect's sake. It joins a sync
-flow's heartbeat thread when the flow ends, and that thread sleeps in whole seconds, so
-every sync run ends up to a second late (an empty sync flow takes 1.1 s on a local server,
-an async one 0.2 s); an async flow's heartbeat thread is let go instead, and the
-heartbeats themselves, which the zombie-run automation watches, are the same. And an async
-subflow of an async flow is created on the parent's event loop and API client, where a
-sync one hops to another thread and client (0.2 s per stage instead of 0.28 s measured).
+A stage runs the body of the flow that does that job on its own (``ingest-exhibition-leads``,
+``score-prospects``, ...), whose tasks appear nested under the stage. A task run, not a
+subflow: on a Prefect server on PostgreSQL a subflow costs about 120 ms of API round trips
+before and after its body (tracking task run, lookup, flow registration, flow run, name,
+states, read-back), a task run about 3 ms, its states travelling as events; over a day's
+stages that was most of the pipeline's orchestration overhead (25 % -> 15 % of its wall
+time, ``benchmarks/bench_daily.py``). The stage flows stay deployments of their own.
+
+The pipeline and the stage bodies are ``async`` with sync insides: they call sync tasks
+in turn, on one thread. That is for Prefect's sake: it joins a sync flow's heartbeat thread
+when the flow ends, and that thread sleeps in whole seconds (an empty sync flow takes 1.1 s
+on a local server, an async one 0.2 s).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_table_artifact
-from prefect.context import SettingsContext, get_settings_context
-from prefect.settings import Settings, get_current_settings
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from pydantic import BaseModel
 
 from config.settings import get_settings
@@ -55,24 +59,16 @@ class DailySummary(BaseModel):
         return [name for name, stage in self.stages.items() if stage.status == "failed"]
 
 
-def _without_heartbeat() -> Settings:
-    """The current Prefect settings with flow heartbeats off, for the stage subflows.
-
-    A stage lives in the pipeline's process, whose own heartbeat already tells Prefect the
-    process is alive, and each heartbeat thread holds its sync flow up to a second on exit
-    while it finishes a sleep. A shallow copy: ``Settings.copy_with_update`` validates the
-    whole tree again from the environment (40-300 ms measured), ``model_copy`` takes 30 us.
-    """
-    current = get_current_settings()
-    flows = current.flows.model_copy(update={"heartbeat_frequency": None})
-    return current.model_copy(update={"flows": flows})
+@task(name="stage", task_run_name="{name}", cache_policy=NO_CACHE)
+async def run_stage(name: str, body: Callable[[], Awaitable[Any]]) -> Any:
+    """One stage: a stage flow's body with its arguments bound."""
+    return await body()
 
 
-async def _run(name: str, stage: Callable[..., Any], settings: Settings) -> StageResult:
-    """Run one stage subflow to its end; its failure is recorded, not raised, so later
-    stages run."""
-    with SettingsContext(profile=get_settings_context().profile, settings=settings):
-        state = await stage(return_state=True)
+async def _run(name: str, body: Callable[[], Awaitable[Any]]) -> StageResult:
+    """Run one stage to its end; its failure is recorded, not raised, so later stages run."""
+    # An async task called for its state returns a coroutine; Prefect's stubs say State.
+    state = await cast(Awaitable[State[Any]], run_stage(name, body, return_state=True))
     if state.is_completed():
         result = await state.aresult()
         summary = result.model_dump(mode="json") if isinstance(result, BaseModel) else {}
@@ -81,12 +77,12 @@ async def _run(name: str, stage: Callable[..., Any], settings: Settings) -> Stag
     return StageResult(status="failed", error=str(state.message))
 
 
-def _inbox_stage(demo: bool, imap_configured: bool) -> Callable[[], Any] | str:
+def _inbox_stage(demo: bool, imap_configured: bool) -> Callable[[], Awaitable[Any]] | str:
     """The sample inbox for the demo, else IMAP when an account is set, else why not."""
     if demo:
-        return partial(ingest_inbox, eml_dir=sample_inbox())
+        return partial(ingest_inbox.fn, eml_dir=sample_inbox())
     if imap_configured:
-        return partial(ingest_inbox, imap=True)
+        return partial(ingest_inbox.fn, imap=True)
     return "no IMAP account configured"
 
 
@@ -120,35 +116,34 @@ async def daily_pipeline(
         if demo
         else export_files(Path(exports_dir) if exports_dir else settings.data_dir / "incoming")
     )
-    # Each stage is a subflow to call, or the reason it is skipped today.
-    plan: list[tuple[str, Callable[[], Any] | str]] = [
+    # Each stage is a stage flow's body to run, or the reason it is skipped today.
+    plan: list[tuple[str, Callable[[], Awaitable[Any]] | str]] = [
         (
             "ingest",
-            partial(ingest_exhibition_leads, files, event="demo" if demo else None)
+            partial(ingest_exhibition_leads.fn, files, event="demo" if demo else None)
             if files
             else "no new export files",
         ),
         ("inbox", _inbox_stage(demo, bool(settings.imap.username))),
-        ("score", partial(score_prospects, as_of=as_of)),
+        ("score", partial(score_prospects.fn, as_of=as_of)),
     ]
     if campaign:
         plan.append(
-            ("campaign", partial(dispatch_campaign, campaign, dry_run=not send, as_of=as_of))
+            ("campaign", partial(dispatch_campaign.fn, campaign, dry_run=not send, as_of=as_of))
         )
-    plan.append(("complaints", partial(escalate_complaints, as_of=as_of)))
+    plan.append(("complaints", partial(escalate_complaints.fn, as_of=as_of)))
     if demo:
-        plan.append(("audience", partial(analyze_audience_flow, as_of=as_of)))
+        plan.append(("audience", partial(analyze_audience_flow.fn, as_of=as_of)))
 
     progress = RunProgress(len(plan), "daily-pipeline-progress", f"Daily pipeline {as_of:%Y-%m-%d}")
     await progress.start()
     stages: dict[str, StageResult] = {}
-    stage_settings = _without_heartbeat()
     with one_sync_client():
         for name, stage in plan:
             stages[name] = (
                 StageResult(status="skipped", error=stage)
                 if isinstance(stage, str)
-                else await _run(name, stage, stage_settings)
+                else await _run(name, stage)
             )
             await progress.advance(f"{name} {stages[name].status}")
 
