@@ -10,7 +10,7 @@ from prefect.context import SyncClientContext
 
 @contextmanager
 def one_sync_client() -> Iterator[None]:
-    """Hold one sync API client for the sync tasks and subflows of an async flow.
+    """Hold one sync API client for the sync tasks of an async flow.
 
     Our flows are async with sync bodies (see ``flows.daily``). Prefect gives an async flow
     an async client only, so each sync task call would open a sync client of its own:
