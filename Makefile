@@ -40,7 +40,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.dedupe_quality 20000
 
 bench-outreach: setup
-	$(BIN)/python -m benchmarks.bench_dispatch throughput 10000
+	$(BIN)/python -m benchmarks.bench_dispatch throughput 10000 --rounds 5
 
 crash-outreach: setup
 	$(BIN)/python -m benchmarks.bench_dispatch crash --messages 2000 --kills 20
