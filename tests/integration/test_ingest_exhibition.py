@@ -24,7 +24,7 @@ from flows.ingest import ingest_exhibition_leads as ingest_exhibition_leads_flow
 from flows.ingest import sample_exports
 from tasks.exports import export_frame, write_export
 from tasks.ingest import register_files, resolve_and_store, stage_file
-from tasks.staging import StagingWorkerError, read_staged, stage_all
+from tasks.staging import StagedFile, StagingWorkerError, read_staged, stage_all
 from tests.flow_runs import run_to_end
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -144,16 +144,22 @@ def test_exports_list_every_row_and_neutralise_formulas(database: str) -> None:
     assert len(contacts) == 11 and all(c["contact_id"] for c in contacts)
 
 
+def _two_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int) -> list[StagedFile]:
+    """Two registered exports of ``rows`` leads in all (a UTF-8 ``,`` and a cp1252 ``;``
+    with a title row), with two staging workers allowed."""
+    monkeypatch.setenv("ACCOUNTFLOW_STAGING_WORKERS", "2")
+    get_settings.cache_clear()
+    leads = [g[0] for g in generate(rows, seed=4)]
+    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    write_csv(leads[: rows // 2], paths[0])
+    write_csv(leads[rows // 2 :], paths[1], delimiter=";", encoding="cp1252", title_rows=1)
+    return register_files.fn([str(p) for p in paths], "fair")
+
+
 def test_files_staged_in_worker_processes_match_files_staged_in_process(
     database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ACCOUNTFLOW_STAGING_WORKERS", "2")
-    get_settings.cache_clear()
-    rows = [g[0] for g in generate(300, seed=4)]
-    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
-    write_csv(rows[:150], paths[0])
-    write_csv(rows[150:], paths[1], delimiter=";", encoding="cp1252", title_rows=1)
-    entries = register_files.fn([str(p) for p in paths], "fair")
+    entries = _two_exports(tmp_path, monkeypatch, 300)
     inline = stage_all(entries, None, str(tmp_path / "one"), parallel_min_bytes=10**12)
     parallel = stage_all(entries, None, str(tmp_path / "two"), parallel_min_bytes=0)
     assert [f.rows_in for f in parallel] == [f.rows_in for f in inline] == [150, 150]
@@ -165,13 +171,7 @@ def test_files_staged_in_worker_processes_match_files_staged_in_process(
 def test_a_staging_worker_that_fails_says_which_file_and_why(
     database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ACCOUNTFLOW_STAGING_WORKERS", "2")
-    get_settings.cache_clear()
-    rows = [g[0] for g in generate(40, seed=4)]
-    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
-    write_csv(rows[:20], paths[0])
-    write_csv(rows[20:], paths[1])
-    entries = register_files.fn([str(p) for p in paths], "fair")
+    entries = _two_exports(tmp_path, monkeypatch, 40)
     get_settings()  # this process keeps its settings; only the workers read the next one
     monkeypatch.setenv("ACCOUNTFLOW_MAX_FIELD_CHARS", "many")
     with pytest.raises(StagingWorkerError, match=r"(?s)[ab]\.csv exited with 1.*max_field_chars"):
