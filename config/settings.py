@@ -149,7 +149,7 @@ class OutreachSettings(BaseSettings):
     # Rows per dispatch-batch task: one claim, one commit before the sends and one after,
     # and the throttle slots taken in a few Prefect API calls (~50 ms a batch whatever its
     # size). 2,000 emails take 2-3 s; against 500 a batch, the flow's rate relative to a
-    # bare smtplib loop went 0.64-0.70 -> 0.71-0.76 (benchmarks/bench_dispatch.py).
+    # bare smtplib loop went from medians of 0.64-0.70 to 0.71-0.78 (bench_dispatch.py).
     batch_size: int = 2000
     # How long a batch waits for a Prefect rate-limit slot before leaving rows for later.
     throttle_wait_seconds: float = 30.0

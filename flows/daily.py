@@ -6,7 +6,7 @@ A stage runs the body of the flow that does that job on its own (``ingest-exhibi
 subflow: on a Prefect server on PostgreSQL a subflow costs about 120 ms of API round trips
 before and after its body (tracking task run, lookup, flow registration, flow run, name,
 states, read-back), a task run about 3 ms, its states travelling as events; over a day's
-stages that was most of the pipeline's orchestration overhead (25 % -> 15 % of its wall
+stages that was most of the pipeline's orchestration overhead (25 % -> 16-19 % of its wall
 time, ``benchmarks/bench_daily.py``). The stage flows stay deployments of their own.
 
 The pipeline and the stage bodies are ``async`` with sync insides: they call sync tasks
