@@ -28,9 +28,7 @@ class RunProgress:
         )
 
     async def advance(self, finished: str) -> None:
-        if self.artifact_id is None:
-            await self.start()
-        assert self.artifact_id is not None
+        assert self.artifact_id is not None, "start() creates the artifact first"
         self.done = min(self.done + 1, self.total)
         await aupdate_progress_artifact(
             self.artifact_id,
