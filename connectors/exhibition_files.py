@@ -316,7 +316,7 @@ def _tabulate(
     first = True
     for rec in _chain(rest, it):
         number += 1
-        if not any(c.strip() for c in rec):
+        if not "".join(rec).strip():  # a blank record (one join beats a test per cell)
             continue
         if len(rec) > width:
             if any(c.strip() for c in rec[width:]):

@@ -373,9 +373,12 @@ def classify_tax_id(value: str, country: str | None) -> tuple[str, str, str] | N
 
 
 def _lookup(values: pd.Series, table: dict[str, list[str]]) -> pd.Series:
+    """Each value's canonical key, by folded alias; a column holds few distinct values, so
+    each is folded once."""
     index = {fold(alias) or alias: key for key, aliases in table.items() for alias in aliases}
-    folded = values.map(lambda v: fold(v) or v.strip(), na_action="ignore")
-    return folded.map(index)
+    distinct = values.dropna().unique()
+    key_of = {v: index.get(fold(v) or v.strip()) for v in distinct}
+    return values.map(key_of).astype("object")
 
 
 def parse_scan_times(values: pd.Series, tz: str) -> pd.Series:

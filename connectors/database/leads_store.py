@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 from sqlalchemy import JSON, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
@@ -203,30 +206,66 @@ def bulk_insert(
     raw = conn.connection.driver_connection
     if raw is None:  # pragma: no cover - a pooled connection always has one
         raise RuntimeError("no DBAPI connection")
+    if dialect == "postgresql":
+        statement = f"COPY {quote(table.name)} ({cols}) FROM STDIN WITH (FORMAT csv)"
+        _copy_csv(raw, statement, frame, table, json_text, defaults)
+        return
+    constants = [
+        _driver_values(pd.Series([value]), table.c[name], dialect)
+        for name, value in defaults.items()
+    ]
+    marks = ", ".join("?" for _ in names)
     # Plain values chunk by chunk: the Python objects of a whole batch at once would cost
     # more memory than the frame they come from.
     for start in range(0, len(frame), CHUNK * 4):
         part = frame.iloc[start : start + CHUNK * 4]
         columns = [_driver_values(part[n], table.c[n], dialect, n in json_text) for n in part]
-        columns += [
-            _driver_values(pd.Series([value] * len(part)), table.c[name], dialect)
-            for name, value in defaults.items()
-        ]
-        rows = zip(*columns, strict=True)
-        if dialect == "postgresql":
-            with (
-                raw.cursor() as cur,
-                cur.copy(f"COPY {quote(table.name)} ({cols}) FROM STDIN") as cp,
-            ):
-                for row in rows:
-                    cp.write_row(row)
-        else:
-            marks = ", ".join("?" for _ in names)
-            cur = raw.cursor()
-            try:
-                cur.executemany(f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})", rows)
-            finally:
-                cur.close()
+        # A default is one value for every row: converted once, not once per row.
+        columns += [constant * len(part) for constant in constants]
+        cur = raw.cursor()
+        try:
+            cur.executemany(
+                f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})",
+                zip(*columns, strict=True),
+            )
+        finally:
+            cur.close()
+
+
+_CSV = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+
+
+def _copy_csv(
+    raw: Any,
+    statement: str,
+    frame: pd.DataFrame,
+    table: Any,
+    json_text: Collection[str],
+    defaults: dict[str, Any],
+) -> None:
+    """PostgreSQL: one COPY, fed CSV that Arrow writes a slice at a time.
+
+    psycopg's ``write_row`` formats row by row in this process: for an ingestion's
+    750,000 rows that cost more CPU here than PostgreSQL spent storing them. Arrow's CSV
+    writer formats whole columns in C++. It quotes every string, so an empty string stays
+    empty and only a missing value (unquoted, empty) is NULL.
+    """
+    with raw.cursor() as cur, cur.copy(statement) as cp:
+        for start in range(0, len(frame), CHUNK * 4):
+            part = frame.iloc[start : start + CHUNK * 4]
+            arrays = [_arrow_values(part[n], table.c[n], n in json_text) for n in part]
+            arrays += [pa.array([value] * len(part)) for value in defaults.values()]
+            names = [*part.columns, *defaults]
+            buffer = io.BytesIO()
+            pacsv.write_csv(pa.table(arrays, names=names), buffer, _CSV)
+            cp.write(buffer.getbuffer())
+
+
+def _arrow_values(series: pd.Series, column: Any, is_json_text: bool) -> Any:
+    """One column as an Arrow array for the CSV writer (JSON values as their text)."""
+    if isinstance(column.type, JSON) and not is_json_text:
+        series = series.map(lambda v: None if v is None else json.dumps(v, ensure_ascii=False))
+    return pa.array(series, from_pandas=True)
 
 
 def _driver_values(
