@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -111,19 +113,22 @@ def stage_all(
     """``stage_one`` for every entry, in order; in worker processes when the batch is large
     and settings allow more than one (``staging_workers``).
 
-    Each worker is a fresh ``python -m tasks.staging_worker`` for one file (see there why
-    not a multiprocessing pool), started from a thread that waits for it: about a CPU
-    second to start and import pandas, paid back from about 10,000 rows up.
+    Each worker is a ``python -m tasks.staging_worker`` (see there why not a
+    multiprocessing pool), fed by a thread that waits for it; it stages files one after
+    another until none is left, so a batch pays one start (about a CPU second to import
+    pandas) per worker, not per file.
     """
-    stage = partial(stage_one, source=source, staging_dir=staging_dir, timezone=timezone)
     workers = min(len(entries), os.cpu_count() or 1, get_settings().staging_workers)
     if workers < 2 or sum(e.size_bytes for e in entries) < parallel_min_bytes:
-        return [stage(e) for e in entries]
-    job = partial(_stage_in_worker, source=source, staging_dir=staging_dir, timezone=timezone)
+        return [stage_one(e, source, staging_dir, timezone) for e in entries]
+    todo: queue.SimpleQueue[StagedFile] = queue.SimpleQueue()
+    # Largest first, so a small file does not start last and finish alone.
+    for entry in sorted(entries, key=lambda e: -e.size_bytes):
+        todo.put(entry)
+    job = {"source": source, "staging_dir": staging_dir, "timezone": timezone}
     with ThreadPoolExecutor(workers, thread_name_prefix="staging") as pool:
-        # Largest first, so a small file does not start last and finish alone.
-        order = sorted(entries, key=lambda e: -e.size_bytes)
-        staged = dict(zip((e.order for e in order), pool.map(job, order), strict=True))
+        done = list(pool.map(lambda _: _run_worker(todo, job), range(workers)))
+    staged = {e.order: e for batch in done for e in batch}
     return [staged[e.order] for e in entries]
 
 
@@ -131,30 +136,50 @@ class StagingWorkerError(RuntimeError):
     """A staging worker died or answered nonsense; its stderr says why."""
 
 
-def _stage_in_worker(
-    entry: StagedFile, source: str | None, staging_dir: str, timezone: str | None
-) -> StagedFile:
-    job = {
-        "entry": entry.model_dump(mode="json"),
-        "source": source,
-        "staging_dir": staging_dir,
-        "timezone": timezone,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "tasks.staging_worker"],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        env=_worker_environment(),
-        check=False,
-    )
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        raise StagingWorkerError(
-            f"staging worker for {entry.name} exited with {done.returncode}: "
-            f"{done.stderr.strip()[-2000:]}"
-        )
-    return StagedFile.model_validate_json(lines[-1])
+RESULT_PREFIX = "staged: "
+
+
+def _run_worker(todo: queue.SimpleQueue[StagedFile], job: dict[str, Any]) -> list[StagedFile]:
+    """One worker process staging files from ``todo`` until it is empty.
+
+    A job goes in as a JSON line on the worker's stdin; its staged entry comes back as a
+    line starting with ``RESULT_PREFIX`` (anything else a library prints is passed over).
+    If the worker dies, the files nobody has started are dropped from ``todo`` and the
+    error names the file it was staging.
+    """
+    out: list[StagedFile] = []
+    with (
+        tempfile.TemporaryFile("w+") as errors,
+        subprocess.Popen(
+            [sys.executable, "-m", "tasks.staging_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env=_worker_environment(),
+        ) as proc,
+    ):
+        assert proc.stdin is not None and proc.stdout is not None
+        while True:
+            try:
+                entry = todo.get_nowait()
+            except queue.Empty:
+                break
+            proc.stdin.write(json.dumps({**job, "entry": entry.model_dump(mode="json")}) + "\n")
+            proc.stdin.flush()
+            answer = next((x for x in proc.stdout if x.startswith(RESULT_PREFIX)), None)
+            if answer is None:
+                while not todo.empty():  # the other workers stop after their current file
+                    todo.get_nowait()
+                proc.stdin.close()
+                errors.seek(0)
+                raise StagingWorkerError(
+                    f"staging worker for {entry.name} exited with {proc.wait()}: "
+                    f"{errors.read().strip()[-2000:]}"
+                )
+            out.append(StagedFile.model_validate_json(answer[len(RESULT_PREFIX) :]))
+        proc.stdin.close()
+    return out
 
 
 def _worker_environment() -> dict[str, str]:

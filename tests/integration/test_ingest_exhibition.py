@@ -168,6 +168,23 @@ def test_files_staged_in_worker_processes_match_files_staged_in_process(
         assert read_staged(str(a.staged_path)).equals(read_staged(str(b.staged_path)))
 
 
+def test_two_workers_stage_three_files_as_one_process_would(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker takes the next file when it finishes one: three files, two workers."""
+    entries = _two_exports(tmp_path, monkeypatch, 200)
+    third = tmp_path / "c.csv"
+    write_csv([g[0] for g in generate(90, seed=9)], third, delimiter="\t")
+    entries += register_files.fn([str(third)], "fair")
+    entries[-1] = entries[-1].model_copy(update={"order": 2})
+    inline = stage_all(entries, None, str(tmp_path / "one"), parallel_min_bytes=10**12)
+    parallel = stage_all(entries, None, str(tmp_path / "two"), parallel_min_bytes=0)
+    assert [f.rows_in for f in parallel] == [f.rows_in for f in inline] == [100, 100, 90]
+    for a, b in zip(inline, parallel, strict=True):
+        assert a.model_dump(exclude={"staged_path"}) == b.model_dump(exclude={"staged_path"})
+        assert read_staged(str(a.staged_path)).equals(read_staged(str(b.staged_path)))
+
+
 def test_a_staging_worker_that_fails_says_which_file_and_why(
     database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
