@@ -218,7 +218,11 @@ def store_batch(
         company_label=matches["company_label"],
         company_id=matches["company_id"],
     )
-    new_company_ids = _store_companies(s, good)
+    # Every read and id reservation first: from the first write on, the writer may hold
+    # the session's connection (see store.BulkWriter).
+    companies = _new_companies(good)
+    company_ids = store.reserve_ids(s, store.Company, len(companies))
+    new_company_ids = dict(zip(companies.index, company_ids, strict=True))
     good["company_id"] = good["company_id"].fillna(good["company_label"].map(new_company_ids))
 
     merged = current_values(good)
@@ -229,7 +233,6 @@ def store_batch(
     new_vals = merged[is_new]
     contacts = _contact_frame(new_vals, events)
     new_ids = store.reserve_ids(s, store.Contact, len(contacts))
-    store.bulk_insert(s, store.Contact, contacts.assign(id=new_ids))
     contact_of = pd.Series(new_ids, index=new_vals.index, dtype="Int64")
     existing_keys = merged.index[~is_new]
     contact_of = pd.concat(
@@ -238,44 +241,51 @@ def store_batch(
             pd.Series([int(k[2:]) for k in existing_keys], index=existing_keys, dtype="Int64"),
         ]
     )
-
     stored = store.load_contact_values(s, contact_of[existing_keys], [*LATEST_WINS, "notes"])
     stored.index = ["c:" + str(i) for i in stored.index]
-    changes = history(good, stored)
-    summary.matched_existing = len(existing_keys)
-    if len(existing_keys):
-        updates = _existing_updates(merged.loc[existing_keys], stored["notes"], contact_of)
-        store.update_contacts(s, updates)
-        summary.updated_contacts = (
-            int(changes["target"].isin(existing_keys).groupby(changes["target"]).any().sum())
-            if len(changes)
-            else 0
-        )
+    existing_ids = contact_of[existing_keys].astype(int).tolist()
+    known_identifiers = store.load_identifiers(s, existing_ids) if existing_ids else None
+    row_ids = store.reserve_ids(s, store.SourceRow, len(rows))
 
-    rows["contact_id"] = pd.Series(good["target"].map(contact_of), index=good.index)
-    source_rows = _source_row_frame(rows)
-    row_ids = store.reserve_ids(s, store.SourceRow, len(source_rows))
-    source_rows["id"] = row_ids
-    start = 0
-    for path in raw_paths:  # files were concatenated in this order
-        raw = read_staged(path, only=["raw"])["raw"]
-        part = source_rows.iloc[start : start + len(raw)]
-        part = part.assign(raw=raw.set_axis(part.index))  # stays Arrow text until a chunk
-        store.bulk_insert(s, store.SourceRow, part, json_text={"raw"})
-        start += len(raw)
-    row_id_of = pd.Series(row_ids, index=rows["row_key"].to_numpy())
-    if len(changes):
-        history_rows = pd.DataFrame(
-            {
-                "contact_id": changes["target"].map(contact_of).astype("Int64"),
-                "field": changes["field"],
-                "old_value": changes["old_value"],
-                "new_value": changes["new_value"],
-                "source_row_id": changes["row_key"].map(row_id_of).astype("Int64"),
-            }
-        )
-        store.bulk_insert(s, store.ContactHistory, history_rows.reset_index(drop=True))
-    _store_identifiers(s, good, contact_of)
+    with store.BulkWriter(s) as writer:
+        if len(companies):
+            writer.insert(store.Company, companies.reset_index(drop=True).assign(id=company_ids))
+        writer.insert(store.Contact, contacts.assign(id=new_ids))
+        changes = history(good, stored)
+        summary.matched_existing = len(existing_keys)
+        if len(existing_keys):
+            updates = _existing_updates(merged.loc[existing_keys], stored["notes"], contact_of)
+            writer.submit(store.update_contacts, updates)
+            summary.updated_contacts = (
+                int(changes["target"].isin(existing_keys).groupby(changes["target"]).any().sum())
+                if len(changes)
+                else 0
+            )
+
+        rows["contact_id"] = pd.Series(good["target"].map(contact_of), index=good.index)
+        source_rows = _source_row_frame(rows)
+        source_rows["id"] = row_ids
+        start = 0
+        for path in raw_paths:  # files were concatenated in this order
+            raw = read_staged(path, only=["raw"])["raw"]
+            part = source_rows.iloc[start : start + len(raw)]
+            part = part.assign(raw=raw.set_axis(part.index))  # stays Arrow text until a chunk
+            writer.insert(store.SourceRow, part, {"raw"})
+            start += len(raw)
+        row_id_of = pd.Series(row_ids, index=rows["row_key"].to_numpy())
+        if len(changes):
+            history_rows = pd.DataFrame(
+                {
+                    "contact_id": changes["target"].map(contact_of).astype("Int64"),
+                    "field": changes["field"],
+                    "old_value": changes["old_value"],
+                    "new_value": changes["new_value"],
+                    "source_row_id": changes["row_key"].map(row_id_of).astype("Int64"),
+                }
+            )
+            writer.insert(store.ContactHistory, history_rows.reset_index(drop=True))
+        for identifiers in _new_identifiers(good, contact_of, known_identifiers):
+            writer.insert(store.ContactIdentifier, identifiers)
 
     counts = rows["disposition"].value_counts()
     summary.rows_in = len(rows)
@@ -292,11 +302,9 @@ def store_batch(
     summary.new_companies = len(new_company_ids)
 
 
-def _store_companies(s: Any, good: pd.DataFrame) -> dict[Any, int]:
-    """Create a company per resolved cluster that has no stored company yet."""
+def _new_companies(good: pd.DataFrame) -> pd.DataFrame:
+    """A company per resolved cluster that has no stored company yet, by cluster label."""
     fresh = good[good["company_id"].isna() & good["company_label"].notna()]
-    if fresh.empty:
-        return {}
     firsts = fresh.groupby("company_label", sort=False).agg(
         name=("company", "first"),
         name_key=("company_key", "first"),
@@ -305,9 +313,7 @@ def _store_companies(s: Any, good: pd.DataFrame) -> dict[Any, int]:
     )
     firsts["name"] = firsts["name"].fillna(firsts["tax_id"])
     firsts["name_key"] = firsts["name_key"].fillna("")
-    ids = store.reserve_ids(s, store.Company, len(firsts))
-    store.bulk_insert(s, store.Company, firsts.reset_index(drop=True).assign(id=ids))
-    return dict(zip(firsts.index, ids, strict=True))
+    return firsts
 
 
 def _none(value: Any) -> Any:
@@ -371,15 +377,16 @@ def _source_row_frame(rows: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _store_identifiers(s: Any, good: pd.DataFrame, contact_of: pd.Series) -> None:
-    """Remember every email, phone and personal tax id a contact was seen with.
+def _new_identifiers(
+    good: pd.DataFrame, contact_of: pd.Series, known: pd.DataFrame | None
+) -> list[pd.DataFrame]:
+    """Every email, phone and personal tax id a contact was seen with, not yet stored.
 
     One kind at a time: hashing the three together for duplicates costs three times the
     memory for the same result, as kinds never collide.
     """
     ids = good["target"].map(contact_of)
-    existing_ids = contact_of[contact_of.index.str.startswith("c:")].astype(int).tolist()
-    known = store.load_identifiers(s, existing_ids) if existing_ids else None
+    out = []
     for kind, col in (("email", "email"), ("phone", "phone"), ("tax_id", "person_tax_id")):
         has = good[col].notna()
         idents = pd.DataFrame(
@@ -388,7 +395,8 @@ def _store_identifiers(s: Any, good: pd.DataFrame, contact_of: pd.Series) -> Non
         if known is not None:
             idents = idents.merge(known[known["kind"] == kind], how="left", indicator=True)
             idents = idents[idents["_merge"] == "left_only"].drop(columns="_merge")
-        store.bulk_insert(s, store.ContactIdentifier, idents.reset_index(drop=True))
+        out.append(idents.reset_index(drop=True))
+    return out
 
 
 @task(name="publish-ingest-summary", cache_policy=NO_CACHE)

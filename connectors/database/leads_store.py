@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
 from typing import Any
 
 import pandas as pd
@@ -232,6 +234,65 @@ def bulk_insert(
             cur.close()
 
 
+class BulkWriter:
+    """Writes that PostgreSQL works through while this process computes the next one.
+
+    PostgreSQL checks foreign keys and maintains indexes in its own process, and an
+    ingestion's COPYs kept this process waiting for that work as long as it spent on
+    matching. Here writes run in order, in a thread of their own, on the session's one
+    connection; the caller must not use the session itself until ``wait`` (or the end of
+    the ``with`` block) has returned. On SQLite the work is in this process, under the GIL
+    (a writer thread beside matching saved nothing: 18.1 s against 18.9 s), so writes run
+    at once, inline.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        background = session.get_bind().dialect.name == "postgresql"
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="bulk-writer") if background else None
+        self._pending: list[Future[None]] = []
+
+    def submit(self, write: Callable[..., None], *args: Any) -> None:
+        """``write(session, *args)``, after the writes submitted before it."""
+        if self._pool is None:
+            write(self._session, *args)
+        else:
+            self._pending.append(self._pool.submit(write, self._session, *args))
+
+    def insert(self, model: Any, frame: pd.DataFrame, json_text: Collection[str] = ()) -> None:
+        self.submit(bulk_insert, model, frame, json_text)
+
+    def wait(self) -> None:
+        """Block until every write submitted so far is done; raise the first that failed."""
+        pending, self._pending = self._pending, []
+        errors = [f.exception() for f in pending]
+        first = next((e for e in errors if e is not None), None)
+        if first is not None:
+            raise first
+
+    def __enter__(self) -> BulkWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Every write finishes (or fails) before the session may roll back or commit.
+        try:
+            if exc is None:
+                self.wait()
+            else:
+                for future in self._pending:
+                    future.cancel()
+                    if not future.cancelled():
+                        future.exception()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+
+
 _CSV = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 
 
@@ -291,6 +352,7 @@ def update_contacts(session: Session, values: list[dict[str, Any]]) -> None:
 
 
 __all__ = [
+    "BulkWriter",
     "Company",
     "Contact",
     "ContactHistory",
