@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime
 
 import pandas as pd
+import psycopg
+import pytest
 from sqlalchemy import select
 
 from connectors.database import leads_store as store
@@ -67,3 +70,19 @@ def test_a_bulk_insert_keeps_empty_text_missing_values_quotes_and_json_apart(
         assert [r.reason for r in got] == ["no_contact", None]
         assert [r.flags for r in got] == ["", None]
         assert [r.match_score for r in got] == [None, 0.5]
+
+
+def test_a_write_that_fails_in_the_writer_fails_the_transaction_and_stores_nothing(
+    database: str,
+) -> None:
+    """On PostgreSQL the writes run in the writer's thread: a failure there must still
+    reach the caller, and the transaction must roll back with every earlier write."""
+    companies = pd.DataFrame({"id": [1, 2], "name": ["A", "B"], "name_key": ["a", "b"]})
+    clash = pd.DataFrame({"id": [2], "name": ["C"], "name_key": ["c"]})  # id 2 again
+    failed = (sqlite3.IntegrityError, psycopg.IntegrityError)
+    with pytest.raises(failed), session_scope() as s, store.BulkWriter(s) as writer:
+        writer.insert(store.Company, companies)
+        writer.insert(store.Company, clash)
+        writer.insert(store.Company, pd.DataFrame({"id": [3], "name": ["D"], "name_key": ["d"]}))
+    with session_scope() as s:
+        assert s.execute(select(store.Company)).scalars().all() == []
