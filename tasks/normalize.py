@@ -103,26 +103,33 @@ def _blank_to_na(s: pd.Series) -> pd.Series:
 def json_objects(cells: pd.DataFrame, names: list[str]) -> pd.Series:
     """Each row as the JSON text of ``{header: cell}`` (a repeated header keeps its last cell).
 
-    Built column by column with vectorised string operations: a dict and ``json.dumps`` per
-    row cost more than the rest of staging a row.
+    Built column by column with vectorised string operations, and joined in one Arrow pass:
+    a dict and ``json.dumps`` per row cost more than the rest of staging a row, and
+    appending column after column copied each row's text once per column.
     """
-    out = pd.Series("", index=cells.index, dtype="object")
+    text_type = pa.large_string()
+    pieces: list[pa.Array | pa.Scalar] = []
     for i, name in enumerate(names):
         s = cells[i]
         text = (
-            '"'
-            + s.str.replace("\\", "\\\\", regex=False)
+            s.str.replace("\\", "\\\\", regex=False)
             .str.replace('"', '\\"', regex=False)
             .str.replace("\n", "\\n", regex=False)
             .str.replace("\r", "\\r", regex=False)
             .str.replace("\t", "\\t", regex=False)
-            + '"'
         )
         odd = s.str.contains(_JSON_CONTROL, regex=True)
         if odd.any():
-            text[odd] = s[odd].map(lambda v: json.dumps(v, ensure_ascii=False))
-        out = out + ("," if i else "") + json.dumps(name, ensure_ascii=False) + ":" + text
-    return "{" + out.astype("str") + "}"
+            text = text.astype("object")
+            text[odd] = s[odd].map(lambda v: json.dumps(v, ensure_ascii=False)[1:-1])
+        key = ("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ':"'
+        pieces += [pa.scalar(key, text_type), pa.array(text, type=text_type)]
+        pieces.append(pa.scalar('"', text_type))
+    if not pieces:
+        return pd.Series("{}", index=cells.index, dtype="object")
+    pieces.append(pa.scalar("}", text_type))
+    joined = pc.binary_join_element_wise(*pieces, pa.scalar("", text_type))
+    return as_strings(joined, cells.index)
 
 
 def display_name(s: pd.Series, particles: Iterable[str]) -> pd.Series:
