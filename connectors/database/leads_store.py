@@ -237,13 +237,13 @@ def bulk_insert(
 class BulkWriter:
     """Writes that PostgreSQL works through while this process computes the next one.
 
-    PostgreSQL checks foreign keys and maintains indexes in its own process, and an
-    ingestion's COPYs kept this process waiting for that work as long as it spent on
-    matching. Here writes run in order, in a thread of their own, on the session's one
-    connection; the caller must not use the session itself until ``wait`` (or the end of
-    the ``with`` block) has returned. On SQLite the work is in this process, under the GIL
-    (a writer thread beside matching saved nothing: 18.1 s against 18.9 s), so writes run
-    at once, inline.
+    PostgreSQL checks foreign keys and maintains indexes in its own process: a 200,000-row
+    ingestion's COPYs took it about 20 s, which this process spent waiting. Here writes
+    run in order, in a thread of their own, on the session's one connection, while the
+    caller builds the next frame (resolve + store 34.7-36.7 s before, 29.9-35.8 s after);
+    the caller must not use the session itself until ``wait`` (or the end of the ``with``
+    block) has returned. On SQLite the work is in this process, under the GIL (a writer
+    thread beside matching saved nothing: 18.1 s against 18.9 s), so writes run inline.
     """
 
     def __init__(self, session: Session) -> None:
