@@ -241,9 +241,9 @@ def store_batch(
             pd.Series([int(k[2:]) for k in existing_keys], index=existing_keys, dtype="Int64"),
         ]
     )
-    stored = store.load_contact_values(s, contact_of[existing_keys], [*LATEST_WINS, "notes"])
-    stored.index = ["c:" + str(i) for i in stored.index]
     existing_ids = contact_of[existing_keys].astype(int).tolist()
+    stored = store.load_contact_values(s, existing_ids, [*LATEST_WINS, "notes"])
+    stored.index = ["c:" + str(i) for i in stored.index]
     known_identifiers = store.load_identifiers(s, existing_ids) if existing_ids else None
     row_ids = store.reserve_ids(s, store.SourceRow, len(rows))
 

@@ -391,8 +391,8 @@ def _lookup(values: pd.Series, table: dict[str, list[str]]) -> pd.Series:
 def parse_scan_times(values: pd.Series, tz: str) -> pd.Series:
     """Local timestamps (ISO or day-first PT/ES, month-first EN) to naive UTC."""
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    todo = values.notna()
     for fmt in _DATE_FORMATS:
+        todo = values.notna() & out.isna()
         if not todo.any():
             break
         shape = _format_shape(fmt)
@@ -402,7 +402,6 @@ def parse_scan_times(values: pd.Series, tz: str) -> pd.Series:
             fits = pc.match_substring_regex(pa.array(values[todo].array), shape)
             todo[todo] = fits.to_numpy(zero_copy_only=False)
             if not todo.any():
-                todo = values.notna() & out.isna()
                 continue
         parsed = pd.to_datetime(values[todo], format=fmt, errors="coerce")
         if parsed.dt.tz is not None:
@@ -414,7 +413,6 @@ def parse_scan_times(values: pd.Series, tz: str) -> pd.Series:
             parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
         good = parsed.notna()
         out[good[good].index] = parsed[good].astype("datetime64[ns]")
-        todo = values.notna() & out.isna()
     return out
 
 

@@ -1,7 +1,7 @@
 """Stage exhibition files: read, map and normalise each one into a Parquet file on disk.
 
 No Prefect here: files are independent, so a large batch is staged in worker processes,
-one file each, and a worker imports only what staging needs.
+each taking one file at a time, and a worker imports only what staging needs.
 """
 
 from __future__ import annotations

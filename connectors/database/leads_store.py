@@ -322,10 +322,15 @@ def _copy_csv(
             cp.write(buffer.getbuffer())
 
 
+def _json_text(series: pd.Series) -> pd.Series:
+    """Python values of a JSON column as their JSON text (None stays NULL)."""
+    return series.map(lambda v: None if v is None else json.dumps(v, ensure_ascii=False))
+
+
 def _arrow_values(series: pd.Series, column: Any, is_json_text: bool) -> Any:
     """One column as an Arrow array for the CSV writer (JSON values as their text)."""
     if isinstance(column.type, JSON) and not is_json_text:
-        series = series.map(lambda v: None if v is None else json.dumps(v, ensure_ascii=False))
+        series = _json_text(series)
     return pa.array(series, from_pandas=True)
 
 
@@ -334,7 +339,7 @@ def _driver_values(
 ) -> list[Any]:
     """One column as plain Python values for the driver, NA as None."""
     if isinstance(column.type, JSON) and not is_json_text:
-        series = series.map(lambda v: None if v is None else json.dumps(v, ensure_ascii=False))
+        series = _json_text(series)
     elif pd.api.types.is_datetime64_any_dtype(series):
         # SQLite stores what SQLAlchemy would write; psycopg adapts datetime objects.
         if dialect == "sqlite":

@@ -156,16 +156,23 @@ def _two_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int) -> 
     return register_files.fn([str(p) for p in paths], "fair")
 
 
+def _staged_in_process_and_in_workers_alike(entries: list[StagedFile], tmp_path: Path) -> list[int]:
+    """Stage ``entries`` in this process and in workers; assert both give the same entries
+    and the same staged frames; return the rows each file held."""
+    inline = stage_all(entries, None, str(tmp_path / "one"), parallel_min_bytes=10**12)
+    parallel = stage_all(entries, None, str(tmp_path / "two"), parallel_min_bytes=0)
+    assert [f.rows_in for f in parallel] == [f.rows_in for f in inline]
+    for a, b in zip(inline, parallel, strict=True):
+        assert a.model_dump(exclude={"staged_path"}) == b.model_dump(exclude={"staged_path"})
+        assert read_staged(str(a.staged_path)).equals(read_staged(str(b.staged_path)))
+    return [f.rows_in for f in parallel]
+
+
 def test_files_staged_in_worker_processes_match_files_staged_in_process(
     database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entries = _two_exports(tmp_path, monkeypatch, 300)
-    inline = stage_all(entries, None, str(tmp_path / "one"), parallel_min_bytes=10**12)
-    parallel = stage_all(entries, None, str(tmp_path / "two"), parallel_min_bytes=0)
-    assert [f.rows_in for f in parallel] == [f.rows_in for f in inline] == [150, 150]
-    for a, b in zip(inline, parallel, strict=True):
-        assert a.model_dump(exclude={"staged_path"}) == b.model_dump(exclude={"staged_path"})
-        assert read_staged(str(a.staged_path)).equals(read_staged(str(b.staged_path)))
+    assert _staged_in_process_and_in_workers_alike(entries, tmp_path) == [150, 150]
 
 
 def test_two_workers_stage_three_files_as_one_process_would(
@@ -177,12 +184,7 @@ def test_two_workers_stage_three_files_as_one_process_would(
     write_csv([g[0] for g in generate(90, seed=9)], third, delimiter="\t")
     entries += register_files.fn([str(third)], "fair")
     entries[-1] = entries[-1].model_copy(update={"order": 2})
-    inline = stage_all(entries, None, str(tmp_path / "one"), parallel_min_bytes=10**12)
-    parallel = stage_all(entries, None, str(tmp_path / "two"), parallel_min_bytes=0)
-    assert [f.rows_in for f in parallel] == [f.rows_in for f in inline] == [100, 100, 90]
-    for a, b in zip(inline, parallel, strict=True):
-        assert a.model_dump(exclude={"staged_path"}) == b.model_dump(exclude={"staged_path"})
-        assert read_staged(str(a.staged_path)).equals(read_staged(str(b.staged_path)))
+    assert _staged_in_process_and_in_workers_alike(entries, tmp_path) == [100, 100, 90]
 
 
 def test_a_staging_worker_that_fails_says_which_file_and_why(
