@@ -75,7 +75,8 @@ PLUGGED_EXPORTS = {
 KINDS = ("rows", "contacts", "quarantine", *PLUGGED_EXPORTS)
 
 
-def _query(kind: str) -> Any:
+def export_query(kind: str) -> Any:
+    """The SELECT behind an export of ``kind``."""
     if kind in ("rows", "quarantine"):
         query = _rows_query()
         if kind == "quarantine":
@@ -91,7 +92,7 @@ def _query(kind: str) -> Any:
 
 def export_frame(kind: str) -> pd.DataFrame:
     """The table for ``kind`` (see ``KINDS``)."""
-    query = _query(kind)
+    query = export_query(kind)
     with session_scope() as s:
         frame = pd.read_sql(query, s.connection())
     if "disposition" in frame:
