@@ -52,6 +52,12 @@ def history(rows: pd.DataFrame, stored: pd.DataFrame | None = None) -> pd.DataFr
     sighting in this run is compared with them; for new contacts the first value is not a
     change.
     """
+    # A change needs an earlier value: a contact seen once, with nothing stored, has none.
+    # Most contacts are; leaving them out makes the grouping below a fraction of the rows.
+    earlier = rows["target"].duplicated(keep=False)
+    if stored is not None:
+        earlier |= rows["target"].isin(stored.index)
+    rows = rows[earlier]
     out = []
     for field in TRACKED:
         key = COMPARE_KEY.get(field, field)
