@@ -145,6 +145,9 @@ class ContactHistory(Base):
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+_QUARANTINED = text("disposition = 'quarantined'")
+
+
 class SourceRow(Base):
     __tablename__ = "source_rows"
     __table_args__ = (
@@ -156,8 +159,8 @@ class SourceRow(Base):
             "ix_source_rows_quarantined",
             "file_id",
             "row_number",
-            sqlite_where=text("disposition = 'quarantined'"),
-            postgresql_where=text("disposition = 'quarantined'"),
+            sqlite_where=_QUARANTINED,
+            postgresql_where=_QUARANTINED,
         ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)

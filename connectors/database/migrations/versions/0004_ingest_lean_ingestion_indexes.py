@@ -1,7 +1,7 @@
 """Ingestion tables: drop the indexes no query uses; index quarantined rows only.
 
 Every index costs each ingested row a write: on a 200,000-row ingestion into SQLite these
-four took about a quarter of the CPU time of the contact and source-row inserts.
+four took about a third of the CPU time of the contact and source-row inserts.
 - ``contacts.email`` and ``contacts.name_key``: matching reads every contact at once, and
   lookups by email go through ``contact_identifiers``.
 - ``source_rows.file_id``: the unique (file_id, row_number) constraint leads with it.
