@@ -258,6 +258,85 @@ def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
     return by_tax.fillna(by_key).astype("object").where(lambda s: s.notna(), None)
 
 
+def linkable_companies(
+    rows: pd.DataFrame, companies: pd.DataFrame, policy: MatchingPolicy
+) -> pd.DataFrame:
+    """The stored ``companies`` (company_id, company_key, company_tax_id) that a company of
+    ``rows`` can resolve to by ``resolve_companies``' rules: the same tax id, the same
+    folded name, or a name within ``company_threshold`` in a shared block.
+
+    Only the rows' names are compared with stored names, never stored with stored, so a
+    small batch costs little however many companies are stored. A block too large for
+    ``resolve_companies`` to score is skipped here too.
+    """
+    companies = companies.reset_index(drop=True)
+    keys = rows["company_key"].astype("object")
+    taxes = rows["company_tax_id"].astype("object")
+    ours = pd.Series(keys[_nonnull(keys)].unique(), dtype="object")
+    stored = companies["company_key"].astype("object")
+    exact = stored.isin(set(ours)) | companies["company_tax_id"].isin(set(taxes[_nonnull(taxes)]))
+    long_stored = _nonnull(stored) & (stored.str.len() >= policy.company_min_length)
+    theirs = stored[long_stored].to_numpy(dtype=object)
+    values = np.concatenate(
+        [ours[ours.str.len() >= policy.company_min_length].to_numpy(dtype=object), theirs]
+    )
+    n_ours = len(values) - len(theirs)
+    fuzzy = np.zeros(len(theirs), dtype=bool)
+    for start, stop in ((0, 3), (-3, None)):
+        codes, _ = pd.factorize(pd.Series(values, dtype="object").str.slice(start, stop))
+        a, b, large = _cross_pairs(codes[:n_ours], codes[n_ours:], policy.max_block_size)
+        fuzzy[_scored(values, a, b + n_ours, fuzz.ratio, policy.company_threshold)[1] - n_ours] = (
+            True
+        )
+
+        def hits(block: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+            mine, their = block
+            scores = process.cdist(
+                values[mine].tolist(),
+                theirs[their].tolist(),
+                scorer=fuzz.ratio,
+                score_cutoff=policy.company_threshold,
+                dtype=np.uint8,
+            )
+            return their[scores.any(axis=0)]
+
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for found in pool.map(hits, large):
+                fuzzy[found] = True
+    linked = exact.to_numpy(dtype=bool, copy=True)
+    linked[np.flatnonzero(long_stored.to_numpy())[fuzzy]] = True
+    return companies[linked]
+
+
+def _cross_pairs(
+    ours: np.ndarray, theirs: np.ndarray, max_size: int
+) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """Every (ours, theirs) pair of positions sharing a block code, for blocks of at most
+    ``max_size`` members in all: listed when a block has few pairs, and the larger blocks
+    returned whole as (our positions, their positions) for ``cdist``."""
+    n = int(max(ours.max(initial=-1), theirs.max(initial=-1))) + 1
+    our_count, their_count = np.bincount(ours, minlength=n), np.bincount(theirs, minlength=n)
+    our_order, their_order = np.argsort(ours, kind="stable"), np.argsort(theirs, kind="stable")
+    our_start, their_start = np.cumsum(our_count) - our_count, np.cumsum(their_count) - their_count
+    shared = (our_count > 0) & (their_count > 0) & (our_count + their_count <= max_size)
+    pairs = our_count * their_count
+    listed = np.flatnonzero(shared & (pairs <= SMALL_BLOCK**2))
+    block = np.repeat(listed, pairs[listed])
+    offset = np.arange(len(block)) - np.repeat(
+        np.cumsum(pairs[listed]) - pairs[listed], pairs[listed]
+    )
+    a = our_order[our_start[block] + offset // their_count[block]]
+    b = their_order[their_start[block] + offset % their_count[block]]
+    large = [
+        (
+            our_order[our_start[g] : our_start[g] + our_count[g]],
+            their_order[their_start[g] : their_start[g] + their_count[g]],
+        )
+        for g in np.flatnonzero(shared & (pairs > SMALL_BLOCK**2))
+    ]
+    return a.astype(np.int64), b.astype(np.int64), large
+
+
 def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     graph = coo_matrix((np.ones(len(src), dtype=np.int8), (src, dst)), shape=(n, n))
     return connected_components(graph, directed=False)[1]

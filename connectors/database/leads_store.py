@@ -67,33 +67,103 @@ def finish_batch(session: Session, batch_id: int, summary: dict[str, Any]) -> No
     )
 
 
-def load_known(session: Session) -> pd.DataFrame:
-    """One line per identifier of every stored contact, plus one per contact for its name."""
-    conn = session.connection()
-    contacts = pd.read_sql(
-        select(
-            Contact.id.label("contact_id"),
-            Contact.name_key,
-            Contact.email_domain,
-            Contact.is_free_mail,
-            Contact.company_id,
-            Company.name_key.label("company_key"),
-            Company.tax_id.label("company_tax_id"),
-        ).outerjoin(Company, Company.id == Contact.company_id),
-        conn,
-    )
-    idents = pd.read_sql(
-        select(ContactIdentifier.contact_id, ContactIdentifier.kind, ContactIdentifier.value),
-        conn,
-    )
-    companies = pd.read_sql(
+def load_companies(session: Session) -> pd.DataFrame:
+    """Every stored company's id, folded name and tax id: the few columns matching needs."""
+    return pd.read_sql(
         select(
             Company.id.label("company_id"),
             Company.name_key.label("company_key"),
             Company.tax_id.label("company_tax_id"),
         ),
-        conn,
+        session.connection(),
     )
+
+
+def has_contacts(session: Session) -> bool:
+    return session.execute(select(Contact.id).limit(1)).first() is not None
+
+
+def contacts_sharing(
+    session: Session,
+    identifiers: dict[str, Collection[str]],
+    company_ids: Collection[int],
+    email_domains: Collection[str],
+) -> list[int]:
+    """Stored contacts holding one of ``identifiers`` (kind -> values), working for one of
+    ``company_ids``, or seen with an email address at one of ``email_domains``."""
+    found: set[int] = set()
+    for kind, values in identifiers.items():
+        by_kind = select(ContactIdentifier.contact_id).where(ContactIdentifier.kind == kind)
+        found |= _ids_where_in(session, by_kind, ContactIdentifier.value, values)
+    found |= _ids_where_in(session, select(Contact.id), Contact.company_id, company_ids)
+    # Every address a contact was seen with is an identifier, its current one included.
+    value = ContactIdentifier.value
+    if session.get_bind().dialect.name == "postgresql":
+        domain = func.split_part(value, "@", 2)
+    else:
+        domain = func.substr(value, func.instr(value, "@") + 1)
+    emails = select(ContactIdentifier.contact_id).where(ContactIdentifier.kind == "email")
+    found |= _ids_where_in(session, emails, domain, email_domains)
+    return sorted(found)
+
+
+def _ids_where_in(session: Session, query: Any, column: Any, values: Collection[Any]) -> set[int]:
+    """The ids ``query`` selects where ``column`` is one of ``values``, a chunk at a time."""
+    ordered = sorted(set(values))
+    found: set[int] = set()
+    for i in range(0, len(ordered), CHUNK):
+        found.update(session.execute(query.where(column.in_(ordered[i : i + CHUNK]))).scalars())
+    return found
+
+
+def load_known(
+    session: Session, contact_ids: Sequence[int], companies: pd.DataFrame
+) -> pd.DataFrame:
+    """One line per identifier of the given stored contacts, plus one per contact for its
+    name, plus one per company of ``companies`` (a ``load_companies`` frame)."""
+    conn = session.connection()
+    contact_frames = [
+        pd.DataFrame(
+            columns=[
+                "contact_id",
+                "name_key",
+                "email_domain",
+                "is_free_mail",
+                "company_id",
+                "company_key",
+                "company_tax_id",
+            ]
+        )
+    ]
+    ident_frames = [pd.DataFrame(columns=["contact_id", "kind", "value"])]
+    for i in range(0, len(contact_ids), CHUNK):
+        chunk = list(contact_ids[i : i + CHUNK])
+        contact_frames.append(
+            pd.read_sql(
+                select(
+                    Contact.id.label("contact_id"),
+                    Contact.name_key,
+                    Contact.email_domain,
+                    Contact.is_free_mail,
+                    Contact.company_id,
+                    Company.name_key.label("company_key"),
+                    Company.tax_id.label("company_tax_id"),
+                )
+                .outerjoin(Company, Company.id == Contact.company_id)
+                .where(Contact.id.in_(chunk)),
+                conn,
+            )
+        )
+        ident_frames.append(
+            pd.read_sql(
+                select(
+                    ContactIdentifier.contact_id, ContactIdentifier.kind, ContactIdentifier.value
+                ).where(ContactIdentifier.contact_id.in_(chunk)),
+                conn,
+            )
+        )
+    contacts = pd.concat(contact_frames, ignore_index=True)
+    idents = pd.concat(ident_frames, ignore_index=True)
     wide = idents.assign(
         email=idents["value"].where(idents["kind"] == "email"),
         phone=idents["value"].where(idents["kind"] == "phone"),
@@ -105,11 +175,11 @@ def load_known(session: Session) -> pd.DataFrame:
     )
     domain = wide["email"].str.split("@").str[1]
     wide = wide.assign(email_domain=domain, is_free_mail=False)
-    free = contacts.set_index("contact_id")["is_free_mail"]
+    free = base["is_free_mail"]
     wide["is_free_mail"] = (
         wide["contact_id"].map(free).fillna(False).astype(bool) & wide["email"].notna()
     )
-    # Companies without contacts still take part in company resolution.
+    # Companies without contacts here still take part in company resolution.
     orphans = companies.assign(contact_id=None)
     return pd.concat([contacts, wide, orphans], ignore_index=True)
 
@@ -367,11 +437,14 @@ __all__ = [
     "bulk_insert",
     "contact_companies",
     "contacts_by_identifier",
+    "contacts_sharing",
     "create_batch",
     "finish_batch",
+    "has_contacts",
     "ingested_files",
     "insert_rows",
     "insert_with_ids",
+    "load_companies",
     "load_contact_values",
     "load_identifiers",
     "load_known",

@@ -17,13 +17,14 @@ import pytest
 from sqlalchemy import func, select
 
 from benchmarks.leadgen import generate, write_csv
+from config.policies import get_ingest_policies
 from config.settings import CONFIG_DIR, get_settings
 from connectors.database.engine import session_scope
 from connectors.database.models import Contact, ContactHistory, SourceFile, SourceRow
 from flows.ingest import ingest_exhibition_leads as ingest_exhibition_leads_flow
 from flows.ingest import sample_exports
 from tasks.exports import export_frame, export_query, write_export
-from tasks.ingest import register_files, resolve_and_store, stage_file
+from tasks.ingest import known_candidates, register_files, resolve_and_store, stage_file
 from tasks.staging import StagedFile, StagingWorkerError, read_staged, stage_all
 from tests.flow_runs import run_to_end
 
@@ -166,6 +167,56 @@ def test_the_quarantine_export_reads_quarantined_rows_by_their_own_index(databas
             plan = [r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}")]
     assert "WHERE" in definition.upper() and "'quarantined'" in definition
     assert any("ix_source_rows_quarantined" in line for line in plan), plan
+
+
+FAIR_HEADER = "First Name,Last Name,Email Address,Company,Job Title,Phone,Country\n"
+
+
+def test_a_new_batch_reads_only_the_stored_contacts_it_can_link_to(
+    database: str, tmp_path: Path
+) -> None:
+    """Matching reads the stored contacts sharing an email, phone, company or corporate
+    domain with the batch, not the whole database, and still resolves to each of them."""
+    first = tmp_path / "first.csv"
+    first.write_text(
+        FAIR_HEADER
+        + "Ana,Souza,ana@acme-tools.com.br,Acme Ferramentas Ltda,Buyer,,BR\n"
+        + "Bruno,Lima,,Globex Brasil,Engineer,+55 11 91234-5678,BR\n"
+        + "Carla,Dias,carla@initech.com,Initech,CFO,,US\n"
+        + "Davi,Rocha,davi@umbrella.example,Umbrella Corp,CEO,,US\n"
+        + "Elisa,Prado,elisa@acme-tools.com.br,Acme Ferramentas Ltda,Analyst,,BR\n",
+        encoding="utf-8",
+    )
+    ingest_exhibition_leads([str(first)], event="first")
+    second = tmp_path / "second.csv"
+    second.write_text(
+        FAIR_HEADER
+        + "Ana,Souza,ana@acme-tools.com.br,,Head of Purchasing,,BR\n"  # email
+        + "Bruno,Lima,,,Engineer,11 91234-5678,BR\n"  # phone and name
+        + "Carla,Dias,c.dias@initech.com,,CFO,,US\n"  # name and corporate domain
+        + "Fabio,Nunes,fabio@acme-tools.com.br,Acme Feramentas Ltda,Buyer,,BR\n",  # typo
+        encoding="utf-8",
+    )
+    [entry] = register_files.fn([str(second)], "second")
+    staged = stage_file.fn(entry, None, str(tmp_path / "staging"))
+    good = read_staged(str(staged.staged_path), without=["raw"])
+    with session_scope() as s:
+        emails = select(Contact.email, Contact.id).where(Contact.email.is_not(None))
+        id_of: dict[str | None, int | None] = dict(s.execute(emails).tuples().all())
+        id_of["bruno"] = s.scalar(select(Contact.id).where(Contact.first_name == "Bruno"))
+        known = known_candidates(s, good, get_ingest_policies().matching)
+    read = set(known["contact_id"].dropna().astype(int))
+    linked = {id_of[k] for k in ("ana@acme-tools.com.br", "bruno", "carla@initech.com")}
+    assert read == linked | {id_of["elisa@acme-tools.com.br"]}  # Elisa: Acme, via the typo
+    assert id_of["davi@umbrella.example"] not in read
+    assert set(known["company_key"].dropna()) >= {"acme ferramentas"}
+
+    summary = ingest_exhibition_leads([str(second)], event="second")
+    assert (summary.accepted, summary.duplicates, summary.matched_existing) == (1, 3, 3)
+    with session_scope() as s:
+        fabio = s.scalars(select(Contact).where(Contact.first_name == "Fabio")).one()
+        ana = s.scalars(select(Contact).where(Contact.first_name == "Ana")).one()
+    assert fabio.company_id == ana.company_id and ana.job_title == "Head of Purchasing"
 
 
 def _two_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int) -> list[StagedFile]:

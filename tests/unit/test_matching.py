@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from itertools import combinations
 
 import pandas as pd
@@ -11,7 +12,7 @@ from benchmarks.dedupe_quality import evaluate
 from config.policies import get_ingest_policies
 from connectors.exhibition_files import RawTable
 from tasks.column_mapping import map_columns
-from tasks.matching import _blocks, _token_set_pairs, match_rows
+from tasks.matching import _blocks, _token_set_pairs, linkable_companies, match_rows
 from tasks.normalize import normalize_table
 
 HEADER = ["Nome", "Sobrenome", "E-mail", "Empresa", "Celular", "Cargo"]
@@ -175,3 +176,37 @@ def test_fuzzy_name_pairs_are_exactly_those_of_scoring_every_pair_in_a_block() -
                 want[(x, y)] = score
     assert got == want
     assert (3, 4) in got and (0, 1) in got and (5, 6) in got  # each kind is present
+
+
+def test_linkable_companies_are_exactly_those_a_batch_company_matches_in_a_shared_block() -> None:
+    """Against every (batch, stored) pair of a shared block scored directly: blocks with
+    few pairs are listed, large ones go through cdist, and both must find the same."""
+    policy = get_ingest_policies().matching
+    rng = random.Random(3)
+    words = ["comercial", "industria", "grupo", "metal", "agro", "tec", "sul", "norte"]
+
+    def name() -> str:
+        return f"{rng.choice(words)} {rng.choice(words)} {rng.randint(1, 60)}"
+
+    def typo(s: str) -> str:
+        i = rng.randrange(len(s))
+        return s[:i] + rng.choice("aeiorst") + s[i + 1 :]
+
+    stored = [name() for _ in range(400)]
+    ours = [typo(rng.choice(stored)) for _ in range(60)] + [name() for _ in range(60)]
+    companies = pd.DataFrame(
+        {"company_id": range(1, 401), "company_key": stored, "company_tax_id": None}
+    )
+    rows = pd.DataFrame({"company_key": ours, "company_tax_id": None})
+    found = set(linkable_companies(rows, companies, policy)["company_id"])
+
+    def matches(a: str, b: str) -> bool:
+        shares_block = a[:3] == b[:3] or a[-3:] == b[-3:]
+        return a == b or (shares_block and fuzz.ratio(a, b) >= policy.company_threshold)
+
+    expected = {
+        cid
+        for cid, theirs in zip(companies["company_id"], stored, strict=True)
+        if any(matches(a, theirs) for a in ours)
+    }
+    assert found == expected and len(expected) > 60
