@@ -281,28 +281,28 @@ def linkable_companies(
         [ours[ours.str.len() >= policy.company_min_length].to_numpy(dtype=object), theirs]
     )
     n_ours = len(values) - len(theirs)
+
+    def hits(block: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        mine, their = block
+        scores = process.cdist(
+            values[mine].tolist(),
+            theirs[their].tolist(),
+            scorer=fuzz.ratio,
+            score_cutoff=policy.company_threshold,
+            dtype=np.uint8,
+        )
+        return their[scores.any(axis=0)]
+
     fuzzy = np.zeros(len(theirs), dtype=bool)
     for start, stop in ((0, 3), (-3, None)):
         codes, _ = pd.factorize(pd.Series(values, dtype="object").str.slice(start, stop))
         a, b, large = _cross_pairs(codes[:n_ours], codes[n_ours:], policy.max_block_size)
-        fuzzy[_scored(values, a, b + n_ours, fuzz.ratio, policy.company_threshold)[1] - n_ours] = (
-            True
-        )
-
-        def hits(block: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-            mine, their = block
-            scores = process.cdist(
-                values[mine].tolist(),
-                theirs[their].tolist(),
-                scorer=fuzz.ratio,
-                score_cutoff=policy.company_threshold,
-                dtype=np.uint8,
-            )
-            return their[scores.any(axis=0)]
-
+        _, found, _ = _scored(values, a, b + n_ours, fuzz.ratio, policy.company_threshold)
+        fuzzy[found - n_ours] = True
+        # cdist releases the GIL, as in _candidate_pairs.
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for found in pool.map(hits, large):
-                fuzzy[found] = True
+            for their_hits in pool.map(hits, large):
+                fuzzy[their_hits] = True
     linked = exact.to_numpy(dtype=bool, copy=True)
     linked[np.flatnonzero(long_stored.to_numpy())[fuzzy]] = True
     return companies[linked]
@@ -321,10 +321,9 @@ def _cross_pairs(
     shared = (our_count > 0) & (their_count > 0) & (our_count + their_count <= max_size)
     pairs = our_count * their_count
     listed = np.flatnonzero(shared & (pairs <= SMALL_BLOCK**2))
-    block = np.repeat(listed, pairs[listed])
-    offset = np.arange(len(block)) - np.repeat(
-        np.cumsum(pairs[listed]) - pairs[listed], pairs[listed]
-    )
+    counts = pairs[listed]
+    block = np.repeat(listed, counts)
+    offset = np.arange(len(block)) - np.repeat(np.cumsum(counts) - counts, counts)
     a = our_order[our_start[block] + offset // their_count[block]]
     b = their_order[their_start[block] + offset % their_count[block]]
     large = [
