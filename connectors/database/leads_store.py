@@ -121,49 +121,21 @@ def load_known(
 ) -> pd.DataFrame:
     """One line per identifier of the given stored contacts, plus one per contact for its
     name, plus one per company of ``companies`` (a ``load_companies`` frame)."""
-    conn = session.connection()
-    contact_frames = [
-        pd.DataFrame(
-            columns=[
-                "contact_id",
-                "name_key",
-                "email_domain",
-                "is_free_mail",
-                "company_id",
-                "company_key",
-                "company_tax_id",
-            ]
-        )
-    ]
-    ident_frames = [pd.DataFrame(columns=["contact_id", "kind", "value"])]
+    query = select(
+        Contact.id.label("contact_id"),
+        Contact.name_key,
+        Contact.email_domain,
+        Contact.is_free_mail,
+        Contact.company_id,
+        Company.name_key.label("company_key"),
+        Company.tax_id.label("company_tax_id"),
+    ).outerjoin(Company, Company.id == Contact.company_id)
+    frames = [pd.DataFrame(columns=list(query.selected_columns.keys()))]
     for i in range(0, len(contact_ids), CHUNK):
-        chunk = list(contact_ids[i : i + CHUNK])
-        contact_frames.append(
-            pd.read_sql(
-                select(
-                    Contact.id.label("contact_id"),
-                    Contact.name_key,
-                    Contact.email_domain,
-                    Contact.is_free_mail,
-                    Contact.company_id,
-                    Company.name_key.label("company_key"),
-                    Company.tax_id.label("company_tax_id"),
-                )
-                .outerjoin(Company, Company.id == Contact.company_id)
-                .where(Contact.id.in_(chunk)),
-                conn,
-            )
-        )
-        ident_frames.append(
-            pd.read_sql(
-                select(
-                    ContactIdentifier.contact_id, ContactIdentifier.kind, ContactIdentifier.value
-                ).where(ContactIdentifier.contact_id.in_(chunk)),
-                conn,
-            )
-        )
-    contacts = pd.concat(contact_frames, ignore_index=True)
-    idents = pd.concat(ident_frames, ignore_index=True)
+        chunk = query.where(Contact.id.in_(contact_ids[i : i + CHUNK]))
+        frames.append(pd.read_sql(chunk, session.connection()))
+    contacts = pd.concat(frames, ignore_index=True)
+    idents = load_identifiers(session, contact_ids)
     wide = idents.assign(
         email=idents["value"].where(idents["kind"] == "email"),
         phone=idents["value"].where(idents["kind"] == "phone"),
