@@ -317,9 +317,8 @@ def known_candidates(s: Any, good: pd.DataFrame, policy: MatchingPolicy) -> pd.D
         ids = store.contacts_sharing(
             s,
             {
-                "email": good["email"].dropna().unique().tolist(),
-                "phone": good["phone"].dropna().unique().tolist(),
-                "tax_id": good["person_tax_id"].dropna().unique().tolist(),
+                kind: good[col].dropna().unique().tolist()
+                for kind, col in store.IDENTIFIER_COLUMNS.items()
             },
             companies["company_id"].tolist(),
             good.loc[~free, "email_domain"].dropna().unique().tolist(),
@@ -412,7 +411,7 @@ def _new_identifiers(
     """
     ids = good["target"].map(contact_of)
     out = []
-    for kind, col in (("email", "email"), ("phone", "phone"), ("tax_id", "person_tax_id")):
+    for kind, col in store.IDENTIFIER_COLUMNS.items():
         has = good[col].notna()
         idents = pd.DataFrame(
             {"contact_id": ids[has].astype("int64"), "kind": kind, "value": good.loc[has, col]}

@@ -27,6 +27,8 @@ from connectors.database.models import (
 )
 
 CHUNK = 5_000
+# contact_identifiers.kind -> the column of a staged or known row holding that identifier.
+IDENTIFIER_COLUMNS = {"email": "email", "phone": "phone", "tax_id": "person_tax_id"}
 
 
 def lock_for_ingestion(session: Session) -> None:
@@ -137,9 +139,10 @@ def load_known(
     contacts = pd.concat(frames, ignore_index=True)
     idents = load_identifiers(session, contact_ids)
     wide = idents.assign(
-        email=idents["value"].where(idents["kind"] == "email"),
-        phone=idents["value"].where(idents["kind"] == "phone"),
-        person_tax_id=idents["value"].where(idents["kind"] == "tax_id"),
+        **{
+            col: idents["value"].where(idents["kind"] == kind)
+            for kind, col in IDENTIFIER_COLUMNS.items()
+        }
     ).drop(columns=["kind", "value"])
     base = contacts.set_index("contact_id")
     wide = wide.join(
@@ -399,6 +402,7 @@ def update_contacts(session: Session, values: list[dict[str, Any]]) -> None:
 
 
 __all__ = [
+    "IDENTIFIER_COLUMNS",
     "BulkWriter",
     "Company",
     "Contact",
