@@ -298,13 +298,6 @@ def _resolve_parties(
         ids = store.create_contacts(s, values)
         new_of = dict(zip(new["ident"], ids, strict=True))
         contact = contact.where(contact.notna(), ident.map(new_of))
-        idents = [
-            {"contact_id": cid, "kind": kind, "value": v[field]}
-            for cid, v in zip(ids, values, strict=True)
-            for kind, field in (("email", "email"), ("phone", "phone"))
-            if v[field]
-        ]
-        store.add_identifiers(s, idents)
         summary.new_contacts = len(ids)
     frame["contact_id"] = contact.astype("Int64")
     frame["company_id"] = company.astype("Int64")

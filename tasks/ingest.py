@@ -243,7 +243,7 @@ def store_batch(
     existing_ids = contact_of[existing_keys].astype(int).tolist()
     stored = store.load_contact_values(s, existing_ids, [*LATEST_WINS, "notes"])
     stored.index = ["c:" + str(i) for i in stored.index]
-    known_identifiers = store.load_identifiers(s, existing_ids) if existing_ids else None
+    known_identifiers = store.load_identifiers(s, existing_ids)
     row_ids = store.reserve_ids(s, store.SourceRow, len(rows))
 
     with store.BulkWriter(s) as writer:
@@ -252,8 +252,11 @@ def store_batch(
         writer.insert(store.Contact, contacts.assign(id=new_ids))
         changes = history(good, stored)
         summary.matched_existing = len(existing_keys)
+        own = known_identifiers.loc[known_identifiers["own"], ["contact_id", "kind", "value"]]
+        own = _own_identifiers(contacts.assign(id=new_ids), own)
         if len(existing_keys):
             updates = _existing_updates(merged.loc[existing_keys], stored["notes"], contact_of)
+            own = _own_identifiers(pd.DataFrame(updates), own)
             writer.submit(store.update_contacts, updates)
             summary.updated_contacts = (
                 int(changes["target"].isin(existing_keys).groupby(changes["target"]).any().sum())
@@ -283,7 +286,7 @@ def store_batch(
                 }
             )
             writer.insert(store.ContactHistory, history_rows.reset_index(drop=True))
-        for identifiers in _new_identifiers(good, contact_of, known_identifiers):
+        for identifiers in _new_identifiers(good, contact_of, known_identifiers, own):
             writer.insert(store.ContactIdentifier, identifiers)
 
     counts = rows["disposition"].value_counts()
@@ -401,25 +404,47 @@ def _source_row_frame(rows: pd.DataFrame) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def _own_identifiers(rows: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+    """(contact_id, kind, value): each contact's own email and phone once ``rows`` (contact
+    rows or updates, by ``id``) are written over ``earlier`` (the same shape); a value
+    ``rows`` leaves out or empty stays as it was."""
+    written = [
+        pd.DataFrame({"contact_id": rows["id"], "kind": kind, "value": rows[kind]}).dropna()
+        for kind in store.OWN_IDENTIFIERS
+        if kind in rows
+    ]
+    now = pd.concat([earlier, *written], ignore_index=True)
+    return now.drop_duplicates(["contact_id", "kind"], keep="last").astype({"contact_id": "int64"})
+
+
 def _new_identifiers(
-    good: pd.DataFrame, contact_of: pd.Series, known: pd.DataFrame | None
+    good: pd.DataFrame, contact_of: pd.Series, known: pd.DataFrame, own: pd.DataFrame
 ) -> list[pd.DataFrame]:
-    """Every email, phone and personal tax id a contact was seen with, not yet stored.
+    """The rows contact_identifiers gains: every email, phone and personal tax id a contact
+    was seen with, in this batch or on its row before it, that is neither its own after
+    this batch (``own``, see ContactIdentifier) nor there already (``known``, from
+    ``load_identifiers``).
 
     One kind at a time: hashing the three together for duplicates costs three times the
     memory for the same result, as kinds never collide.
     """
     ids = good["target"].map(contact_of)
+    keys = ["contact_id", "value"]
     out = []
     for kind, col in store.IDENTIFIER_COLUMNS.items():
         has = good[col].notna()
-        idents = pd.DataFrame(
-            {"contact_id": ids[has].astype("int64"), "kind": kind, "value": good.loc[has, col]}
+        of_kind = known[known["kind"] == kind]
+        idents = pd.concat(
+            [
+                pd.DataFrame({"contact_id": ids[has].astype("int64"), "value": good.loc[has, col]}),
+                of_kind.loc[of_kind["own"], keys],  # an own phone the batch replaced
+            ],
+            ignore_index=True,
         ).drop_duplicates()
-        if known is not None:
-            idents = idents.merge(known[known["kind"] == kind], how="left", indicator=True)
-            idents = idents[idents["_merge"] == "left_only"].drop(columns="_merge")
-        out.append(idents.reset_index(drop=True))
+        drop = pd.concat([own.loc[own["kind"] == kind, keys], of_kind.loc[~of_kind["own"], keys]])
+        idents = idents.merge(drop.drop_duplicates(), how="left", indicator=True)
+        idents = idents[idents["_merge"] == "left_only"].drop(columns="_merge")
+        out.append(idents.assign(kind=kind)[["contact_id", "kind", "value"]])
     return out
 
 

@@ -25,7 +25,7 @@ from connectors.database.complaint_models import (
     OwnershipState,
 )
 from connectors.database.leads_store import CHUNK, bulk_insert, insert_rows, insert_with_ids
-from connectors.database.models import Company, Contact, ContactIdentifier
+from connectors.database.models import Company, Contact
 
 LAST_RUN_KEY = "escalate:last_as_of"
 ROUND_ROBIN_KEY = "owners:round_robin_cursor"
@@ -89,10 +89,6 @@ def create_companies(session: Session, rows: list[dict[str, Any]]) -> list[int]:
 
 def create_contacts(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     return insert_with_ids(session, Contact, rows)
-
-
-def add_identifiers(session: Session, rows: list[dict[str, Any]]) -> None:
-    insert_rows(session, ContactIdentifier, rows)
 
 
 def companies_info(session: Session, ids: Iterable[int]) -> pd.DataFrame:

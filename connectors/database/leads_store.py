@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.csv as pacsv  # type: ignore[import-untyped]
-from sqlalchemy import JSON, func, insert, select, text, update
+from sqlalchemy import JSON, func, insert, literal, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from connectors.database.base import utcnow
@@ -29,6 +29,9 @@ from connectors.database.models import (
 CHUNK = 5_000
 # contact_identifiers.kind -> the column of a staged or known row holding that identifier.
 IDENTIFIER_COLUMNS = {"email": "email", "phone": "phone", "tax_id": "person_tax_id"}
+# The kinds a contact keeps its own value of on its row; contact_identifiers holds only
+# its other values of these kinds (see ContactIdentifier).
+OWN_IDENTIFIERS = {"email": Contact.email, "phone": Contact.phone}
 
 
 def lock_for_ingestion(session: Session) -> None:
@@ -97,8 +100,11 @@ def contacts_sharing(
     for kind, values in identifiers.items():
         by_kind = select(ContactIdentifier.contact_id).where(ContactIdentifier.kind == kind)
         found |= _ids_where_in(session, by_kind, ContactIdentifier.value, values)
+        if kind in OWN_IDENTIFIERS:
+            found |= _ids_where_in(session, select(Contact.id), OWN_IDENTIFIERS[kind], values)
     found |= _ids_where_in(session, select(Contact.id), Contact.company_id, company_ids)
-    # Every address a contact was seen with is an identifier, its current one included.
+    # A contact's own address (its row's domain), and every other it was seen with.
+    found |= _ids_where_in(session, select(Contact.id), Contact.email_domain, email_domains)
     value = ContactIdentifier.value
     if session.get_bind().dialect.name == "postgresql":
         domain = func.split_part(value, "@", 2)
@@ -137,7 +143,7 @@ def load_known(
         chunk = query.where(Contact.id.in_(contact_ids[i : i + CHUNK]))
         frames.append(pd.read_sql(chunk, session.connection()))
     contacts = pd.concat(frames, ignore_index=True)
-    idents = load_identifiers(session, contact_ids)
+    idents = load_identifiers(session, contact_ids).drop(columns="own")
     wide = idents.assign(
         **{
             col: idents["value"].where(idents["kind"] == kind)
@@ -403,6 +409,7 @@ def update_contacts(session: Session, values: list[dict[str, Any]]) -> None:
 
 __all__ = [
     "IDENTIFIER_COLUMNS",
+    "OWN_IDENTIFIERS",
     "BulkWriter",
     "Company",
     "Contact",
@@ -432,18 +439,22 @@ __all__ = [
 
 def contacts_by_identifier(session: Session, kind: str, values: Iterable[str]) -> dict[str, int]:
     """Identifier value -> the oldest contact seen with it (an email or phone that several
-    contacts share resolves to the first of them)."""
+    contacts share resolves to the first of them), as their own or another identifier."""
     wanted = sorted(set(values))
     found: dict[str, int] = {}
     for i in range(0, len(wanted), CHUNK):
-        rows = session.execute(
+        chunk = wanted[i : i + CHUNK]
+        queries: list[Any] = [
             select(ContactIdentifier.value, func.min(ContactIdentifier.contact_id))
-            .where(
-                ContactIdentifier.kind == kind, ContactIdentifier.value.in_(wanted[i : i + CHUNK])
-            )
+            .where(ContactIdentifier.kind == kind, ContactIdentifier.value.in_(chunk))
             .group_by(ContactIdentifier.value)
-        )
-        found.update({str(v): int(c) for v, c in rows})
+        ]
+        if kind in OWN_IDENTIFIERS:
+            own = OWN_IDENTIFIERS[kind]
+            queries.append(select(own, func.min(Contact.id)).where(own.in_(chunk)).group_by(own))
+        for query in queries:
+            for v, c in session.execute(query):
+                found[str(v)] = min(int(c), found.get(str(v), int(c)))
     return found
 
 
@@ -460,11 +471,22 @@ def contact_companies(session: Session, contact_ids: Iterable[int]) -> dict[int,
 
 
 def load_identifiers(session: Session, contact_ids: Sequence[int]) -> pd.DataFrame:
-    """(contact_id, kind, value) already stored for these contacts."""
-    frames = [pd.DataFrame(columns=["contact_id", "kind", "value"])]
+    """(contact_id, kind, value, own) of every identifier stored for these contacts: those
+    in contact_identifiers, and each contact's own email and phone (``own``, on its row)."""
+    frames = [pd.DataFrame(columns=["contact_id", "kind", "value", "own"])]
     for i in range(0, len(contact_ids), CHUNK):
-        stmt = select(
-            ContactIdentifier.contact_id, ContactIdentifier.kind, ContactIdentifier.value
-        ).where(ContactIdentifier.contact_id.in_(contact_ids[i : i + CHUNK]))
-        frames.append(pd.read_sql(stmt, session.connection()))
-    return pd.concat(frames, ignore_index=True).astype({"contact_id": "int64"})
+        chunk = contact_ids[i : i + CHUNK]
+        others = select(
+            ContactIdentifier.contact_id,
+            ContactIdentifier.kind,
+            ContactIdentifier.value,
+            literal(False).label("own"),
+        ).where(ContactIdentifier.contact_id.in_(chunk))
+        own = [
+            select(Contact.id, literal(kind), column, literal(True)).where(
+                Contact.id.in_(chunk), column.is_not(None)
+            )
+            for kind, column in OWN_IDENTIFIERS.items()
+        ]
+        frames.append(pd.read_sql(union_all(others, *own), session.connection()))
+    return pd.concat(frames, ignore_index=True).astype({"contact_id": "int64", "own": bool})

@@ -83,14 +83,24 @@ class Company(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+_HAS_EMAIL = text("email IS NOT NULL")
+_HAS_PHONE = text("phone IS NOT NULL")
+
+
 class Contact(Base):
+    """A real person. Their own email and phone are on this row, and indexed: lookups by
+    email or phone read these columns and ``contact_identifiers`` (see there)."""
+
     __tablename__ = "contacts"
+    __table_args__ = (
+        Index("ix_contacts_email", "email", sqlite_where=_HAS_EMAIL, postgresql_where=_HAS_EMAIL),
+        Index("ix_contacts_phone", "phone", sqlite_where=_HAS_PHONE, postgresql_where=_HAS_PHONE),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))
     full_name: Mapped[str | None] = mapped_column(String(400))
-    # No index on name_key or email: matching reads every contact at once, and lookups by
-    # email go through contact_identifiers; an index here only cost every insert.
+    # No index on name_key: matching reads contacts by what they share with a batch.
     name_key: Mapped[str | None] = mapped_column(String(400))
     email: Mapped[str | None] = mapped_column(String(320))
     email_domain: Mapped[str | None] = mapped_column(String(255))
@@ -120,7 +130,13 @@ class Contact(Base):
 
 
 class ContactIdentifier(Base):
-    """Every email, phone and tax id a contact has been seen with, for exact matching."""
+    """The emails and phones a contact was seen with besides its own (on its ``contacts``
+    row), and its personal tax ids: with the row, every identifier exact matching knows.
+
+    Not a copy of the row's own email and phone: nearly every contact has one of each, and
+    writing them here as well cost an ingestion a second row, three index entries and a
+    foreign-key check per identifier, 320,000 of them for 200,000 input rows.
+    """
 
     __tablename__ = "contact_identifiers"
     # Also the index for lookups by (kind, value): its leading columns.

@@ -20,7 +20,14 @@ from benchmarks.leadgen import generate, write_csv
 from config.policies import get_ingest_policies
 from config.settings import CONFIG_DIR, get_settings
 from connectors.database.engine import session_scope
-from connectors.database.models import Contact, ContactHistory, SourceFile, SourceRow
+from connectors.database.leads_store import contacts_by_identifier
+from connectors.database.models import (
+    Contact,
+    ContactHistory,
+    ContactIdentifier,
+    SourceFile,
+    SourceRow,
+)
 from flows.ingest import ingest_exhibition_leads as ingest_exhibition_leads_flow
 from flows.ingest import sample_exports
 from tasks.exports import export_frame, export_query, write_export
@@ -170,6 +177,52 @@ def test_the_quarantine_export_reads_quarantined_rows_by_their_own_index(databas
 
 
 FAIR_HEADER = "First Name,Last Name,Email Address,Company,Job Title,Phone,Country\n"
+
+
+def test_a_contacts_own_email_and_phone_live_on_its_row_and_the_others_still_match(
+    database: str, tmp_path: Path
+) -> None:
+    """contact_identifiers holds what a contact was seen with besides its own email and
+    phone: a second address, a phone it replaced. Matching and lookups find it by all."""
+
+    def export(name: str, *lines: str) -> str:
+        path = tmp_path / name
+        path.write_text(FAIR_HEADER + "".join(lines), encoding="utf-8")
+        return str(path)
+
+    day1 = export(
+        "day1.csv",
+        "Ana,Costa,ana@horizonte.com.br,Horizonte Ltda,Buyer,+55 11 91234-5678,BR\n",
+        "Ana,Costa,ana.costa@gmail.com,Horizonte Ltda,Buyer,+55 11 91234-5678,BR\n",
+    )
+    day2 = export(
+        "day2.csv", "Ana,Costa,ana@horizonte.com.br,Horizonte Ltda,Buyer,+55 11 99876-5432,BR\n"
+    )
+    assert ingest_exhibition_leads([day1]).accepted == 1
+    assert ingest_exhibition_leads([day2]).matched_existing == 1
+    with session_scope() as s:
+        ana = s.scalars(select(Contact)).one()
+        others = s.execute(select(ContactIdentifier.kind, ContactIdentifier.value)).all()
+    assert (ana.email, ana.phone) == ("ana@horizonte.com.br", "+5511998765432")
+    assert sorted(others) == [("email", "ana.costa@gmail.com"), ("phone", "+5511912345678")]
+
+    day3 = export(
+        "day3.csv",
+        "Ana,Costa,,,,+55 11 91234-5678,BR\n",  # the phone she had
+        "Ana,Costa,ana.costa@gmail.com,,,,BR\n",  # her other address
+        "Ana,Costa,,,,+55 11 99876-5432,BR\n",  # her own phone
+    )
+    summary = ingest_exhibition_leads([day3])
+    assert (summary.accepted, summary.duplicates, summary.matched_existing) == (0, 3, 1)
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Contact)) == 1
+        assert s.scalar(select(func.count()).select_from(ContactIdentifier)) == 2
+        by_email = contacts_by_identifier(
+            s, "email", ["ana@horizonte.com.br", "ana.costa@gmail.com", "x@y.com"]
+        )
+        by_phone = contacts_by_identifier(s, "phone", ["+5511912345678", "+5511998765432"])
+    assert by_email == {"ana@horizonte.com.br": ana.id, "ana.costa@gmail.com": ana.id}
+    assert by_phone == {"+5511912345678": ana.id, "+5511998765432": ana.id}
 
 
 def test_a_new_batch_reads_only_the_stored_contacts_it_can_link_to(
