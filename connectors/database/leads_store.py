@@ -489,4 +489,8 @@ def load_identifiers(session: Session, contact_ids: Sequence[int]) -> pd.DataFra
             for kind, column in OWN_IDENTIFIERS.items()
         ]
         frames.append(pd.read_sql(union_all(others, *own), session.connection()))
-    return pd.concat(frames, ignore_index=True).astype({"contact_id": "int64", "own": bool})
+    found = pd.concat(frames, ignore_index=True).astype({"contact_id": "int64", "own": bool})
+    # In one order whatever the database's: matching links a row to the first holder of
+    # its email or phone (tasks/matching.py), so the order can decide a link.
+    order = ["contact_id", "kind", "own", "value"]
+    return found.sort_values(order, ascending=[True, True, False, True], ignore_index=True)
