@@ -252,11 +252,9 @@ def store_batch(
         writer.insert(store.Contact, contacts.assign(id=new_ids))
         changes = history(good, stored)
         summary.matched_existing = len(existing_keys)
-        own = known_identifiers.loc[known_identifiers["own"], ["contact_id", "kind", "value"]]
-        own = _own_identifiers(contacts.assign(id=new_ids), own)
+        updates: list[dict[str, Any]] = []
         if len(existing_keys):
             updates = _existing_updates(merged.loc[existing_keys], stored["notes"], contact_of)
-            own = _own_identifiers(pd.DataFrame(updates), own)
             writer.submit(store.update_contacts, updates)
             summary.updated_contacts = (
                 int(changes["target"].isin(existing_keys).groupby(changes["target"]).any().sum())
@@ -286,6 +284,10 @@ def store_batch(
                 }
             )
             writer.insert(store.ContactHistory, history_rows.reset_index(drop=True))
+        # Built last, so not held beside the source rows' raw text, the run's memory peak.
+        own = known_identifiers.loc[known_identifiers["own"], ["contact_id", "kind", "value"]]
+        own = _own_identifiers(contacts[list(store.OWN_IDENTIFIERS)].assign(id=new_ids), own)
+        own = _own_identifiers(pd.DataFrame(updates), own)
         for identifiers in _new_identifiers(good, contact_of, known_identifiers, own):
             writer.insert(store.ContactIdentifier, identifiers)
 
@@ -441,9 +443,14 @@ def _new_identifiers(
             ],
             ignore_index=True,
         ).drop_duplicates()
-        drop = pd.concat([own.loc[own["kind"] == kind, keys], of_kind.loc[~of_kind["own"], keys]])
-        idents = idents.merge(drop.drop_duplicates(), how="left", indicator=True)
-        idents = idents[idents["_merge"] == "left_only"].drop(columns="_merge")
+        # One own value per contact and kind: compared in place, not joined on text.
+        mine = own.loc[own["kind"] == kind].set_index("contact_id")["value"]
+        theirs = mine.reindex(idents["contact_id"]).to_numpy(dtype=object)
+        idents = idents[idents["value"].to_numpy(dtype=object) != theirs]
+        stored = of_kind.loc[~of_kind["own"], keys]
+        if len(stored):
+            idents = idents.merge(stored, how="left", indicator=True)
+            idents = idents[idents["_merge"] == "left_only"].drop(columns="_merge")
         out.append(idents.assign(kind=kind)[["contact_id", "kind", "value"]])
     return out
 
