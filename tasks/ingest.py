@@ -262,6 +262,15 @@ def store_batch(
                 else 0
             )
 
+        # Before the source rows: what builds them is freed before their raw text, the run's
+        # memory peak, is read (on PostgreSQL it waits in the writer's queue).
+        own = known_identifiers.loc[known_identifiers["own"], ["contact_id", "kind", "value"]]
+        own = _own_identifiers(contacts[list(store.OWN_IDENTIFIERS)].assign(id=new_ids), own)
+        own = _own_identifiers(pd.DataFrame(updates), own)
+        for identifiers in _new_identifiers(good, contact_of, known_identifiers, own):
+            writer.insert(store.ContactIdentifier, identifiers)
+        del own
+
         rows["contact_id"] = pd.Series(good["target"].map(contact_of), index=good.index)
         source_rows = _source_row_frame(rows)
         source_rows["id"] = row_ids
@@ -284,12 +293,6 @@ def store_batch(
                 }
             )
             writer.insert(store.ContactHistory, history_rows.reset_index(drop=True))
-        # Built last, so not held beside the source rows' raw text, the run's memory peak.
-        own = known_identifiers.loc[known_identifiers["own"], ["contact_id", "kind", "value"]]
-        own = _own_identifiers(contacts[list(store.OWN_IDENTIFIERS)].assign(id=new_ids), own)
-        own = _own_identifiers(pd.DataFrame(updates), own)
-        for identifiers in _new_identifiers(good, contact_of, known_identifiers, own):
-            writer.insert(store.ContactIdentifier, identifiers)
 
     counts = rows["disposition"].value_counts()
     summary.rows_in = len(rows)
