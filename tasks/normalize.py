@@ -27,6 +27,7 @@ from config.policies import SourcesPolicy
 from connectors.exhibition_files import NUL_MARK, RawTable
 from tasks.column_mapping import ColumnMapping
 from tasks.spreadsheet_safety import FORMULA
+from tasks.tax_ids import valid_cnpjs
 from tasks.text import as_strings, fold, fold_arrow
 
 # Addresses this plain are valid for email-validator too; only the rest pay for a full check.
@@ -379,6 +380,28 @@ def classify_tax_id(value: str, country: str | None) -> tuple[str, str, str] | N
     return None
 
 
+def classify_tax_ids(values: pd.Series, countries: pd.Series) -> list[tuple[str, str, str] | None]:
+    """``classify_tax_id`` per row, the valid plain CNPJs checked for the column at once.
+
+    One stdnum call per value took a tenth of staging's CPU; a value that is not 14 ASCII
+    digits once the rest is stripped, or not a valid CNPJ, still takes ``classify_tax_id``.
+    """
+    out: list[tuple[str, str, str] | None] = [None] * len(values)
+    digits = values.str.replace(r"[^0-9]", "", regex=True)
+    plain = (values.str.isascii() & (digits.str.len() == 14)).fillna(False).to_numpy(bool)
+    candidates = np.flatnonzero(plain)
+    cnpj_digits = digits.iloc[candidates].tolist()
+    valid = valid_cnpjs(cnpj_digits) if len(candidates) else np.zeros(0, dtype=bool)
+    for i, d in zip(candidates[valid], np.array(cnpj_digits, dtype=object)[valid], strict=True):
+        out[i] = (d, "cnpj", "company")
+    rest = np.flatnonzero(values.notna().to_numpy(bool))
+    rest = rest[~np.isin(rest, candidates[valid])]
+    country = countries.astype("object").where(countries.notna(), None).tolist()
+    for i in rest.tolist():
+        out[i] = classify_tax_id(values.iat[i], country[i])
+    return out
+
+
 def _lookup(values: pd.Series, table: dict[str, list[str]]) -> pd.Series:
     """Each value's canonical key, by folded alias; a column holds few distinct values, so
     each is folded once."""
@@ -515,12 +538,7 @@ def normalize_table(
     df["company"] = col("company")
     df["company_key"] = company_keys(df["company"], policy)
     tax = col("tax_id")
-    parsed = [
-        classify_tax_id(v, c) if isinstance(v, str) else None
-        for v, c in zip(
-            tax, df["country"].astype("object").where(df["country"].notna(), None), strict=True
-        )
-    ]
+    parsed = classify_tax_ids(tax, df["country"])
     df["tax_id"] = [p[0] if p else None for p in parsed]
     df["tax_kind"] = [p[1] if p else None for p in parsed]
     holder = pd.Series([p[2] if p else None for p in parsed], index=df.index)

@@ -52,6 +52,13 @@ def _valid_cpf(d: Digits) -> Flags:
     return np.asarray(ok & d.any(axis=0))
 
 
+def valid_cnpjs(digits: list[str]) -> Flags:
+    """For strings of exactly 14 ASCII digits: which are valid CNPJs, by the same rule as
+    python-stdnum. Staging's fast path: most tax ids at a Brazilian fair are CNPJs."""
+    chars = np.frombuffer("".join(digits).encode("ascii"), dtype=np.uint8).reshape(-1, 14)
+    return _valid_cnpj(np.ascontiguousarray((chars - 48).T).astype(np.int32))
+
+
 def _valid_pt_nif(d: Digits) -> Flags:
     return np.asarray((d[0] != 0) & (d[8] == _dv(d, _NIF_W)))
 

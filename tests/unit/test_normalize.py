@@ -8,11 +8,19 @@ import random
 import pandas as pd
 import phonenumbers
 import pytest
+from stdnum.br import cnpj
 
 from config.policies import get_ingest_policies
 from connectors.exhibition_files import NUL_MARK, RawTable
 from tasks.column_mapping import UnmappableFile, map_columns
-from tasks.normalize import _parse_phone, normalize_table, parse_scan_times, valid_region
+from tasks.normalize import (
+    _parse_phone,
+    classify_tax_id,
+    classify_tax_ids,
+    normalize_table,
+    parse_scan_times,
+    valid_region,
+)
 from tasks.spreadsheet_safety import is_formula, neutralise
 
 HEADER = [
@@ -199,6 +207,28 @@ def test_tax_ids_are_validated_and_classified_company_or_person() -> None:
     assert out["company_tax_id"].tolist()[0] == "11222333000181"
     assert out["person_tax_id"].tolist()[1] == "11144477735"
     assert pd.isna(out["tax_id"].iloc[2]) and "invalid_tax_id" in out["flags"].iloc[2]
+
+
+def test_the_column_at_once_tax_id_path_classifies_every_value_as_stdnum_does() -> None:
+    """classify_tax_ids checks plain 14-digit values as CNPJs itself; every value, valid or
+    not, in any shape, must come out as classify_tax_id (python-stdnum) says."""
+    rng = random.Random(7)
+    values: list[str | None] = [None, "", "00000000000000", "00.000.000/0000-00", "٣" * 14]
+    for _ in range(3000):
+        body = "".join(rng.choice("0123456789") for _ in range(12))
+        valid = body + cnpj.calc_check_digits(body)
+        wrong = valid[:-1] + str((int(valid[-1]) + 1) % 10)
+        shown = f"{valid[:2]}.{valid[2:5]}.{valid[5:8]}/{valid[8:12]}-{valid[12:]}"
+        values += [valid, wrong, shown, " " + valid + "x", valid + "1"]
+    values += ["111.444.777-35", "123456789", "B12345674", "PT123456789", "ESX1234567L"]
+    countries = [rng.choice([None, "BR", "PT", "ES", "DE"]) for _ in values]
+    got = classify_tax_ids(pd.Series(values, dtype="string"), pd.Series(countries))
+    expected = [
+        classify_tax_id(v, c) if isinstance(v, str) else None
+        for v, c in zip(values, countries, strict=True)
+    ]
+    assert got == expected
+    assert sum(1 for g in got if g and g[1] == "cnpj") > 5000
 
 
 def test_scan_times_in_local_time_become_utc() -> None:
