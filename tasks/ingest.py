@@ -418,7 +418,8 @@ def _own_identifiers(rows: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
         for kind in store.OWN_IDENTIFIERS
         if kind in rows
     ]
-    now = pd.concat([earlier, *written], ignore_index=True)
+    # Only non-empty parts: an empty object column would turn Arrow text into Python strings.
+    now = pd.concat([p for p in [earlier, *written] if len(p)] or [earlier], ignore_index=True)
     return now.drop_duplicates(["contact_id", "kind"], keep="last").astype({"contact_id": "int64"})
 
 
@@ -448,8 +449,9 @@ def _new_identifiers(
         ).drop_duplicates()
         # One own value per contact and kind: compared in place, not joined on text.
         mine = own.loc[own["kind"] == kind].set_index("contact_id")["value"]
-        theirs = mine.reindex(idents["contact_id"]).to_numpy(dtype=object)
-        idents = idents[idents["value"].to_numpy(dtype=object) != theirs]
+        theirs = mine.reindex(idents["contact_id"]).reset_index(drop=True)
+        differ = idents["value"].reset_index(drop=True) != theirs  # NA: no own value
+        idents = idents[differ.fillna(True).to_numpy(dtype=bool)]
         stored = of_kind.loc[~of_kind["own"], keys]
         if len(stored):
             idents = idents.merge(stored, how="left", indicator=True)
