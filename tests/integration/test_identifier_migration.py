@@ -8,10 +8,10 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 
 from connectors.database.engine import get_engine
-from connectors.database.migrate import alembic_config, upgrade
+from connectors.database.migrate import upgrade
+from tests.migrations import before_migration, downgrade_before
 
 SEEN = datetime(2026, 11, 1)
 _CONTACTS = sa.table(
@@ -36,15 +36,8 @@ OTHERS = {("email", "ana.costa@gmail.com"), ("phone", "+5511912345678"), ("tax_i
 
 @pytest.fixture
 def before_identifier_migration(database: str) -> Iterator[None]:
-    """The database one revision before 0005_ingest; upgraded back after."""
-    cfg = alembic_config()
-    with get_engine().begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0005_ingest-1")
-    try:
+    with before_migration("0005_ingest"):
         yield
-    finally:
-        upgrade()
 
 
 def _identifiers() -> set[tuple[str, str]]:
@@ -77,8 +70,5 @@ def test_upgrade_leaves_the_row_s_own_identifiers_to_it_and_downgrade_restores_t
     upgrade()
     assert _identifiers() == OTHERS
 
-    cfg = alembic_config()
-    with get_engine().begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0005_ingest-1")
+    downgrade_before("0005_ingest")
     assert _identifiers() == OWN | OTHERS

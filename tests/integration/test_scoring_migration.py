@@ -7,14 +7,14 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy import select
 
 from connectors.database.engine import get_engine, session_scope
-from connectors.database.migrate import alembic_config, upgrade
+from connectors.database.migrate import upgrade
 from connectors.database.models import Contact
 from connectors.database.scoring_models import ProspectScore, ScoreReason
 from connectors.database.scoring_store import reason_digest
+from tests.migrations import before_migration
 
 BEFORE = datetime(2026, 11, 1)
 LATEST = datetime(2026, 11, 28)
@@ -48,15 +48,8 @@ NEW = ("-DATA_AGE_STALE", "-7 contact data is over 2 years old", "REGISTRY_STATU
 
 @pytest.fixture
 def before_scoring_migration(database: str) -> Iterator[None]:
-    """The database one revision before 0003_scoring on its branch; upgraded back after."""
-    cfg = alembic_config()
-    with get_engine().begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0003_scoring-1")
-    try:
+    with before_migration("0003_scoring"):
         yield
-    finally:
-        upgrade()
 
 
 @pytest.mark.usefixtures("before_scoring_migration")
