@@ -269,6 +269,8 @@ def linkable_companies(
     small batch costs little however many companies are stored. A block too large for
     ``resolve_companies`` to score is skipped here too.
     """
+    if companies.empty:  # a first load: nothing stored to compare with
+        return companies
     companies = companies.reset_index(drop=True)
     keys = rows["company_key"].astype("object")
     taxes = rows["company_tax_id"].astype("object")
