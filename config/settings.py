@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     # Each normalises a file 20,000 rows at a time, about 0.35 GB at peak for a 90,000-row
     # file, and imports staging alone (tasks/staging_worker.py), not Prefect.
     staging_workers: int = Field(default=2, ge=1)
+    # A batch of at least this many rows that is larger than what source_rows holds loads
+    # in bulk: the ingestion tables' indexes (and, on PostgreSQL, the foreign keys between
+    # them) are built and checked once after the rows are in, inside the same transaction
+    # (connectors/database/leads_store.bulk_load). On PostgreSQL other sessions cannot read
+    # those tables until the load commits. 0 turns it off.
+    bulk_load_min_rows: int = Field(default=20_000, ge=0)
     smtp: SmtpSettings = SmtpSettings()
     imap: ImapSettings = ImapSettings()
     fax: FaxSettings = FaxSettings()

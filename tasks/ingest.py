@@ -21,6 +21,7 @@ from prefect.tasks import exponential_backoff
 from pydantic import BaseModel
 
 from config.policies import MatchingPolicy, get_ingest_policies
+from config.settings import get_settings
 from connectors.database import leads_store as store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
@@ -54,6 +55,7 @@ class IngestSummary(BaseModel):
     matched_existing: int = 0
     new_companies: int = 0
     merges_by_rule: dict[str, int] = {}
+    bulk_load: bool = False  # indexes and keys built once, after the rows (see store.bulk_load)
     seconds: float = 0.0
 
     @property
@@ -245,8 +247,10 @@ def store_batch(
     stored.index = ["c:" + str(i) for i in stored.index]
     known_identifiers = store.load_identifiers(s, existing_ids)
     row_ids = store.reserve_ids(s, store.SourceRow, len(rows))
+    bulk = store.wants_bulk_load(s, len(rows), get_settings().bulk_load_min_rows)
 
-    with store.BulkWriter(s) as writer:
+    # The writer ends (every write done) before the bulk load builds indexes and checks keys.
+    with store.bulk_load(s, bulk) as summary.bulk_load, store.BulkWriter(s) as writer:
         if len(companies):
             writer.insert(store.Company, companies.reset_index(drop=True).assign(id=company_ids))
         writer.insert(store.Contact, contacts.assign(id=new_ids))

@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from benchmarks.leadgen import generate, write_csv
 from config.policies import get_ingest_policies
 from config.settings import CONFIG_DIR, get_settings
-from connectors.database.engine import session_scope
-from connectors.database.leads_store import contacts_by_identifier
+from connectors.database import leads_store
+from connectors.database.engine import make_engine, session_scope
+from connectors.database.leads_store import BULK_LOADED, contacts_by_identifier
 from connectors.database.models import (
     Contact,
     ContactHistory,
@@ -174,6 +175,68 @@ def test_the_quarantine_export_reads_quarantined_rows_by_their_own_index(databas
             plan = [r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}")]
     assert "WHERE" in definition.upper() and "'quarantined'" in definition
     assert any("ix_source_rows_quarantined" in line for line in plan), plan
+
+
+def ingestion_schema() -> list[tuple[str, ...]]:
+    """Every index and constraint of the bulk-loaded tables, as the database spells them."""
+    tables = [t.name for t in BULK_LOADED]
+    with session_scope() as s:
+        conn = s.connection()
+        if conn.dialect.name == "postgresql":
+            query = text(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid)"
+                " FROM pg_constraint WHERE conrelid::regclass::text = ANY(:tables)"
+                " UNION ALL SELECT tablename, indexname, indexdef FROM pg_indexes"
+                " WHERE tablename = ANY(:tables) ORDER BY 1, 2, 3"
+            )
+            rows = conn.execute(query, {"tables": tables}).all()
+        else:
+            query = text("SELECT tbl_name, name, sql FROM sqlite_master ORDER BY 1, 2")
+            rows = [r for r in conn.execute(query) if r[0] in tables]
+    return [tuple(r) for r in rows]
+
+
+def test_a_load_that_at_least_doubles_the_tables_builds_their_indexes_and_keys_once(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same rows land as row by row (the counts pinned above), and every index and key
+    is back, as declared, when the load commits; a load smaller than what is stored goes
+    row by row."""
+    monkeypatch.setenv("ACCOUNTFLOW_BULK_LOAD_MIN_ROWS", "10")
+    get_settings.cache_clear()
+    schema = ingestion_schema()
+    assert len(schema) > 2 * len(BULK_LOADED)
+    first = ingest_exhibition_leads(sample_exports(), event="demo")
+    assert first.bulk_load and (first.accepted, first.duplicates, first.quarantined) == (11, 4, 6)
+    assert ingestion_schema() == schema
+    later = tmp_path / "later.csv"
+    write_csv([g[0] for g in generate(15, seed=4, bad_rate=0.0)], later)
+    second = ingest_exhibition_leads([str(later)])
+    assert not second.bulk_load and second.rows_in == 15 and second.reconciles
+    assert counts()["rows"] == 36
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_a_bulk_load_that_would_wait_on_a_reader_goes_row_by_row_instead(
+    database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a bulk load needs the tables to itself; a session reading contacts
+    keeps them, and new readers would queue behind a load waiting for it."""
+    monkeypatch.setenv("ACCOUNTFLOW_BULK_LOAD_MIN_ROWS", "10")
+    get_settings.cache_clear()
+    monkeypatch.setattr(leads_store, "BULK_LOCK_WAIT", "200ms")
+    schema = ingestion_schema()
+    reader = make_engine(get_settings().resolved_database_url())
+    try:
+        with reader.connect() as conn:  # its transaction holds a lock on contacts until it ends
+            assert conn.execute(select(func.count()).select_from(Contact)).scalar() == 0
+            summary = ingest_exhibition_leads(sample_exports(), event="demo")
+            # Read committed: the same transaction's next read sees the committed load.
+            assert conn.execute(select(func.count()).select_from(Contact)).scalar() == 11
+    finally:
+        reader.dispose()
+    assert not summary.bulk_load and summary.accepted == 11
+    assert counts()["contacts"] == 11 and ingestion_schema() == schema
 
 
 FAIR_HEADER = "First Name,Last Name,Email Address,Company,Job Title,Phone,Country\n"
@@ -365,7 +428,14 @@ def test_a_crash_mid_run_loses_nothing_and_duplicates_nothing(
 
     path = tmp_path / "big.csv"
     write_csv([g[0] for g in generate(6_000, seed=17)], path)
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    # A first load this size goes in bulk: a kill while indexes and keys are off leaves
+    # them as they were.
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "ACCOUNTFLOW_BULK_LOAD_MIN_ROWS": "1000",
+    }
+    schema = ingestion_schema()
     cmd = [sys.executable, "-m", "flows.cli", "ingest", "exhibition", str(path), "--json"]
     for delay in (2.0, 5.0):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -376,8 +446,10 @@ def test_a_crash_mid_run_loses_nothing_and_duplicates_nothing(
         state = counts()
         # Either the whole batch is stored or none of it.
         assert state["rows"] in (0, 6_000)
+        assert ingestion_schema() == schema
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert ingestion_schema() == schema
     final = counts()
     assert final["rows"] == 6_000 and final["files"] == 1
     with session_scope() as s:
