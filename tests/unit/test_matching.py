@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from itertools import combinations
 
+import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz
 
@@ -12,7 +13,14 @@ from benchmarks.dedupe_quality import evaluate
 from config.policies import get_ingest_policies
 from connectors.exhibition_files import RawTable
 from tasks.column_mapping import map_columns
-from tasks.matching import _blocks, _token_set_pairs, linkable_companies, match_rows
+from tasks.matching import (
+    SLICE_MIN_ROWS,
+    _blocks,
+    _fuzzy_pairs,
+    _token_set_pairs,
+    linkable_companies,
+    match_rows,
+)
 from tasks.normalize import normalize_table
 
 HEADER = ["Nome", "Sobrenome", "E-mail", "Empresa", "Celular", "Cargo"]
@@ -176,6 +184,29 @@ def test_fuzzy_name_pairs_are_exactly_those_of_scoring_every_pair_in_a_block() -
                 want[(x, y)] = score
     assert got == want
     assert (3, 4) in got and (0, 1) in got and (5, 6) in got  # each kind is present
+
+
+def test_a_large_block_scored_a_slice_at_a_time_finds_every_pair_scoring_each_would() -> None:
+    """Blocks too large to list are scored by cdist, a slice of rows against the rest of
+    the block; slices and the block's two ends must give exactly the pairs of scoring
+    every pair of the block."""
+    rng = random.Random(11)
+    words = ["comercial", "industria", "grupo", "metal", "agro"]
+    names = [f"{rng.choice(words)} {rng.choice(words)} {rng.randint(1, 300)}" for _ in range(700)]
+    names = [n if rng.random() < 0.7 else n[:-1] + rng.choice("aeiou") for n in names]
+    names += [f"grupo sul {i}" for i in range(30)]  # a second block, one slice
+    values = np.array(names, dtype=object)
+    blocks = _blocks(pd.Series(["one"] * 700 + ["two"] * 30), 5000)
+    assert 2 * SLICE_MIN_ROWS < 700  # three slices
+    a, b, scores = _fuzzy_pairs(values, blocks, fuzz.ratio, 92)
+    got = {(int(x), int(y)): s for x, y, s in zip(a, b, scores, strict=True)}
+    want = {}
+    for block in (range(700), range(700, 730)):
+        for x, y in combinations(block, 2):
+            score = fuzz.ratio(values[x], values[y])
+            if score >= 92:
+                want[(x, y)] = score
+    assert got == want and len(want) > 100
 
 
 def test_linkable_companies_are_exactly_those_a_batch_company_matches_in_a_shared_block() -> None:
