@@ -336,26 +336,181 @@ def valid_region(country_code: int, nsn: str) -> str | None:
     return own if _valid_for(country_code, own, nsn) else None
 
 
+def _too_long(country_code: int, lengths: np.ndarray) -> np.ndarray:
+    """``is_possible_number_with_reason`` is TOO_LONG, for national numbers of these
+    lengths without a leading zero: longer than the country's general description allows
+    and not a local-only length, as the library's ``_test_number_length`` decides."""
+    region = phonenumbers.region_code_for_country_code(country_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    general = metadata.general_desc if metadata is not None else None
+    if general is None:
+        return np.zeros(len(lengths), dtype=bool)
+    longest = general.possible_length[-1]
+    return (lengths > longest) & ~np.isin(lengths, list(general.possible_length_local_only))
+
+
+def _bools(mask: pa.Array) -> np.ndarray:
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
+def valid_regions(country_codes: np.ndarray, nsns: np.ndarray) -> np.ndarray:
+    """``valid_region`` per (country code, national number), for a whole column: the
+    same metadata's patterns, each run once over the numbers of its country code."""
+    out = np.full(len(nsns), None, dtype=object)
+    for code in np.unique(country_codes):
+        rows = np.flatnonzero(country_codes == code)
+        numbers = pa.array(nsns[rows].tolist(), type=pa.large_string())
+        regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(code), ())
+        if len(regions) == 1:
+            out[rows[_all_valid_for(int(code), regions[0], numbers)]] = regions[0]
+            continue
+        todo = np.ones(len(rows), dtype=bool)
+        for candidate in regions:  # as valid_region: the first region that claims it
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region(candidate)
+            if metadata is None or not todo.any():
+                continue
+            if metadata.leading_digits is not None:
+                claims = _bools(
+                    pc.match_substring_regex(numbers, f"^(?:{metadata.leading_digits})")
+                )
+            else:
+                claims = _all_valid_for(int(code), candidate, numbers)
+            mine = todo & claims
+            todo &= ~claims
+            mine[mine] = _all_valid_for(int(code), candidate, numbers.filter(pa.array(mine)))
+            out[rows[mine]] = candidate
+    return out
+
+
+def _all_valid_for(country_code: int, region: str, numbers: pa.Array) -> np.ndarray:
+    """``_valid_for`` of every number: the general description and any number type's."""
+    general, types = _region_patterns(country_code, region)
+    if general is None:
+        return np.zeros(len(numbers), dtype=bool)
+    ok = _all_match(general, numbers)
+    typed = np.zeros(len(numbers), dtype=bool)
+    for desc in types:
+        todo = ok & ~typed
+        if not todo.any():
+            break
+        typed[todo] = _all_match(desc, numbers.filter(pa.array(todo)))
+    return ok & typed
+
+
+def _all_match(desc: _Desc, numbers: pa.Array) -> np.ndarray:
+    """``_matches`` of every number (RE2 takes the metadata's patterns as they are)."""
+    lengths, pattern = desc
+    ok = _bools(pc.match_substring_regex(numbers, f"^(?:{pattern.pattern})$"))
+    if lengths:
+        ok &= np.isin(pc.utf8_length(numbers).to_numpy(zero_copy_only=False), list(lengths))
+    return ok
+
+
 @cache
 def _leading_digits(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
 def normalize_phones(raw: pd.Series, region: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """E.164 and the number's own region, parsed once per distinct (number, region)."""
+    """E.164 and the number's own region, parsed once per distinct (number, region).
+
+    The plain numbers ``_parse_phone`` would take by its quick path are read for the
+    column at once (``_quick_phones``); only the rest go through it one by one.
+    """
     pairs = pd.DataFrame({"raw": raw, "region": region}).dropna(subset=["raw"])
     if pairs.empty:
         empty = pd.Series(pd.NA, index=raw.index, dtype="object")
         return empty, empty.copy()
     uniq = pairs.drop_duplicates()
-    parsed = [_parse_phone(r, g) for r, g in zip(uniq["raw"], uniq["region"], strict=True)]
+    e164, own = _quick_phones(uniq["raw"], uniq["region"])
+    rest = np.flatnonzero(pd.isna(e164))
+    for i, r, g in zip(rest, uniq["raw"].iloc[rest], uniq["region"].iloc[rest], strict=True):
+        e164[i], own[i] = _parse_phone(r, g)
     uniq = uniq.assign(
-        e164=pd.Series([p[0] for p in parsed], index=uniq.index, dtype="object"),
-        phone_region=pd.Series([p[1] for p in parsed], index=uniq.index, dtype="object"),
+        e164=pd.Series(e164, index=uniq.index, dtype="object"),
+        phone_region=pd.Series(own, index=uniq.index, dtype="object"),
     )
     merged = pairs.reset_index().merge(uniq, on=["raw", "region"], how="left").set_index("index")
-    e164 = merged["e164"].reindex(raw.index)
-    return e164, merged["phone_region"].reindex(raw.index)
+    e164_column = merged["e164"].reindex(raw.index)
+    return e164_column, merged["phone_region"].reindex(raw.index)
+
+
+# _PHONE_PUNCT and _DIGITS for RE2 (Python's \s spelled out, as in _WHITESPACE_RUN).
+_PHONE_PUNCT_RE2 = "[" + _WHITESPACE_RUN[1:-2] + "().\\-/]"
+_PLAIN_PHONE_RE2 = "^\\+?[1-9][0-9]{5,16}$"
+_COUNTRY_CODES = np.array(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE), dtype=np.int64)
+
+
+def _quick_phones(raw: pd.Series, region: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(E.164, own region) per value as ``_parse_phone`` gives them where its quick path
+    decides (``_quick_number`` finds the digits, ``valid_region`` accepts them); None
+    where it does not, for ``_parse_phone`` itself.
+
+    Whole columns in Arrow and numpy: one ``_parse_phone`` call per number was a quarter
+    of the time a 90,000-row export took to stage.
+    """
+    n = len(raw)
+    compact = pc.replace_substring_regex(
+        pa.array(raw.astype("string").array, type=pa.large_string()), _PHONE_PUNCT_RE2, ""
+    )
+    plain = _bools(pc.match_substring_regex(compact, _PLAIN_PHONE_RE2))
+    plus = plain & _bools(pc.starts_with(compact, "+"))
+    digits = pc.if_else(pa.array(plus), pc.utf8_slice_codeunits(compact, 1), compact)
+    cc = np.zeros(n, dtype=np.int64)
+    cut = np.zeros(n, dtype=np.int64)  # digits before the national number
+
+    # "+<digits>": the first country code of one, two or three digits that exists, and a
+    # digit after it other than "0" (an Italian-style leading zero: parse it).
+    international = np.flatnonzero(plus)
+    typed = digits.take(pa.array(international))
+    code = np.zeros(len(international), dtype=np.int64)
+    size = np.zeros(len(international), dtype=np.int64)
+    for width in (1, 2, 3):
+        prefix = pc.cast(pc.utf8_slice_codeunits(typed, 0, width), pa.int64()).to_numpy()
+        found = (size == 0) & np.isin(prefix, _COUNTRY_CODES)
+        code[found], size[found] = prefix[found], width
+    for width in (1, 2, 3):
+        zero = _bools(pc.starts_with(pc.utf8_slice_codeunits(typed, width), "0"))
+        size[(size == width) & zero] = 0
+    cc[international], cut[international] = np.where(size > 0, code, 0), size
+
+    # National digits: the region's country code, and that code stripped where the number
+    # is E.164 typed without its "+" (decided one by one, as _quick_number does).
+    national = plain & ~plus
+    regions = region.astype("object").to_numpy()
+    for reg in pd.unique(regions[national]):
+        rows = np.flatnonzero(national & (regions == reg))
+        region_code = phonenumbers.country_code_for_region(reg)
+        if not region_code:
+            continue
+        cc[rows] = region_code
+        own_code = str(region_code)
+        typed = digits.take(pa.array(rows))
+        rest = pc.utf8_slice_codeunits(typed, len(own_code))
+        maybe = _bools(pc.starts_with(typed, own_code)) & ~_bools(pc.starts_with(rest, "0"))
+        maybe &= _too_long(region_code, pc.utf8_length(typed).to_numpy(zero_copy_only=False))
+        for i, number in zip(rows[maybe], rest.filter(pa.array(maybe)).to_pylist(), strict=True):
+            if not _national_prefix(reg).match(number):
+                cut[i] = len(own_code)
+
+    decided = np.flatnonzero(cc > 0)
+    nsn = np.empty(len(decided), dtype=object)
+    for width in np.unique(cut[decided]):
+        part = cut[decided] == width
+        sliced = pc.utf8_slice_codeunits(digits.take(pa.array(decided[part])), int(width))
+        nsn[part] = sliced.to_numpy(zero_copy_only=False)
+    regions_of = valid_regions(cc[decided], nsn)
+    valid = pd.notna(regions_of)
+    e164 = np.full(n, None, dtype=object)
+    own = np.full(n, None, dtype=object)
+    own[decided[valid]] = regions_of[valid]
+    e164[decided[valid]] = pc.binary_join_element_wise(
+        "+",
+        pc.cast(pa.array(cc[decided[valid]]), pa.string()),
+        pa.array(nsn[valid].tolist(), pa.string()),
+        "",
+    ).to_numpy(zero_copy_only=False)
+    return e164, own
 
 
 @lru_cache(maxsize=100_000)

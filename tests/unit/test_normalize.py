@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 import pytest
@@ -17,9 +18,11 @@ from tasks.normalize import (
     _parse_phone,
     classify_tax_id,
     classify_tax_ids,
+    normalize_phones,
     normalize_table,
     parse_scan_times,
     valid_region,
+    valid_regions,
 )
 from tasks.spreadsheet_safety import is_formula, neutralise
 
@@ -171,6 +174,7 @@ def test_phone_validity_and_region_agree_with_phonenumbers_on_thousands_of_numbe
             )
             numbers.append(phonenumbers.PhoneNumber(country_code=cc, national_number=int(digits)))
     valid = 0
+    expected_all = []
     for number in numbers:
         expected = (
             phonenumbers.region_code_for_number(number)
@@ -180,7 +184,76 @@ def test_phone_validity_and_region_agree_with_phonenumbers_on_thousands_of_numbe
         nsn = phonenumbers.national_significant_number(number)
         assert valid_region(number.country_code, nsn) == expected, number
         valid += expected is not None
+        expected_all.append(expected)
     assert valid > 300  # the comparison covered valid numbers, not only rejections
+    # The same numbers as one column.
+    codes = np.array([n.country_code for n in numbers], dtype=np.int64)
+    nsns = np.array([phonenumbers.national_significant_number(n) for n in numbers], dtype=object)
+    assert valid_regions(codes, nsns).tolist() == expected_all
+
+
+def test_a_column_of_phones_reads_as_each_number_would_alone() -> None:
+    """``normalize_phones`` reads plain numbers for the whole column at once; every value
+    must come out as ``_parse_phone`` reads it alone: every region's examples written
+    every way people type them, under several row regions, and odd input besides."""
+    rng = random.Random(5)
+    formats = [
+        phonenumbers.PhoneNumberFormat.E164,
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+        phonenumbers.PhoneNumberFormat.NATIONAL,
+    ]
+    raw: list[str] = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is not None:
+                e164 = phonenumbers.format_number(example, formats[0])
+                raw += [phonenumbers.format_number(example, f) for f in formats]
+                raw += [e164[1:], "00" + e164[1:], e164[:-1], e164 + "7"]
+    raw += [
+        "(11) 98765-4321",
+        "+55 (11) 9.8765/4321",
+        "+55\u00a011\u00a098765\u20074321",  # no-break and figure spaces
+        "+５５ １１ ９８７６５ ４３２１",  # fullwidth digits
+        "+39 06 1234 5678",
+        "+390612345678",
+        "+1",
+        "12345",
+        "+99912345678",
+        "tel: 11 98765 4321",
+        "5511987654321",
+        "559011987654321",
+        "0800 123 4567",
+        "",
+        "   ",
+    ]
+    regions = ["BR", "US", "ES", "PT", "IT", "GB", "DE", "AR", "RU", "FR"]
+    frame = pd.DataFrame({"raw": raw, "region": [rng.choice(regions) for _ in raw]})
+    # Numbers with their own country code typed in front but no "+", each in its region.
+    own_code = pd.DataFrame(
+        [
+            ("49301234567", "DE"),
+            ("4930123456789", "DE"),
+            ("5521234567", "BR"),
+            ("5511987654321", "BR"),
+            ("5502112345678", "BR"),
+            ("559011987654321", "BR"),
+            ("13055550123", "US"),
+            ("34612345678", "ES"),
+            ("351912345678", "PT"),
+            ("3906123456", "IT"),  # a trunk "0" after the code: kept
+            ("3989469359", "IT"),  # valid with the code and without: kept (not too long)
+            ("4944144756236", "DE"),
+            ("5530022808", "BR"),
+        ],
+        columns=["raw", "region"],
+    )
+    frame = pd.concat([frame, frame.assign(region="BR"), own_code], ignore_index=True)
+    e164, own = normalize_phones(frame["raw"].astype("string"), frame["region"])
+    alone = [_parse_phone(r, g) for r, g in zip(frame["raw"], frame["region"], strict=True)]
+    got = list(zip(e164.tolist(), own.tolist(), strict=True))
+    assert got == [(a, b) for a, b in alone]
+    assert sum(a is not None for a, _ in alone) > 1000
 
 
 def test_country_comes_from_the_phone_when_the_row_has_none() -> None:
