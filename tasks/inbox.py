@@ -310,7 +310,7 @@ def _resolve_senders(
     rows = [sender_cells(e, classifier, settings.default_region) for e in people]
     frame = senders_frame(rows, settings.max_field_chars, settings.default_region)
     sha = hashlib.sha256("\n".join(e.source for e in people).encode()).hexdigest()
-    staged_path = settings.data_dir.resolve() / "staging" / f"inbox-{sha}.parquet"
+    staged_path = settings.data_dir.resolve() / "staging" / f"inbox-{sha}.arrow"
     write_staged(frame, staged_path)
     name = f"inbox {people[0].source}" + (f" (+{len(people) - 1})" if len(people) > 1 else "")
     staged = StagedFile(

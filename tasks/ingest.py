@@ -1,6 +1,6 @@
 """Prefect tasks for exhibition lead ingestion: stage files, resolve entities, store, report.
 
-Staging (read + map + normalise, tasks/staging.py) runs per file and writes Parquet under
+Staging (read + map + normalise, tasks/staging.py) runs per file and writes an Arrow file under
 the data dir; resolution and storage run as one transaction over the whole batch, so a
 crash stores nothing and the rerun starts clean.
 """
