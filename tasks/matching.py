@@ -196,11 +196,13 @@ def _token_set_pairs(
 
     By rapidfuzz's definition, two names that share no token score the plain ``ratio`` of
     their sorted, de-duplicated tokens, which cdist computes several times faster; names
-    that share a token are few, and found by blocking on (block, token). Candidates of
-    both kinds are scored with ``token_set_ratio`` itself, so the pairs and scores are
-    exactly those of scoring every pair (a margin below ``cutoff`` absorbs rounding).
+    that share a token are found by blocking on (block, token). Candidates of both kinds
+    are scored with ``token_set_ratio`` itself, so the pairs and scores are exactly those
+    of scoring every pair (a margin below ``cutoff`` absorbs rounding); most are first
+    ruled out by a bound on that score (``_token_set_bound``).
     """
     values = names.to_numpy(dtype=object)
+    n = len(values)
     members = blocks.positions
     uniq = pd.unique(values[members])
     token_set = dict(zip(uniq, (" ".join(sorted(set(v.split()))) for v in uniq), strict=True))
@@ -209,19 +211,110 @@ def _token_set_pairs(
     # (block, token) groups, in Arrow: a Python list per name would cost more than the rest.
     split = pc.utf8_split_whitespace(pa.array(values[members], type=pa.large_string()))
     member = pc.list_parent_indices(split).to_numpy()
-    token = pc.list_flatten(split).dictionary_encode().indices.to_numpy().astype(np.int64)
+    tokens = pc.list_flatten(split).dictionary_encode()
+    token = tokens.indices.to_numpy().astype(np.int64)
+    token_length = pc.utf8_length(tokens.dictionary).to_numpy()
     group = np.repeat(np.arange(len(blocks.sizes)), blocks.sizes)[member]
     key = group * (int(token.max(initial=0)) + 1) + token
     # A name that repeats a token ("silva silva") joins that token's group once.
     once = ~pd.Series(member * (int(key.max(initial=0)) + 1) + key).duplicated().to_numpy()
     codes, _ = pd.factorize(key[once])
-    shared = _groups(codes, members[member[once]], len(values))
-    a2, b2 = _candidate_pairs(values, shared, fuzz.token_set_ratio, cutoff)
-    # A pair found both ways is scored once: one int64 per pair (a < b < len(values)).
-    # pd.unique hashes; np.unique (numpy 2.4) takes a second for a million pairs.
-    pairs = pd.unique(np.concatenate([a1, a2]) * len(values) + np.concatenate([b1, b2]))
-    a, b = np.divmod(pairs, len(values))
-    return _scored(values, a, b, fuzz.token_set_ratio, cutoff)
+    shared = _groups(codes, members[member[once]], n)
+    # Pairs of a group are listed with the group's token length (summed per pair, the
+    # length of what they share); a group too large to list goes to cdist, scored whole.
+    listed = shared.sizes <= LISTED_GROUP
+    large = Blocks(shared.positions, shared.starts[~listed], shared.sizes[~listed])
+    a3, b3 = _candidate_pairs(values, large, fuzz.token_set_ratio, cutoff)
+    # shared's groups are the codes held by two names or more, in code order.
+    token_of_code = np.zeros(int(codes.max(initial=-1)) + 1, dtype=np.int64)
+    token_of_code[codes] = token[once]
+    group_token = token_of_code[np.flatnonzero(np.bincount(codes) >= 2)]
+    a2, b2, length = _listed_pairs(
+        Blocks(shared.positions, shared.starts[listed], shared.sizes[listed]),
+        token_length[group_token[listed]],
+    )
+    # One int64 per pair (a < b < n). pd.unique hashes; np.unique (numpy 2.4) took a
+    # second for a million pairs.
+    pair, first = pd.factorize(np.concatenate([a2 * n + b2, a1 * n + b1]))
+    counted = np.concatenate([length + 1, np.zeros(len(a1), dtype=np.int64)])
+    a, b = np.divmod(first, n)
+    # k shared tokens were counted with a space each: the joined intersection is one less.
+    sect = np.maximum(np.bincount(pair, weights=counted).astype(np.int64) - 1, 0)
+    keep = _token_set_bound(joined, a, b, sect) >= cutoff - 1
+    a = np.concatenate([a[keep], a3])
+    b = np.concatenate([b[keep], b3])
+    pairs = pd.unique(a * n + b)
+    return _scored(values, *np.divmod(pairs, n), fuzz.token_set_ratio, cutoff)
+
+
+# Groups of names sharing a token are listed pair by pair up to this size; larger ones
+# (a first name half a company shares) go to cdist.
+LISTED_GROUP = 200
+
+
+def _listed_pairs(blocks: Blocks, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair (a < b) of every block, with its block's ``weight``."""
+    out_a, out_b, out_w = [], [], []
+    for size in np.unique(blocks.sizes):
+        which = blocks.sizes == size
+        members = blocks.positions[blocks.starts[which][:, None] + np.arange(size)]
+        i, j = np.triu_indices(size, k=1)
+        out_a.append(members[:, i].ravel())
+        out_b.append(members[:, j].ravel())
+        out_w.append(np.repeat(weight[which], len(i)))
+    if not out_a:
+        empty = np.array([], dtype=np.int64)
+        return empty, empty, empty
+    return (
+        np.concatenate(out_a).astype(np.int64),
+        np.concatenate(out_b).astype(np.int64),
+        np.concatenate(out_w).astype(np.int64),
+    )
+
+
+_BINS = 32
+_BOUND_SLICE = 250_000
+
+
+def _token_set_bound(
+    joined: np.ndarray, a: np.ndarray, b: np.ndarray, sect: np.ndarray
+) -> np.ndarray:
+    """An upper bound on ``fuzz.token_set_ratio`` of each pair, from the lengths of the
+    sorted token sets (``joined``), the length ``sect`` of their joined intersection, and
+    how their letters differ.
+
+    rapidfuzz scores the intersection against each name's whole token set, which the
+    lengths alone decide (2 * sect / (sect + len)), and the two names' remaining tokens
+    against each other, an Indel ratio over len(a) + len(b) whose distance is at least the
+    difference of their letter counts (the shared tokens' letters cancel). Letters are
+    counted in 32 bins: two letters sharing a bin only weaken the bound. Names with other
+    than ASCII letters get no bound (100).
+    """
+    out = np.full(len(a), 100.0)
+    text = pa.array([v or "" for v in joined], type=pa.large_string())
+    if not pc.all(pc.string_is_ascii(text)).as_py():
+        return out
+    lengths = pc.utf8_length(text).to_numpy()
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64)[: len(text) + 1]
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    owner = np.repeat(np.arange(len(text)), lengths)
+    letter = data % _BINS
+    counted = letter != (ord(" ") % _BINS)  # spaces (and what shares their bin) are not
+    counts = np.bincount(
+        owner[counted] * _BINS + letter[counted], minlength=len(text) * _BINS
+    ).reshape(len(text), _BINS)
+    counts = counts.astype(np.int16)
+    ia, ib = a, b
+    for start in range(0, len(a), _BOUND_SLICE):
+        part = slice(start, start + _BOUND_SLICE)
+        la, lb = lengths[ia[part]], lengths[ib[part]]
+        differ = np.abs(counts[ia[part]] - counts[ib[part]]).sum(axis=1)
+        rest = 100.0 * (1 - differ / (la + lb))
+        s = sect[part]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            whole = np.where(s > 0, 200.0 * s / (s + np.minimum(la, lb)), 0.0)
+        out[part] = np.maximum(rest, whole)
+    return out
 
 
 def _joined(*parts: pd.Series) -> pd.Series:

@@ -14,6 +14,7 @@ from config.policies import get_ingest_policies
 from connectors.exhibition_files import RawTable
 from tasks.column_mapping import map_columns
 from tasks.matching import (
+    LISTED_GROUP,
     SLICE_MIN_ROWS,
     _blocks,
     _fuzzy_pairs,
@@ -184,6 +185,41 @@ def test_fuzzy_name_pairs_are_exactly_those_of_scoring_every_pair_in_a_block() -
                 want[(x, y)] = score
     assert got == want
     assert (3, 4) in got and (0, 1) in got and (5, 6) in got  # each kind is present
+
+
+def test_token_set_pairs_of_large_companies_are_those_of_scoring_every_pair() -> None:
+    """Colleagues share first names and surnames: most pairs sharing a token are ruled out
+    by a bound before scoring, and a token more than ``LISTED_GROUP`` colleagues share
+    goes to cdist. Neither may lose a pair or change a score; nor may a block whose names
+    are not all ASCII, which gets no bound."""
+    rng = random.Random(29)
+    first = ["maria", "ana", "joao", "jose", "pedro", "lucas", "ines", "rita", "luis"]
+    last = ["silva", "souza", "lima", "costa"]
+
+    def person(given: list[str]) -> str:
+        name = [rng.choice(given), rng.choice(last), rng.choice(last)]
+        if rng.random() < 0.2:
+            name = name[:2]  # a dropped middle name
+        if rng.random() < 0.2:
+            i = rng.randrange(len(name))
+            name[i] = name[i][:-1] + rng.choice("aeiou")  # a typo
+        return " ".join(name)
+
+    names = [person(first) for _ in range(600)]  # one large company: "maria" x ~67
+    names += [person(first) for _ in range(40)]
+    names += [person(["mária", "joão"]) for _ in range(40)]  # not ASCII: no bound
+    companies = ["big"] * 600 + ["small"] * 40 + ["accents"] * 40
+    holding = pd.Series([set(n.split()) for n in names[:600]]).explode().value_counts()
+    assert holding.max() > LISTED_GROUP > holding.min()  # listed groups and cdist ones
+    a, b, scores = _token_set_pairs(pd.Series(names), _blocks(pd.Series(companies), 5000), 88)
+    got = {(int(x), int(y)): s for x, y, s in zip(a, b, scores, strict=True)}
+    want = {}
+    for block in (range(600), range(600, 640), range(640, 680)):
+        for x, y in combinations(block, 2):
+            score = fuzz.token_set_ratio(names[x], names[y])
+            if score >= 88:
+                want[(x, y)] = score
+    assert got == want and len(want) > 1000
 
 
 def test_a_large_block_scored_a_slice_at_a_time_finds_every_pair_scoring_each_would() -> None:
