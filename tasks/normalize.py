@@ -94,6 +94,9 @@ def formula_mask(frame: pd.DataFrame) -> pd.Series:
 _WHITESPACE_RUN = "[" + "".join(sorted({c for c in map(chr, range(0x3001)) if c.isspace()})) + "]+"
 # Control characters JSON must escape, other than the three escaped by hand below.
 _JSON_CONTROL = "[\x00-\x08\x0b\x0c\x0e-\x1f]"
+# What JSON escapes by hand, backslash first; and a pattern finding any of it (RE2).
+_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
+_JSON_ESCAPED = '[\\\\"\n\r\t]'
 
 
 def _blank_to_na(s: pd.Series) -> pd.Series:
@@ -106,25 +109,28 @@ def json_objects(cells: pd.DataFrame, names: list[str]) -> pd.Series:
 
     Built column by column with vectorised string operations, and joined in one Arrow pass:
     a dict and ``json.dumps`` per row cost more than the rest of staging a row, and
-    appending column after column copied each row's text once per column.
+    appending column after column copied each row's text once per column. Only the cells
+    holding a character JSON escapes go through the escapes (five passes over every cell
+    of every column cost 0.6 s of the 8 s a 90,000-row export took to stage).
     """
     text_type = pa.large_string()
     pieces: list[pa.Array | pa.Scalar] = []
     for i, name in enumerate(names):
         s = cells[i]
-        text = (
-            s.str.replace("\\", "\\\\", regex=False)
-            .str.replace('"', '\\"', regex=False)
-            .str.replace("\n", "\\n", regex=False)
-            .str.replace("\r", "\\r", regex=False)
-            .str.replace("\t", "\\t", regex=False)
-        )
+        text = pa.array(s.array, type=text_type)
+        special = pc.fill_null(pc.match_substring_regex(text, _JSON_ESCAPED), False)
+        if pc.any(special).as_py():
+            escaped = text.filter(special)
+            for old, new in _JSON_ESCAPES:
+                escaped = pc.replace_substring(escaped, old, new)
+            text = pc.replace_with_mask(text, special, escaped)
         odd = s.str.contains(_JSON_CONTROL, regex=True)
         if odd.any():
-            text = text.astype("object")
-            text[odd] = s[odd].map(lambda v: json.dumps(v, ensure_ascii=False)[1:-1])
+            fixed = s[odd].map(lambda v: json.dumps(v, ensure_ascii=False)[1:-1])
+            mask = pa.array(odd.fillna(False).to_numpy(bool))
+            text = pc.replace_with_mask(text, mask, pa.array(fixed.tolist(), type=text_type))
         key = ("{" if i == 0 else ",") + json.dumps(name, ensure_ascii=False) + ':"'
-        pieces += [pa.scalar(key, text_type), pa.array(text, type=text_type)]
+        pieces += [pa.scalar(key, text_type), text]
         pieces.append(pa.scalar('"', text_type))
     if not pieces:
         return pd.Series("{}", index=cells.index, dtype="object")
@@ -137,10 +143,15 @@ def display_name(s: pd.Series, particles: Iterable[str]) -> pd.Series:
     """Title-case names typed all in capitals or all in lower case; keep mixed case."""
     needs = s.notna() & ((s == s.str.upper()) | (s == s.str.lower()))
     titled = s.where(~needs, s.str.title())
-    pattern = r"(?:(?<=\s)|^)(" + "|".join(re.escape(p.title()) for p in particles) + r")(?=\s)"
-    return titled.where(
-        ~needs, titled.str.replace(pattern, lambda m: m.group(1).lower(), regex=True)
-    )
+    words = "|".join(re.escape(p.title()) for p in particles)
+    # Python's re with a function per match is slow: only names holding a particle go
+    # through it (spaces stand in for \s: names reach here with single spaces).
+    fix = needs & (" " + titled).str.contains(f" (?:{words}) ", regex=True).fillna(False)
+    if fix.any():
+        pattern = rf"(?:(?<=\s)|^)({words})(?=\s)"
+        titled = titled.copy()
+        titled[fix] = titled[fix].str.replace(pattern, lambda m: m.group(1).lower(), regex=True)
+    return titled
 
 
 def name_keys(full: pd.Series, particles: Iterable[str]) -> pd.Series:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,8 @@ from tasks.normalize import (
     _parse_phone,
     classify_tax_id,
     classify_tax_ids,
+    display_name,
+    json_objects,
     normalize_phones,
     normalize_table,
     parse_scan_times,
@@ -82,6 +85,54 @@ def test_shouted_names_are_title_cased_with_particles_and_accents_kept() -> None
     assert out["first_name"] == "Maria da Conceição"
     assert out["last_name"] == "dos Santos"
     assert out["name_key"] == "conceicao maria santos"  # folded, particles dropped, sorted
+
+
+def test_names_are_title_cased_as_one_regular_expression_over_every_name_would() -> None:
+    """Only names holding a particle go through Python's re; every name must come out as
+    the one expression applied to all of them gives it."""
+    rng = random.Random(13)
+    particles = get_ingest_policies().sources.name_particles
+    words = ["maria", "DA", "Silva", "de", "los", "Ángeles", "y", "VON", "der", "e", "lima"]
+    names = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 5))) for _ in range(3000)]
+    names += [n.upper() for n in names[:500]] + [n.lower() for n in names[500:1000]]
+    pattern = r"(?:(?<=\s)|^)(" + "|".join(re.escape(p.title()) for p in particles) + r")(?=\s)"
+
+    def alone(name: str) -> str:
+        if name not in (name.upper(), name.lower()):
+            return name  # mixed case is kept as typed
+        return re.sub(pattern, lambda m: m.group(1).lower(), name.title())
+
+    got = display_name(pd.Series([*names, None], dtype="string"), particles)
+    assert got.iloc[:-1].tolist() == [alone(n) for n in names] and pd.isna(got.iloc[-1])
+    assert sum(alone(n) != n.title() for n in names) > 500  # particles were lowered
+
+
+def test_a_rows_raw_json_is_what_json_dumps_writes_for_its_cells() -> None:
+    """Cells are escaped only where they hold what JSON escapes; the text must be that of
+    json.dumps for every cell, quotes, backslashes, line breaks and control characters
+    included, and a repeated header keeps its last cell."""
+    rng = random.Random(17)
+    alphabet = ["a", "é", " ", '"', "\\", "\n", "\r", "\t", "\x00", "\x08", "\x1f", "ç", "{"]
+    cells = pd.DataFrame(
+        [
+            ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) for _ in range(4)]
+            for _ in range(2000)
+        ]
+        + [["plain", "", "text", "only"]]
+    ).astype("string")
+    names = ["Nome", 'E-"mail"', "Nome", "Observações"]
+    got = json_objects(cells, names).tolist()
+    want = [
+        "{"
+        + ",".join(
+            json.dumps(n, ensure_ascii=False) + ":" + json.dumps(c, ensure_ascii=False)
+            for n, c in zip(names, row, strict=True)
+        )
+        + "}"
+        for row in cells.itertuples(index=False)
+    ]
+    assert got == want
+    assert json.loads(got[-1]) == {"Nome": "text", 'E-"mail"': "", "Observações": "only"}
 
 
 def test_swapped_name_order_gives_the_same_name_key() -> None:
