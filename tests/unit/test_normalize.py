@@ -16,6 +16,8 @@ from config.policies import get_ingest_policies
 from connectors.exhibition_files import NUL_MARK, RawTable
 from tasks.column_mapping import UnmappableFile, map_columns
 from tasks.normalize import (
+    _WHITESPACE_RUN,
+    _blank_to_na,
     _parse_phone,
     classify_tax_id,
     classify_tax_ids,
@@ -105,6 +107,20 @@ def test_names_are_title_cased_as_one_regular_expression_over_every_name_would()
     got = display_name(pd.Series([*names, None], dtype="string"), particles)
     assert got.iloc[:-1].tolist() == [alone(n) for n in names] and pd.isna(got.iloc[-1])
     assert sum(alone(n) != n.title() for n in names) > 500  # particles were lowered
+
+
+def test_only_cells_with_a_whitespace_run_are_rewritten_and_all_come_out_folded() -> None:
+    """Every cell comes out trimmed, with each run of Unicode whitespace one space, and
+    empty as NA, as one replacement over every cell gives them."""
+    rng = random.Random(19)
+    spaces = [" ", "  ", "\t", "\n", "\u00a0", "\u2007", "\u3000", "\x1c", " \r\n "]
+    cells = [
+        "".join(rng.choice(["ana", "b", "ç", *spaces]) for _ in range(rng.randint(0, 6)))
+        for _ in range(3000)
+    ]
+    column = pd.Series([*cells, None], dtype="string")
+    every = column.str.strip().str.replace(_WHITESPACE_RUN, " ", regex=True)
+    assert _blank_to_na(column).equals(every.mask(every == ""))
 
 
 def test_a_rows_raw_json_is_what_json_dumps_writes_for_its_cells() -> None:
