@@ -318,7 +318,7 @@ def bulk_load(session: Session, wanted: bool) -> Iterator[bool]:
     keys checked, once.
 
     PostgreSQL's own advice for populating a database: for 200,000 rows into an empty one,
-    resolve + store took 26-27 s with row-by-row index upkeep and key checks, 18-18.5 s
+    resolve + store took 26-28 s with row-by-row index upkeep and key checks, 18-19.6 s
     this way (``benchmarks/bench_ingest.py``). It all happens in the caller's transaction,
     so a crash or a key that fails its check rolls back the rows and the schema together.
     Yields whether it applied: on PostgreSQL it needs the tables to itself (ACCESS
