@@ -476,6 +476,7 @@ def publish_summary(summary: IngestSummary) -> None:
         {"measure": "new contacts", "value": summary.new_contacts},
         {"measure": "updated contacts", "value": summary.updated_contacts},
         {"measure": "new companies", "value": summary.new_companies},
+        {"measure": "loaded in bulk", "value": "yes" if summary.bulk_load else "no"},
         {"measure": "seconds", "value": summary.seconds},
     ]
     table += [

@@ -496,7 +496,7 @@ def _quick_phones(raw: pd.Series, region: pd.Series) -> tuple[np.ndarray, np.nda
     cc[international], cut[international] = np.where(size > 0, code, 0), size
 
     # National digits: the region's country code, and that code stripped where the number
-    # is E.164 typed without its "+" (decided one by one, as _quick_number does).
+    # is E.164 typed without its "+" (too long with it, and no national prefix after it).
     national = plain & ~plus
     regions = region.astype("object").to_numpy()
     for reg in pd.unique(regions[national]):

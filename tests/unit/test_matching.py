@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -155,6 +156,20 @@ def test_pairwise_precision_and_recall_on_labelled_leads_are_at_least_0_99() -> 
     assert result["quarantine_agreement"] == 1.0
 
 
+def every_pair(
+    values: list[str], blocks: list[range], scorer: Any, cutoff: float
+) -> dict[tuple[int, int], float]:
+    """What scoring every pair (x < y) of every block finds: the reference the shortcuts
+    must equal."""
+    found = {}
+    for block in blocks:
+        for x, y in combinations(block, 2):
+            score = scorer(values[x], values[y])
+            if score >= cutoff:
+                found[(x, y)] = score
+    return found
+
+
 def test_fuzzy_name_pairs_are_exactly_those_of_scoring_every_pair_in_a_block() -> None:
     """The shortcut (plain ratio for names without a shared token, token_set_ratio only
     for names that share one) finds the same pairs and scores as comparing every pair."""
@@ -177,12 +192,7 @@ def test_fuzzy_name_pairs_are_exactly_those_of_scoring_every_pair_in_a_block() -
     companies = pd.Series(["acme"] * 10 + ["other"] * 2)
     a, b, scores = _token_set_pairs(names, _blocks(companies, 5000), 88)
     got = {(int(x), int(y)): s for x, y, s in zip(a, b, scores, strict=True)}
-    want = {}
-    for block in (range(10), range(10, 12)):
-        for x, y in combinations(block, 2):
-            score = fuzz.token_set_ratio(names[x], names[y])
-            if score >= 88:
-                want[(x, y)] = score
+    want = every_pair(list(names), [range(10), range(10, 12)], fuzz.token_set_ratio, 88)
     assert got == want
     assert (3, 4) in got and (0, 1) in got and (5, 6) in got  # each kind is present
 
@@ -213,12 +223,8 @@ def test_token_set_pairs_of_large_companies_are_those_of_scoring_every_pair() ->
     assert holding.max() > LISTED_GROUP > holding.min()  # listed groups and cdist ones
     a, b, scores = _token_set_pairs(pd.Series(names), _blocks(pd.Series(companies), 5000), 88)
     got = {(int(x), int(y)): s for x, y, s in zip(a, b, scores, strict=True)}
-    want = {}
-    for block in (range(600), range(600, 640), range(640, 680)):
-        for x, y in combinations(block, 2):
-            score = fuzz.token_set_ratio(names[x], names[y])
-            if score >= 88:
-                want[(x, y)] = score
+    blocks_by_hand = [range(600), range(600, 640), range(640, 680)]
+    want = every_pair(names, blocks_by_hand, fuzz.token_set_ratio, 88)
     assert got == want and len(want) > 1000
 
 
@@ -236,12 +242,7 @@ def test_a_large_block_scored_a_slice_at_a_time_finds_every_pair_scoring_each_wo
     assert 2 * SLICE_MIN_ROWS < 700  # three slices
     a, b, scores = _fuzzy_pairs(values, blocks, fuzz.ratio, 92)
     got = {(int(x), int(y)): s for x, y, s in zip(a, b, scores, strict=True)}
-    want = {}
-    for block in (range(700), range(700, 730)):
-        for x, y in combinations(block, 2):
-            score = fuzz.ratio(values[x], values[y])
-            if score >= 92:
-                want[(x, y)] = score
+    want = every_pair(names, [range(700), range(700, 730)], fuzz.ratio, 92)
     assert got == want and len(want) > 100
 
 
