@@ -61,6 +61,11 @@ class Blocks:
     positions: np.ndarray
     starts: np.ndarray
     sizes: np.ndarray
+    codes: np.ndarray  # the key code each group holds
+
+    def subset(self, which: np.ndarray) -> Blocks:
+        """The groups ``which`` selects (a boolean mask over groups)."""
+        return Blocks(self.positions, self.starts[which], self.sizes[which], self.codes[which])
 
 
 def _blocks(keys: pd.Series, max_size: int) -> Blocks:
@@ -77,7 +82,7 @@ def _groups(codes: np.ndarray, positions: np.ndarray, max_size: int) -> Blocks:
     order = np.argsort(codes, kind="stable")
     codes, positions = codes[order], positions[order].astype(np.int64)
     starts = np.flatnonzero(np.diff(codes, prepend=-1)) if len(codes) else codes
-    return Blocks(positions, starts, np.diff(starts, append=len(codes)))
+    return Blocks(positions, starts, np.diff(starts, append=len(codes)), codes[starts])
 
 
 def _exact_pairs(keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -110,15 +115,9 @@ def _candidate_pairs(
     the comparisons, so small blocks are only listed, all blocks of one size at once, and
     scored later in one ``cpdist``.
     """
-    out_a: list[np.ndarray] = []
-    out_b: list[np.ndarray] = []
     small = blocks.sizes <= SMALL_BLOCK
-    for size in np.unique(blocks.sizes[small]):
-        starts = blocks.starts[small & (blocks.sizes == size)]
-        members = blocks.positions[starts[:, None] + np.arange(size)]
-        i, j = np.triu_indices(size, k=1)
-        out_a.append(members[:, i].ravel())
-        out_b.append(members[:, j].ravel())
+    listed_a, listed_b, _ = _listed_pairs(blocks.subset(small))
+    out_a, out_b = [listed_a], [listed_b]
     large = [
         blocks.positions[start : start + size]
         for start, size in zip(blocks.starts[~small], blocks.sizes[~small], strict=True)
@@ -150,9 +149,6 @@ def _candidate_pairs(
         for a, b in pool.map(hits, large):
             out_a.append(a)
             out_b.append(b)
-    if not out_a:
-        empty = np.array([], dtype=np.int64)
-        return empty, empty
     return np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64)
 
 
@@ -223,16 +219,11 @@ def _token_set_pairs(
     # Pairs of a group are listed with the group's token length (summed per pair, the
     # length of what they share); a group too large to list goes to cdist, scored whole.
     listed = shared.sizes <= LISTED_GROUP
-    large = Blocks(shared.positions, shared.starts[~listed], shared.sizes[~listed])
-    a3, b3 = _candidate_pairs(values, large, fuzz.token_set_ratio, cutoff)
-    # shared's groups are the codes held by two names or more, in code order.
+    a3, b3 = _candidate_pairs(values, shared.subset(~listed), fuzz.token_set_ratio, cutoff)
     token_of_code = np.zeros(int(codes.max(initial=-1)) + 1, dtype=np.int64)
     token_of_code[codes] = token[once]
-    group_token = token_of_code[np.flatnonzero(np.bincount(codes) >= 2)]
-    a2, b2, length = _listed_pairs(
-        Blocks(shared.positions, shared.starts[listed], shared.sizes[listed]),
-        token_length[group_token[listed]],
-    )
+    by_group = shared.subset(listed)
+    a2, b2, length = _listed_pairs(by_group, token_length[token_of_code[by_group.codes]])
     # One int64 per pair (a < b < n). pd.unique hashes; np.unique (numpy 2.4) took a
     # second for a million pairs.
     pair, first = pd.factorize(np.concatenate([a2 * n + b2, a1 * n + b1]))
@@ -252,19 +243,21 @@ def _token_set_pairs(
 LISTED_GROUP = 200
 
 
-def _listed_pairs(blocks: Blocks, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pair (a < b) of every block, with its block's ``weight``."""
-    out_a, out_b, out_w = [], [], []
+def _listed_pairs(
+    blocks: Blocks, weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair (a < b) of every block, all blocks of one size at once, with its block's
+    ``weight`` (no weights without one)."""
+    empty = np.array([], dtype=np.int64)
+    out_a, out_b, out_w = [empty], [empty], [empty]
     for size in np.unique(blocks.sizes):
         which = blocks.sizes == size
         members = blocks.positions[blocks.starts[which][:, None] + np.arange(size)]
         i, j = np.triu_indices(size, k=1)
         out_a.append(members[:, i].ravel())
         out_b.append(members[:, j].ravel())
-        out_w.append(np.repeat(weight[which], len(i)))
-    if not out_a:
-        empty = np.array([], dtype=np.int64)
-        return empty, empty, empty
+        if weight is not None:
+            out_w.append(np.repeat(weight[which], len(i)))
     return (
         np.concatenate(out_a).astype(np.int64),
         np.concatenate(out_b).astype(np.int64),
@@ -304,11 +297,10 @@ def _token_set_bound(
         owner[counted] * _BINS + letter[counted], minlength=len(text) * _BINS
     ).reshape(len(text), _BINS)
     counts = counts.astype(np.int16)
-    ia, ib = a, b
     for start in range(0, len(a), _BOUND_SLICE):
         part = slice(start, start + _BOUND_SLICE)
-        la, lb = lengths[ia[part]], lengths[ib[part]]
-        differ = np.abs(counts[ia[part]] - counts[ib[part]]).sum(axis=1)
+        la, lb = lengths[a[part]], lengths[b[part]]
+        differ = np.abs(counts[a[part]] - counts[b[part]]).sum(axis=1)
         rest = 100.0 * (1 - differ / (la + lb))
         s = sect[part]
         with np.errstate(divide="ignore", invalid="ignore"):
