@@ -8,8 +8,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pytest
 from rapidfuzz import fuzz
 
+import tasks.matching
 from benchmarks.dedupe_quality import evaluate
 from config.policies import get_ingest_policies
 from connectors.exhibition_files import RawTable
@@ -19,6 +22,7 @@ from tasks.matching import (
     SLICE_MIN_ROWS,
     _blocks,
     _fuzzy_pairs,
+    _letter_counts,
     _token_set_pairs,
     linkable_companies,
     match_rows,
@@ -226,6 +230,25 @@ def test_token_set_pairs_of_large_companies_are_those_of_scoring_every_pair() ->
     blocks_by_hand = [range(600), range(600, 640), range(640, 680)]
     want = every_pair(names, blocks_by_hand, fuzz.token_set_ratio, 88)
     assert got == want and len(want) > 1000
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 16_384])
+def test_letter_counts_counted_a_chunk_of_names_at_a_time_are_each_names_own(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token-set bound counts letters a chunk of names at a time; every chunk edge
+    must give each name exactly its own letters, empty names and spaces included."""
+    monkeypatch.setattr(tasks.matching, "_COUNT_CHUNK", chunk)
+    rng = random.Random(3)
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789 -'."
+    names = ["".join(rng.choices(alphabet, k=rng.randint(0, 30))) for _ in range(500)]
+    text = pa.array(names, type=pa.large_string())[3:]  # a slice: offsets not from zero
+    want = np.zeros((len(names) - 3, 32), dtype=np.int16)
+    for row, name in enumerate(names[3:]):
+        for char in name:
+            if ord(char) % 32 != ord(" ") % 32:
+                want[row, ord(char) % 32] += 1
+    assert (_letter_counts(text) == want).all()
 
 
 def test_a_large_block_scored_a_slice_at_a_time_finds_every_pair_scoring_each_would() -> None:
