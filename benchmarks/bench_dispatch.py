@@ -58,7 +58,7 @@ def configure(
     campaign_edits: dict[str, Any] | None = None,
 ) -> dict[str, str]:
     """Point this process (and the returned env, for children) at a scratch setup."""
-    from tests.integration.outreach_support import write_campaign
+    from tests.integration.outreach.support import write_campaign
 
     env = {
         "ACCOUNTFLOW_DATA_DIR": str(workdir / "data"),
@@ -143,7 +143,7 @@ def verdict(received: list[str], kills: int, messages: int) -> dict[str, Any]:
 def run_crash(workdir: Path, peer: Any, *, messages: int, kills: int, seed: int = 7,
               database_url: str | None = None, batch_size: int = 25) -> dict[str, Any]:  # fmt: skip
     """Kill the dispatcher ``kills`` times at random delivery counts, then finish cleanly."""
-    from tests.integration.outreach_support import seed_contacts
+    from tests.integration.outreach.support import seed_contacts
 
     env = configure(workdir, smtp=(peer.host, peer.port), database_url=database_url,
                     batch_size=batch_size)  # fmt: skip
@@ -172,7 +172,7 @@ def run_crash(workdir: Path, peer: Any, *, messages: int, kills: int, seed: int 
 
 def run_concurrent(workdir: Path, peer: Any, *, messages: int, dispatchers: int,
                    database_url: str, batch_size: int = 25) -> dict[str, Any]:  # fmt: skip
-    from tests.integration.outreach_support import seed_contacts
+    from tests.integration.outreach.support import seed_contacts
 
     env = configure(workdir, smtp=(peer.host, peer.port), database_url=database_url,
                     batch_size=batch_size)  # fmt: skip
@@ -208,12 +208,12 @@ def run_throughput(n: int, batch_size: int | None = None, rounds: int = 1) -> di
     """
     from benchmarks.bench_smtp import _bare_batch, aiosmtpd_process
     from config.settings import OutreachSettings, get_settings
-    from connectors.database import outbox_store as store
+    from connectors.database import outreach_store as store
     from connectors.database.engine import session_scope
     from flows.outreach import dispatch_campaign
-    from tasks.message_rendering import LinkSigning, TemplateStore
-    from tasks.outreach import get_campaign, render_row
-    from tests.integration.outreach_support import seed_contacts
+    from tasks.outreach.dispatch import get_campaign, render_row
+    from tasks.outreach.rendering import LinkSigning, TemplateStore
+    from tests.integration.outreach.support import seed_contacts
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
     flow: list[tuple[int, float, float]] = []  # sent, seconds, CPU seconds

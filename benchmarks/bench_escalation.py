@@ -4,12 +4,12 @@ Measures ``evaluate_clocks`` + ``decide_escalations`` + ``plan_handovers`` (no d
 Prefect) on a synthetic but realistic mix: 12 managers in four time zones with holidays and
 absences, and histories with responses, pauses, resumptions and reopenings. The target is
 100,000 complaints in 10 s including the database round trip, so the pure part should stay
-well under 5 s. ``--db`` also times the real unit of work (``tasks.complaints.
+well under 5 s. ``--db`` also times the real unit of work (``tasks.complaints.pipeline.
 evaluate_escalations``) against SQLite in a temp dir. Run:
 ``python -m benchmarks.bench_escalation [n] [--db]``.
 
 Figures are in benchmarks/README.md. The cold first run inserts every escalation already
-due (398,641 at n = 100,000) through ``leads_store.bulk_insert``; SQLAlchemy's per-row bind
+due (398,641 at n = 100,000) through ``ingest_store.bulk_insert``; SQLAlchemy's per-row bind
 processing made that run take two minutes before.
 """
 
@@ -25,8 +25,8 @@ import pandas as pd
 
 from config.sla_policy import SEVERITIES, SlaPolicy, SlaTarget
 from config.team_policy import Absence, Manager, TeamPolicy
-from tasks.escalation import decide_escalations, plan_handovers
-from tasks.sla_clock import evaluate_clocks, team_calendars
+from tasks.complaints.escalation import decide_escalations, plan_handovers
+from tasks.complaints.sla_clock import evaluate_clocks, team_calendars
 
 AS_OF = datetime(2026, 12, 2, 15, 7, tzinfo=UTC)
 _ZONES = [
@@ -152,8 +152,8 @@ def run(n: int) -> dict[str, float | int]:
 
 def seed_database(n: int) -> None:
     """Store the synthetic batch as complaints + events in the configured database."""
-    from connectors.database import complaint_store, leads_store
-    from connectors.database.complaint_models import Complaint, ComplaintEvent
+    from connectors.database import complaints_store, ingest_store
+    from connectors.database.complaints_models import Complaint, ComplaintEvent
     from connectors.database.engine import session_scope
     from connectors.database.migrate import upgrade
 
@@ -181,9 +181,9 @@ def seed_database(n: int) -> None:
         for c, k, t in zip(events.complaint_id, events.kind, events["at"], strict=True)
     ]
     with session_scope() as s:
-        leads_store.insert_rows(s, Complaint, rows)
-        leads_store.insert_rows(s, ComplaintEvent, event_rows)
-        complaint_store.set_state(s, complaint_store.ROUND_ROBIN_KEY, "0")
+        ingest_store.insert_rows(s, Complaint, rows)
+        ingest_store.insert_rows(s, ComplaintEvent, event_rows)
+        complaints_store.set_state(s, complaints_store.ROUND_ROBIN_KEY, "0")
 
 
 def run_with_database(n: int, workdir: str) -> dict[str, float | int]:
@@ -196,8 +196,8 @@ def run_with_database(n: int, workdir: str) -> dict[str, float | int]:
 
     import yaml
 
-    from tasks.complaint_policies import clear_caches, get_complaint_policies
-    from tasks.complaints import evaluate_escalations
+    from tasks.complaints.pipeline import evaluate_escalations
+    from tasks.complaints.policies import clear_caches, get_complaint_policies
 
     root = Path(workdir)
     root.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,8 @@ from itertools import islice
 from pathlib import Path
 
 from connectors.mailbox import MaildirReader
-from tasks.mail_classification import MailClassifier
-from tasks.mail_parsing import oversize_record, parse_message
+from tasks.inbox.classification import MailClassifier
+from tasks.inbox.parsing import oversize_record, parse_message
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "mail"
 
@@ -92,16 +92,16 @@ def _use_database(data_dir: Path, url: str | None) -> None:
 
 
 def _new_batch(kind: str) -> int:
-    from connectors.database import leads_store
+    from connectors.database import ingest_store
     from connectors.database.engine import session_scope
 
     with session_scope() as s:
-        return leads_store.create_batch(s, "inbox", kind)
+        return ingest_store.create_batch(s, "inbox", kind)
 
 
 def _stored(n: int, batch_size: int, url: str | None) -> dict[str, object]:
     """Read, parse, classify and store ``n`` messages the way the flow's folder task does."""
-    from tasks.inbox import ingest_folder
+    from tasks.inbox.pipeline import ingest_folder
 
     samples = _samples()
     with tempfile.TemporaryDirectory(prefix="bench-inbox-db-") as tmp:
@@ -138,7 +138,7 @@ def _stored(n: int, batch_size: int, url: str | None) -> dict[str, object]:
 def _imap(n: int, batch_size: int) -> dict[str, object]:
     """Fetch and store ``n`` messages from a local dovecot in one run of the IMAP task."""
     from config.settings import get_settings
-    from tasks.inbox import ingest_imap
+    from tasks.inbox.pipeline import ingest_imap
     from tests.peers.dovecot import run_dovecot
 
     samples = [s for s in _samples() if s.strip()]

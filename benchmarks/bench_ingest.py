@@ -127,7 +127,7 @@ def run(rows: int, database_url: str | None = None, with_flow: bool = False) -> 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     _configure(database_url, tmp)
     from connectors.database.migrate import upgrade
-    from tasks.ingest import register_files, resolve_and_store, stage_files
+    from tasks.ingest.pipeline import register_files, resolve_and_store, stage_files
 
     upgrade()
     result: dict[str, Any] = {"rows": rows, "files": [p.name for p in paths]}
@@ -158,7 +158,7 @@ def run(rows: int, database_url: str | None = None, with_flow: bool = False) -> 
         # process's peak RSS (imports included), read before and after.
         peak_rss_before_mb=round(rss_before),
         process_peak_rss_mb=round(_peak_mb()),
-        # Large batches are staged in worker processes (tasks/staging.py): the largest of
+        # Large batches are staged in worker processes (tasks/ingest/staging.py): the largest of
         # them, which runs beside this process while it stages.
         staging_worker_peak_rss_mb=round(workers.ru_maxrss / 1024),
         # This process and its staging workers together, at the worst moment (sampled).

@@ -5,7 +5,7 @@ roundtrip [n]`` times the score-contacts task (load from SQLite, fingerprint, sc
 history and latest scores back) on n synthetic contacts stored in a fresh SQLite file.
 The synthetic data is shaped like ours
 (mostly Brazilian and Portuguese contacts, repeated companies, job titles and domains,
-a share of nulls everywhere) so the distinct-value shortcuts in tasks.scoring get the
+a share of nulls everywhere) so the distinct-value shortcuts in tasks.scoring.scorecard get the
 cardinalities they would see in production, not a best case.
 """
 
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from config.scoring_policy import ScoringPolicy, load_scoring_policy
-from tasks.scoring import score_frame
+from tasks.scoring.scorecard import score_frame
 
 AS_OF = datetime(2026, 11, 28, tzinfo=UTC)
 _CNPJ_W1 = np.array([5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2])
@@ -266,7 +266,7 @@ def roundtrip(n: int) -> dict[str, Any]:
     from config.settings import get_settings
     from connectors.database.engine import reset_engine
     from connectors.database.migrate import upgrade
-    from tasks.score import score_contacts
+    from tasks.scoring.pipeline import score_contacts
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ACCOUNTFLOW_DATA_DIR"] = str(Path(tmp) / "data")

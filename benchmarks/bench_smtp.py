@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from config.campaign_policy import CAMPAIGNS_DIR, Campaign, load_campaign
 from config.settings import SmtpSettings
 from connectors.smtp_sender import OutgoingEmail, SendOutcome, SmtpSender
-from tasks.message_rendering import (
+from tasks.outreach.rendering import (
     Contact,
     LinkSigning,
     OutboxItem,

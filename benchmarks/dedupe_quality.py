@@ -17,9 +17,9 @@ from benchmarks.leadgen import generate, write_mixed
 from config.policies import get_ingest_policies
 from config.settings import get_settings
 from connectors.exhibition_files import read_table
-from tasks.column_mapping import looks_like_header, map_columns
-from tasks.matching import match_rows
-from tasks.normalize import normalize_table
+from tasks.ingest.mapping import looks_like_header, map_columns
+from tasks.ingest.matching import match_rows
+from tasks.ingest.normalize import normalize_table
 
 
 def _pairs(groups: pd.Series) -> set[tuple[int, int]]:

@@ -167,7 +167,7 @@ class ScoringPolicy(_Strict):
         return self
 
     def band_for(self, score: float) -> str:
-        """Band of one score; the vectorised path in tasks.scoring uses the same bounds."""
+        """Band of one score; the vectorised scorecard uses the same bounds."""
         if score >= self.bands.A:
             return "A"
         if score >= self.bands.B:

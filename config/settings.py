@@ -81,12 +81,12 @@ class Settings(BaseSettings):
     max_field_chars: int = 1_000
     # Processes that stage a large batch's files in parallel (never more than the cores).
     # Each normalises a file 20,000 rows at a time, about 0.35 GB at peak for a 90,000-row
-    # file, and imports staging alone (tasks/staging_worker.py), not Prefect.
+    # file, and imports staging alone (tasks/ingest/staging_worker.py), not Prefect.
     staging_workers: int = Field(default=2, ge=1)
     # A batch of at least this many rows that is larger than what source_rows holds loads
     # in bulk: the ingestion tables' indexes (and, on PostgreSQL, the foreign keys between
     # them) are built and checked once after the rows are in, inside the same transaction
-    # (connectors/database/leads_store.bulk_load). On PostgreSQL other sessions cannot read
+    # (connectors/database/ingest_store.bulk_load). On PostgreSQL other sessions cannot read
     # those tables until the load commits. 0 turns it off.
     bulk_load_min_rows: int = Field(default=20_000, ge=0)
     smtp: SmtpSettings = SmtpSettings()
@@ -153,9 +153,8 @@ class OutreachSettings(BaseSettings):
     # "directory" writes .eml files under the data dir instead of talking SMTP (demo).
     mail_transport: Literal["smtp", "directory"] = "smtp"
     # Rows per dispatch-batch task: one claim, one commit before the sends and one after,
-    # and the throttle slots taken in a few Prefect API calls (~50 ms a batch whatever its
-    # size). 2,000 emails take 2-3 s; against 500 a batch, the flow's rate relative to a
-    # bare smtplib loop went from medians of 0.64-0.70 to 0.71-0.78 (bench_dispatch.py).
+    # and the throttle slots taken in a few Prefect API calls whatever the batch's size, so
+    # larger batches spread that fixed cost thinner (benchmarks/bench_dispatch.py).
     batch_size: int = 2000
     # How long a batch waits for a Prefect rate-limit slot before leaving rows for later.
     throttle_wait_seconds: float = 30.0

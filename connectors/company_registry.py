@@ -217,7 +217,7 @@ def results_frame(results: Iterable[RegistryResult]) -> pd.DataFrame:
 
     Merge onto contacts by their compacted company tax id: registry_status,
     registry_founded and registry_size are then null for unavailable ids, which is exactly
-    "factor skipped" in tasks.scoring.
+    "factor skipped" in tasks.scoring.scorecard.
     """
     rows = []
     for r in results:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from config.settings import get_outreach_settings
-from tasks.outreach import EVENT_PREFIX
+from tasks.outreach.dispatch import EVENT_PREFIX
 
 ZOMBIE_RUN_AUTOMATION = "runs: crashed when heartbeats stop"
 FAILED_RUN_AUTOMATION = "outreach: dispatch run failed"

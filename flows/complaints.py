@@ -7,9 +7,9 @@ from datetime import datetime
 
 from prefect import flow
 
-from flows.api_client import one_sync_client
-from flows.run_names import as_of_stamp
-from tasks.complaints import (
+from flows.common.api_client import one_sync_client
+from flows.common.run_names import as_of_stamp
+from tasks.complaints.pipeline import (
     AnalysisSummary,
     EscalationSummary,
     IntakeSummary,

@@ -6,13 +6,13 @@ A stage runs the body of the flow that does that job on its own (``ingest-exhibi
 subflow: on a Prefect server on PostgreSQL a subflow costs about 120 ms of API round trips
 before and after its body (tracking task run, lookup, flow registration, flow run, name,
 states, read-back), a task run about 3 ms, its states travelling as events; over a day's
-stages that was most of the pipeline's orchestration overhead (25 % -> 16-19 % of its wall
-time, ``benchmarks/bench_daily.py``). The stage flows stay deployments of their own.
+stages that is most of the pipeline's orchestration overhead (``benchmarks/bench_daily.py``).
+The stage flows stay deployments of their own.
 
 The pipeline and the stage bodies are ``async`` with sync insides: they call sync tasks
 in turn, on one thread. That is for Prefect's sake: it joins a sync flow's heartbeat thread
-when the flow ends, and that thread sleeps in whole seconds (an empty sync flow takes 1.1 s
-on a local server, an async one 0.2 s).
+when the flow ends, and that thread sleeps in whole seconds, which an async flow does not
+wait for.
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from prefect.client.schemas.objects import State
 from pydantic import BaseModel
 
 from config.settings import get_settings
-from flows.api_client import one_sync_client
+from flows.common.api_client import one_sync_client
+from flows.common.progress import RunProgress
+from flows.common.run_names import as_of_stamp
 from flows.complaints import escalate_complaints
 from flows.inbox import ingest_inbox, sample_inbox
 from flows.ingest import export_files, ingest_exhibition_leads, sample_exports
 from flows.outreach import dispatch_campaign
-from flows.progress import RunProgress
-from flows.run_names import as_of_stamp
 from flows.scoring import analyze_audience_flow, score_prospects
 
 # The bundled samples are fairs of March-April 2026; the demo's day is the Tuesday after,

@@ -8,9 +8,9 @@ from pathlib import Path
 from prefect import flow
 
 from config.settings import get_settings
-from flows.api_client import one_sync_client
-from flows.run_names import as_of_stamp
-from tasks.inbox import (
+from flows.common.api_client import one_sync_client
+from flows.common.run_names import as_of_stamp
+from tasks.inbox.pipeline import (
     InboxSummary,
     finish_inbox_run,
     ingest_folder,

@@ -7,9 +7,9 @@ from pathlib import Path
 from prefect import flow
 
 from config.settings import get_settings
-from flows.api_client import one_sync_client
-from flows.run_names import as_of_stamp
-from tasks.ingest import (
+from flows.common.api_client import one_sync_client
+from flows.common.run_names import as_of_stamp
+from tasks.ingest.pipeline import (
     IngestSummary,
     publish_summary,
     register_files,

@@ -9,10 +9,10 @@ from prefect import flow
 
 from config.settings import get_outreach_settings, get_settings
 from connectors.database.migrate import ensure_schema
-from connectors.database.outbox_store import dispatcher_lease
-from flows.api_client import one_sync_client
-from flows.run_names import as_of_stamp
-from tasks.outreach import (
+from connectors.database.outreach_store import dispatcher_lease
+from flows.common.api_client import one_sync_client
+from flows.common.run_names import as_of_stamp
+from tasks.outreach.dispatch import (
     DispatchSummary,
     dispatch_batch,
     elapsed_since,
@@ -54,19 +54,20 @@ async def dispatch_campaign(
         started = time.perf_counter()
         when = (as_of or datetime.now(UTC)).astimezone(UTC)
         ensure_schema()
-        get_campaign(campaign)  # refuse a missing or invalid campaign before anything else
+        # Resolved once, here: a missing or invalid campaign is refused before anything else.
+        resolved = get_campaign(campaign)
         if dry_run:
-            summary = preview_campaign(campaign, when)
+            summary = preview_campaign(resolved, when)
         else:
-            ensure_throttles(campaign)
+            ensure_throttles(resolved)
             summary = DispatchSummary(campaign=campaign, as_of=when)
             size = batch_size or get_outreach_settings().batch_size
             with dispatcher_lease(get_settings().data_dir) as lease:
                 summary.recovered_unknown = recover_abandoned(lease.token, when)
                 summary.fax_statuses_polled = poll_fax_statuses()
-                summary.planned, summary.not_planned = plan_campaign(campaign, when)
+                summary.planned, summary.not_planned = plan_campaign(resolved, when)
                 while True:
-                    batch = dispatch_batch(campaign, when, lease.token, size)
+                    batch = dispatch_batch(resolved, when, lease.token, size)
                     summary.add(batch)
                     if batch.exhausted:
                         break

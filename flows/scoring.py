@@ -6,9 +6,9 @@ from datetime import datetime
 
 from prefect import flow
 
-from flows.api_client import one_sync_client
-from flows.run_names import as_of_stamp
-from tasks.score import (
+from flows.common.api_client import one_sync_client
+from flows.common.run_names import as_of_stamp
+from tasks.scoring.pipeline import (
     AudienceSummary,
     ScoringSummary,
     build_audience_report,

@@ -24,9 +24,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     # 64 MB of page cache instead of 2 MB: an ingestion's inserts touch every index of
-    # contacts, source rows and identifiers, and with 2 MB the pages of those B-trees were
-    # written out and read back mid-transaction (resolve + store of 200,000 rows: 15.4 s
-    # -> 13.1 s, 0.12 GB more at peak).
+    # contacts, source rows and identifiers, and with 2 MB the pages of those B-trees are
+    # written out and read back mid-transaction.
     cur.execute("PRAGMA cache_size=-65536")
     cur.close()
 

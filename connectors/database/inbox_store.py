@@ -1,6 +1,6 @@
 """Reads and writes for inbox ingestion; the only module that speaks SQL for it.
 
-Bulk inserts reuse ``leads_store.insert_with_ids`` / ``insert_rows`` (reserved ids, no
+Bulk inserts reuse ``ingest_store.insert_with_ids`` / ``insert_rows`` (reserved ids, no
 RETURNING). Every function runs inside the caller's transaction: a batch of messages, its
 complaints, suppressions and the IMAP checkpoint that covers it commit together.
 """
@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connectors.database.base import utcnow
-from connectors.database.complaint_models import Complaint, ComplaintEvent
+from connectors.database.complaints_models import Complaint, ComplaintEvent
 from connectors.database.inbox_models import (
     Bounce,
     ImapCheckpoint,
@@ -23,8 +23,8 @@ from connectors.database.inbox_models import (
     SoftBounce,
     Suppression,
 )
-from connectors.database.leads_store import CHUNK, insert_rows, insert_with_ids, reserve_ids
-from connectors.database.models import SourceFile, SourceRow
+from connectors.database.ingest_models import SourceFile, SourceRow
+from connectors.database.ingest_store import CHUNK, insert_rows, insert_with_ids, reserve_ids
 from connectors.database.outreach_models import OutboxItem
 from connectors.mailbox import ImapCheckpoint as Checkpoint
 
@@ -62,7 +62,7 @@ def load_checkpoint(session: Session, host: str, username: str, mailbox: str) ->
 def save_checkpoint(session: Session, host: str, username: str, checkpoint: Checkpoint) -> None:
     """Insert or advance the checkpoint; the caller's transaction makes it atomic with the batch.
 
-    Call it after ``leads_store.lock_for_ingestion`` so concurrent runs take turns.
+    Call it after ``ingest_store.lock_for_ingestion`` so concurrent runs take turns.
     """
     key = (host, username, checkpoint.mailbox)
     row = session.get(ImapCheckpoint, key)

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from connectors.database.engine import get_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-_MIGRATION_LOCK = 727000  # beside the ingestion lock (727001) in leads_store
+_MIGRATION_LOCK = 727000  # beside the ingestion lock (727001) in ingest_store
 
 
 def alembic_config() -> Config:

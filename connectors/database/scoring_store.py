@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from connectors.company_registry import RegistryRecord
 from connectors.database.base import utcnow
-from connectors.database.leads_store import insert_with_ids
+from connectors.database.ingest_store import insert_with_ids
 from connectors.database.scoring_models import (
     AppEvent,
     ProspectScore,
@@ -385,7 +385,7 @@ def reason_ids(session: Session, scored: pd.DataFrame) -> npt.NDArray[np.int64]:
     """The ``score_reasons`` id of each row's explanation, storing the new ones.
 
     Works per distinct explanation: the three columns are factorised (categoricals from
-    tasks.scoring factorise from their codes), combined into one integer key, and only
+    tasks.scoring.scorecard factorise from their codes), combined into one integer key, and only
     the few thousand distinct triples are hashed, looked up and inserted.
     """
     key = np.zeros(len(scored), dtype=np.int64)
@@ -495,7 +495,7 @@ def event_key(contact_id: int, as_of: datetime, version: str) -> str:
 def record_band_changes(session: Session, changes: pd.DataFrame, as_of: datetime) -> list[int]:
     """Store one ``prospect.band.changed`` event per change not stored before; their ids.
 
-    ``changes`` is tasks.scoring.band_changes' output. Keys already present (a rerun) are
+    ``changes`` is tasks.scoring.scorecard.band_changes' output. Keys already present (a rerun) are
     left alone, so each change is recorded, and later emitted, exactly once.
     """
     if changes.empty:

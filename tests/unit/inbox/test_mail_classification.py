@@ -1,0 +1,243 @@
+"""Classification of inbound mail against the labelled fixtures and the rules that matter most."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from config.inbox_policy import InboxPolicy, load_inbox_policy
+from config.policy_loader import PolicyError
+from tasks.inbox.classification import (
+    Classification,
+    MailClassifier,
+    MessageClass,
+    extract_signature_fields,
+    thread_parent,
+)
+from tasks.inbox.parsing import ParsedMail, parse_message
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
+CLASSES = [c.value for c in MessageClass]
+
+
+@pytest.fixture(scope="module")
+def classifier() -> MailClassifier:
+    return MailClassifier(load_inbox_policy())
+
+
+def _labels() -> list[dict[str, str]]:
+    with (FIXTURES / "labels.csv").open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _classify(classifier: MailClassifier, raw: bytes) -> Classification:
+    return classifier.classify(parse_message(raw))
+
+
+def _mail(body: str, subject: str = "Hello", extra: str = "") -> bytes:
+    return (
+        f"From: Pat <pat@client.example>\r\nTo: us@accountflow.example\r\nSubject: {subject}\r\n"
+        f"Message-ID: <t1@client.example>\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Transfer-Encoding: 8bit\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def test_labelled_fixtures_cover_every_class_in_three_languages() -> None:
+    rows = _labels()
+    assert len(rows) >= 120
+    pairs = {(r["class"], r["language"]) for r in rows if r["class"] != "malformed"}
+    for cls in CLASSES:
+        if cls != "malformed":
+            assert {(cls, lang) for lang in ("en", "pt", "es")} <= pairs, cls
+
+
+def test_labelled_fixture_accuracy_is_at_least_95_percent(classifier: MailClassifier) -> None:
+    rows = _labels()
+    predicted = [
+        _classify(classifier, (FIXTURES / r["file"]).read_bytes()).label.value for r in rows
+    ]
+    truth = [r["class"] for r in rows]
+    correct = sum(p == t for p, t in zip(predicted, truth, strict=True))
+    accuracy = correct / len(rows)
+    pred_count, true_count = Counter(predicted), Counter(truth)
+    hits = Counter(t for p, t in zip(predicted, truth, strict=True) if p == t)
+    print(f"\naccuracy {accuracy:.3f} on {len(rows)} messages")
+    for cls in CLASSES:
+        precision = hits[cls] / pred_count[cls] if pred_count[cls] else 0.0
+        recall = hits[cls] / true_count[cls] if true_count[cls] else 0.0
+        print(f"{cls:12s} n={true_count[cls]:3d} precision={precision:.3f} recall={recall:.3f}")
+    assert accuracy >= 0.95
+
+
+def test_complaint_severity_and_reference_match_the_labels(classifier: MailClassifier) -> None:
+    rows = [r for r in _labels() if r["class"] == "complaint"]
+    results = [_classify(classifier, (FIXTURES / r["file"]).read_bytes()) for r in rows]
+    severity_ok = sum(c.severity == r["severity"] for c, r in zip(results, rows, strict=True))
+    reference_ok = sum(
+        (c.reference or "") == r["reference"] for c, r in zip(results, rows, strict=True)
+    )
+    assert severity_ok / len(rows) >= 0.9
+    assert reference_ok / len(rows) >= 0.9
+    assert {r["severity"] for r in rows} == {"low", "medium", "high", "critical"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Our lawyer will contact you about this complaint.",
+        "Vamos acionar o Procon e um advogado, isso é uma reclamação formal.",
+        "Quiero cancelar el contrato, es inaceptable, presento una queja.",
+    ],
+)
+def test_legal_threats_and_cancellations_are_critical(
+    classifier: MailClassifier, body: str
+) -> None:
+    result = _classify(classifier, _mail(body))
+    assert result.label is MessageClass.COMPLAINT
+    assert result.severity == "critical"
+    assert any(rule.startswith("severity:") for rule in result.rules)
+
+
+def test_auto_reply_headers_win_over_text(classifier: MailClassifier) -> None:
+    body = "We are interested in a quotation for 100 units."
+    assert _classify(classifier, _mail(body)).label is MessageClass.LEAD
+    result = _classify(classifier, _mail(body, extra="Auto-Submitted: auto-replied\r\n"))
+    assert result.label is MessageClass.AUTO_REPLY
+    assert result.rules == ("auto_submitted",)
+
+
+def test_auto_submitted_no_is_a_person(classifier: MailClassifier) -> None:
+    body = "We are interested in a quotation for 100 units."
+    result = _classify(classifier, _mail(body, extra="Auto-Submitted: no\r\n"))
+    assert result.label is MessageClass.LEAD
+
+
+def test_our_footer_quoted_in_a_reply_is_not_an_opt_out(classifier: MailClassifier) -> None:
+    quoted = (
+        "Please send the price list.\n\nOn Mon, 2 Mar 2026, Sales <us@x> wrote:\n"
+        "> To unsubscribe from these emails, click here.\n"
+    )
+    result = _classify(classifier, _mail(quoted, subject="Re: Meet us at booth 12"))
+    assert result.label is MessageClass.LEAD and result.suppress == ()
+    own = _classify(classifier, _mail("Please unsubscribe me."))
+    assert own.label is MessageClass.UNSUBSCRIBE
+    assert own.suppress == ("pat@client.example",) and own.suppress_reason == "opt_out"
+
+
+def test_angry_opt_out_stays_a_complaint_but_still_suppresses(classifier: MailClassifier) -> None:
+    body = "This is my third complaint. Stop sending me emails or our lawyer will act."
+    result = _classify(classifier, _mail(body))
+    assert result.label is MessageClass.COMPLAINT and result.severity == "critical"
+    assert result.suppress == ("pat@client.example",)
+
+
+def _fixture(folder: str, needle: bytes) -> bytes:
+    for path in sorted((FIXTURES / folder).glob("*.eml")):
+        raw = path.read_bytes()
+        if needle in raw:
+            return raw
+    raise AssertionError(needle)
+
+
+def test_hard_bounce_suppresses_the_failed_recipient(classifier: MailClassifier) -> None:
+    result = _classify(classifier, _fixture("bounce", b"Status: 5.1.1"))
+    assert result.label is MessageClass.BOUNCE and result.bounce is not None
+    assert result.bounce.kind == "hard" and result.bounce.status == "5.1.1"
+    assert result.suppress == ("nobody@gone.example",) and result.suppress_reason == "hard_bounce"
+    assert result.bounce.original_message_id == "<campaign-100@accountflow.example>"
+
+
+def test_soft_bounce_is_counted_not_suppressed(classifier: MailClassifier) -> None:
+    result = _classify(classifier, _fixture("bounce", b"Status: 4.2.2"))
+    assert result.bounce is not None and result.bounce.kind == "soft"
+    assert result.bounce.soft_recipients == ("full@busy.example",)
+    assert result.suppress == ()
+
+
+def test_non_dsn_bounce_is_found_by_flufl_bounce(classifier: MailClassifier) -> None:
+    result = _classify(classifier, _fixture("bounce", b"qmail-send"))
+    assert result.label is MessageClass.BOUNCE and result.bounce is not None
+    assert result.bounce.hard_recipients == ("olduser@old.example",)
+
+
+def test_icalendar_reply_is_rsvp_evidence_on_a_lead(classifier: MailClassifier) -> None:
+    result = _classify(classifier, _fixture("lead", b"METHOD:REPLY"))
+    assert result.label is MessageClass.LEAD
+    assert result.rsvp is not None and result.rsvp.answer == "accepted"
+    assert result.rsvp.via == "icalendar" and "rsvp:accepted" in result.rules
+
+
+@pytest.mark.parametrize("body", ["Aceito o convite!", "Acepto, nos vemos.", "Accepted, see you"])
+def test_text_rsvp_is_recognised_in_three_languages(classifier: MailClassifier, body: str) -> None:
+    result = _classify(classifier, _mail(body, subject="Re: Convite"))
+    assert result.rsvp is not None and result.rsvp.via == "text"
+
+
+def test_spam_header_from_the_filter_is_decisive(classifier: MailClassifier) -> None:
+    body = "We are interested in a quotation."
+    result = _classify(classifier, _mail(body, extra="X-Spam-Flag: YES\r\n"))
+    assert result.label is MessageClass.SPAM
+
+
+def test_malformed_input_is_classified_malformed_with_reason(classifier: MailClassifier) -> None:
+    result = _classify(classifier, b"")
+    assert result.label is MessageClass.MALFORMED and result.malformed_reason == "empty"
+
+
+def test_unmatched_mail_gets_the_configured_default_class() -> None:
+    policy = load_inbox_policy().model_copy(update={"default_class": "spam"})
+    result = MailClassifier(policy).classify(parse_message(_mail("Hi.")))
+    assert result.label is MessageClass.SPAM and result.rules == ("default_class",)
+
+
+def test_invalid_regex_in_policy_names_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "inbox.yaml"
+    bad.write_text("classes:\n  lead:\n    - {name: x, pattern: '(unclosed'}\n")
+    with pytest.raises(PolicyError, match=r"inbox\.yaml.*classes\.lead\.0\.pattern"):
+        load_inbox_policy(bad)
+    assert isinstance(load_inbox_policy(), InboxPolicy)
+
+
+def test_signature_fields_are_extracted_and_tax_ids_validated() -> None:
+    text = (
+        "Bom dia, segue o pedido.\n\nAtenciosamente,\nJoão Silva\nGerente de Compras\n"
+        "Acme Indústria Ltda\n(11) 98765-4321\nCNPJ 11.222.333/0001-81\n"
+    )
+    assert extract_signature_fields(text) == {
+        "name": "João Silva",
+        "company": "Acme Indústria Ltda",
+        "phone": "+5511987654321",
+        "tax_id_type": "cnpj",
+        "tax_id": "11222333000181",
+    }
+    invalid = text.replace("0001-81", "0001-82")
+    assert "tax_id" not in extract_signature_fields(invalid)
+
+
+def test_signature_of_a_spanish_lead_with_cif() -> None:
+    mail = parse_message(_fixture("lead", b"CIF B58378431"))
+    assert isinstance(mail, ParsedMail)
+    fields = extract_signature_fields(mail.text, mail.from_name, region="ES")
+    assert fields["company"] == "Ibérica Industrial S.L."
+    assert fields["phone"] == "+34912345678"
+    assert (fields["tax_id_type"], fields["tax_id"]) == ("es_cif", "B58378431")
+
+
+def test_no_signature_yields_only_the_display_name() -> None:
+    assert extract_signature_fields("ok", from_name="Pat") == {"name": "Pat"}
+    assert extract_signature_fields("ok") == {}
+
+
+def test_follow_up_attaches_to_the_closest_known_message() -> None:
+    raw = (
+        b"From: a@b.test\r\nMessage-ID: <3@x>\r\nIn-Reply-To: <2@x>\r\n"
+        b"References: <1@x> <2@x>\r\n\r\nmore\r\n"
+    )
+    mail = parse_message(raw)
+    assert isinstance(mail, ParsedMail)
+    assert thread_parent(mail, {"<1@x>": 10, "<2@x>": 20}) == 20
+    assert thread_parent(mail, {"<1@x>": 10}) == 10
+    assert thread_parent(mail, {"<9@x>": 90}) is None
