@@ -14,7 +14,9 @@ import logging
 import re
 import unicodedata
 
+import lxml.html  # type: ignore[import-untyped]
 import trafilatura
+from lxml import etree  # type: ignore[import-untyped]
 from bs4 import BeautifulSoup
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
@@ -23,6 +25,7 @@ from pypdf.errors import PdfReadError
 # price list may be one table, which it sometimes drops); the fallback reads the body.
 MIN_MAIN_TEXT = 40
 _BOILERPLATE_TAGS = ("script", "style", "noscript", "nav", "header", "footer", "aside", "form")
+_BOILERPLATE_XPATH = "|".join(f"//{tag}" for tag in _BOILERPLATE_TAGS)
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _BLANK_LINES = re.compile(r"\n{2,}")
 
@@ -52,8 +55,13 @@ def content_hash(text: str) -> str:
 def html_text(body: bytes) -> str:
     """The main text of an HTML page (boilerplate such as menus and footers left out)."""
     try:
+        tree = lxml.html.fromstring(body)
+        # trafilatura, favouring recall, keeps a menu that is not a list; what is in
+        # these elements is never the policy, so it goes before the main text is sought.
+        for element in tree.xpath(_BOILERPLATE_XPATH):
+            element.drop_tree()
         main = trafilatura.extract(
-            body,
+            tree,
             include_tables=True,
             include_comments=False,
             include_links=False,
@@ -61,7 +69,7 @@ def html_text(body: bytes) -> str:
             favor_recall=True,
             deduplicate=False,
         )
-    except (ValueError, TypeError, LookupError):  # odd encodings, markup lxml cannot take
+    except (ValueError, TypeError, LookupError, etree.ParserError):  # odd bytes
         main = None
     if main and len(main.strip()) >= MIN_MAIN_TEXT:
         return canonical_text(main)
