@@ -16,8 +16,8 @@ import unicodedata
 
 import lxml.html  # type: ignore[import-untyped]
 import trafilatura
-from lxml import etree  # type: ignore[import-untyped]
 from bs4 import BeautifulSoup
+from lxml import etree
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 

@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.utils import format_datetime, parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +100,11 @@ class Site:
         ims = request.headers.get("If-Modified-Since")
         if inm is not None and inm == version.etag:
             return Response(status=304, headers=headers)
-        if inm is None and ims and version.last_modified:
-            if parsedate_to_datetime(ims) >= version.last_modified:
-                return Response(status=304, headers=headers)
+        fresh = (
+            version.last_modified and ims and parsedate_to_datetime(ims) >= version.last_modified
+        )
+        if inm is None and fresh:
+            return Response(status=304, headers=headers)
         return Response(
             version.body, status=200, headers=headers, content_type=version.content_type
         )

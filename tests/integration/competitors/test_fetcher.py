@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 
-import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 

@@ -94,7 +94,7 @@ def test_policy_errors_name_the_file_and_key(tmp_path) -> None:  # type: ignore[
     path.write_text(
         "fetch: {user_agent: 'accountflow test agent'}\nours: {prices: x}\ncompetitors: []\n"
     )
-    with pytest.raises(PolicyError, match="ours.prices"):
+    with pytest.raises(PolicyError, match=r"ours\.prices"):
         load_policy(path, CompetitorsPolicy)
 
 
