@@ -7,10 +7,10 @@ states (percentages, days, months, amounts with their currency, hour and weekday
 "free") and whether it is negated. A passage with values but no point word inherits the
 points of the passage just before it (a heading "Warranty" and then "24 months.").
 
-The *facts* of a page are those (point, values, negated) triples; two versions of a page
-say the same thing when their facts are the same multiset, however reworded, reordered or
-re-dated. Dates are masked before values are read, so "updated on 3 December 2026" is no
-value at all.
+The *facts* of a page are what its policy passages assert (``fact``); two versions of a
+page say the same thing when their facts are the same multiset, however reworded,
+reordered or re-dated. Dates are masked before values are read, so "updated on
+3 December 2026" is no value at all.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ P = PolicyPoint
 LEXICON: dict[PolicyPoint, tuple[str, ...]] = {
     P.PRICE: (
         "price*", "pricing", "preco*", "precio*", "tarifa*", "cost", "costs", "costo*",
-        "custo*", "valor", "valores", "list price",
+        "custo*", "list price",
     ),
     P.DISCOUNT: (
         "discount*", "desconto*", "descuento*", "rebate*", "promo*", "coupon*", "cupom*",
@@ -109,7 +109,7 @@ _AMOUNT_BEFORE = re.compile(
 )
 _AMOUNT_AFTER = re.compile(
     r"(?<![\d.,])(" + _NUMBER + r")\s?(€|EUR|euros?|USD|BRL|reais|real|d[oó]lares|dollars|"
-    r"GBP|MXN|pesos)\b",
+    r"GBP|MXN|pesos)(?!\w)",
     re.IGNORECASE,
 )
 _PERCENT = re.compile(
@@ -173,11 +173,10 @@ class Passage:
     negated: bool
 
 
-@dataclass(frozen=True, order=True)
-class Fact:
-    point: PolicyPoint
-    values: tuple[Value, ...]
-    negated: bool
+# What a passage asserts, for comparing versions: its values and polarity when it states
+# values (whichever points its words name: a rewording that names the point differently
+# says the same), else the points it names and its polarity.
+FactKey = tuple[object, ...]
 
 
 def passages(text: str) -> list[str]:
@@ -316,9 +315,18 @@ def analyse(text: str) -> list[Passage]:
     return out
 
 
-def facts(analysed: list[Passage]) -> Counter[Fact]:
+def fact(passage: Passage) -> FactKey | None:
+    """What a policy passage asserts (see ``FactKey``); None for a passage on no point."""
+    if not passage.points:
+        return None
+    if passage.values:
+        return ("values", passage.values, passage.negated)
+    return ("points", passage.points, passage.negated)
+
+
+def facts(analysed: list[Passage]) -> Counter[FactKey]:
     """The page's policy statements as a multiset (see module docstring)."""
-    return Counter(Fact(point, p.values, p.negated) for p in analysed for point in p.points)
+    return Counter(f for f in map(fact, analysed) if f is not None)
 
 
 def render_value(value: Value) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from config.competitors_policy import PolicyPoint
-from tasks.competitors.classification import Fact, Passage, analyse, facts, render_value
+from tasks.competitors.classification import Passage, analyse, fact, facts, render_value
 
 DIFF_CONTEXT = 1
 MAX_DIFF_CHARS = 20_000
@@ -64,9 +65,9 @@ def _render(values: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
     return tuple(render_value(v) for v in values)
 
 
-def _point_change(point: PolicyPoint, gone: list[Fact], new: list[Fact]) -> PointChange:
-    before = _render(tuple(sorted({v for f in gone for v in f.values})))
-    after = _render(tuple(sorted({v for f in new for v in f.values})))
+def _point_change(point: PolicyPoint, gone: list[Passage], new: list[Passage]) -> PointChange:
+    before = _render(tuple(sorted({v for p in gone for v in p.values})))
+    after = _render(tuple(sorted({v for p in new for v in p.values})))
     if gone and not new:
         what = "clause removed"
     elif new and not gone:
@@ -78,6 +79,18 @@ def _point_change(point: PolicyPoint, gone: list[Fact], new: list[Fact]) -> Poin
     else:
         what = "clause changed"
     return PointChange(point, what, before, after)
+
+
+def _carriers(analysed: list[Passage], wanted: Counter[Any]) -> list[Passage]:
+    """The passages that assert the facts in ``wanted`` (each fact taken once per count)."""
+    left = Counter(wanted)
+    out = []
+    for passage in analysed:
+        key = fact(passage)
+        if key is not None and left[key] > 0:
+            left[key] -= 1
+            out.append(passage)
+    return out
 
 
 def unified_diff(old: list[str], new: list[str]) -> str:
@@ -103,11 +116,11 @@ def assess(old_text: str, new_text: str) -> Assessment:
             removed += old_p[i1:i2]
             added += new_p[j1:j2]
     before, after = facts(old_p), facts(new_p)
-    gone, new = before - after, after - before
+    gone_p, new_p_ = _carriers(old_p, before - after), _carriers(new_p, after - before)
     changes = []
     for point in PolicyPoint:
-        g = sorted(f for f in gone.elements() if f.point == point)
-        n = sorted(f for f in new.elements() if f.point == point)
+        g = [p for p in gone_p if point in p.points]
+        n = [p for p in new_p_ if point in p.points]
         if g or n:
             changes.append(_point_change(point, g, n))
     touched = Counter(pt for p in (*removed, *added) for pt in p.points)
