@@ -3,7 +3,8 @@
 Politeness: a user agent that names us, robots.txt obeyed, at most N requests per host in
 any sliding minute, conditional requests (``If-None-Match``/``If-Modified-Since``) so an
 unchanged page costs one 304. Defence: a body is streamed and cut at ``max_bytes``, a page
-that trickles is cut at a total deadline, redirects are bounded, and only HTML and PDF are
+that trickles is cut at a total deadline, redirects are followed by hand (bounded, loops
+caught, each hop under its own host's robots.txt and limit), and only HTML and PDF are
 accepted. Every failure comes back as a ``FetchResult`` with a reason instead of raising, so
 one bad page never costs the others. Nothing fetched is executed: bodies are bytes handed
 to text extractors.
@@ -17,15 +18,15 @@ of a run's hundreds of requests. Its clock and sleep are injectable, so tests pi
 
 from __future__ import annotations
 
+import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import requests
@@ -92,6 +93,8 @@ class PoliteRetry(Retry):
         return fresh
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        if self.limiter is not None and self._origin is not None:
+            self.limiter.release(self._origin)  # the failed attempt has had its answer
         super().sleep(response)  # the backoff, or what Retry-After asked for
         if self.limiter is not None and self._origin is not None:
             self.limiter.acquire(self._origin)
@@ -149,10 +152,14 @@ def origin(url: str) -> str:
 
 
 class HostRateLimiter:
-    """At most ``limit`` acquisitions per host in any ``window`` seconds (thread-safe).
+    """At most ``limit`` requests per host in any ``window`` seconds, at the server (thread-safe).
 
-    A sliding window of the last ``limit`` grant times per host: a caller waits until the
-    oldest of them leaves the window. Callers for other hosts never wait on this one.
+    A request holds its place from the moment it is granted until its response arrives
+    (``release``), and then counts from that arrival: a request granted later waits until
+    ``window`` seconds after the arrival of the ``limit``-th latest. Counting from the grant
+    instead would let a request delayed in flight (a busy client, a slow network) land less
+    than ``window`` after a later one, and a host see ``limit + 1`` in a window. Callers for
+    other hosts never wait on this one.
     """
 
     def __init__(
@@ -166,24 +173,38 @@ class HostRateLimiter:
             raise ValueError("limit must be at least 1")
         self.limit, self.window = limit, window
         self._clock, self._sleep = clock, sleep
-        self._grants: dict[str, deque[float]] = {}
+        # host -> [counted-from time (inf while in flight), thread that holds it]
+        self._slots: dict[str, list[list[float]]] = {}
         self._lock = threading.Lock()
+        self.granted = 0
 
     def acquire(self, host: str) -> float:
         """Block until ``host`` may be asked again; returns the seconds waited."""
         waited = 0.0
+        me = float(threading.get_ident())
         while True:
             with self._lock:
                 now = self._clock()
-                grants = self._grants.setdefault(host, deque())
-                while grants and grants[0] <= now - self.window:
-                    grants.popleft()
-                if len(grants) < self.limit:
-                    grants.append(now)
+                slots = [s for s in self._slots.get(host, []) if s[0] > now - self.window]
+                self._slots[host] = slots
+                if len(slots) < self.limit:
+                    slots.append([math.inf, me])
+                    self.granted += 1
                     return waited
-                pause = grants[0] + self.window - now
+                oldest = min(s[0] for s in slots)
+                # Every place is in flight: look again shortly (a response frees one).
+                pause = oldest + self.window - now if oldest != math.inf else 0.05
             self._sleep(pause)
             waited += pause
+
+    def release(self, host: str) -> None:
+        """The calling thread's requests to ``host`` got their answers: count them from now."""
+        me = float(threading.get_ident())
+        with self._lock:
+            now = self._clock()
+            for slot in self._slots.get(host, []):
+                if slot[0] == math.inf and slot[1] == me:
+                    slot[0] = now
 
 
 @dataclass
@@ -203,23 +224,34 @@ class PageFetcher:
     read_timeout: float = 15.0
     total_timeout: float = 30.0
     max_bytes: int = 5_000_000
+    max_redirects: int = 5
     requests_made: int = 0
     _count_lock: threading.Lock = field(default_factory=threading.Lock)
     _robots: dict[str, _Robots] = field(default_factory=dict)
     _robots_lock: threading.Lock = field(default_factory=threading.Lock)
     _host_locks: dict[str, threading.Lock] = field(default_factory=dict)
 
-    def _get(self, url: str, headers: dict[str, str] | None = None) -> requests.Response:
-        self.limiter.acquire(origin(url))
+    def _get(
+        self, url: str, headers: dict[str, str] | None = None
+    ) -> tuple[requests.Response, float]:
+        """One request (and urllib3's retries of it) under the host's limit, and when it
+        was sent: the total deadline starts there, not while waiting for a slot."""
+        host = origin(url)
+        self.limiter.acquire(host)
         with self._count_lock:
             self.requests_made += 1
-        return self.session.get(
-            url,
-            headers=headers,
-            stream=True,
-            timeout=(self.connect_timeout, self.read_timeout),
-            allow_redirects=True,
-        )
+        sent_at = time.monotonic()
+        try:
+            response = self.session.get(
+                url,
+                headers=headers,
+                stream=True,
+                timeout=(self.connect_timeout, self.read_timeout),
+                allow_redirects=False,
+            )
+        finally:
+            self.limiter.release(host)
+        return response, sent_at
 
     def _robots_for(self, url: str) -> _Robots:
         """robots.txt of the page's origin, read once per fetcher (RFC 9309 section 2.3).
@@ -239,9 +271,10 @@ class PageFetcher:
 
     def _read_robots(self, key: str) -> _Robots:
         try:
-            with self._get(f"{key}/robots.txt") as response:
+            response, sent_at = self._get(f"{key}/robots.txt")
+            with response:
                 status = response.status_code
-                body, too_big = self._read_capped(response, time.monotonic())
+                body, too_big = self._read_capped(response, sent_at)
         except requests.RequestException as exc:
             return _Robots(None, f"robots.txt unreachable: {_describe(exc)}")
         if status >= 500:
@@ -252,7 +285,7 @@ class PageFetcher:
         parser.parse(body.decode("utf-8", "replace").splitlines())
         return _Robots(parser)
 
-    def _read_capped(self, response: requests.Response, started: float) -> tuple[bytes, bool]:
+    def _read_capped(self, response: requests.Response, sent_at: float) -> tuple[bytes, bool]:
         """The body, streamed, up to ``max_bytes``; True when more was coming (cut).
 
         Raises ``TimeoutError`` past the total deadline: a server may send a byte every few
@@ -268,7 +301,7 @@ class PageFetcher:
             if size > self.max_bytes:
                 return b"", True
             parts.append(chunk)
-            if time.monotonic() - started > self.total_timeout:
+            if time.monotonic() - sent_at > self.total_timeout:
                 raise TimeoutError(f"slower than {self.total_timeout:g} s in total")
         return b"".join(parts), False
 
@@ -279,6 +312,7 @@ class PageFetcher:
         started = time.monotonic()
 
         def failed(reason: str, status: int | None = None) -> FetchResult:
+            """A failure of ``url`` (the page as configured, wherever it redirected)."""
             return FetchResult(
                 url,
                 FetchOutcome.FAILED,
@@ -287,54 +321,80 @@ class PageFetcher:
                 elapsed_seconds=round(time.monotonic() - started, 3),
             )
 
-        robots = self._robots_for(url)
-        if robots.reason is not None:
-            return failed(robots.reason)
-        if robots.parser is not None and not robots.parser.can_fetch(self.user_agent, url):
-            return FetchResult(url, FetchOutcome.BLOCKED, reason="disallowed by robots.txt")
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        current, visited = url, [url]
         try:
-            with self._get(url, headers) as response:
-                status = response.status_code
-                if status == 304:
-                    return FetchResult(
-                        url,
-                        FetchOutcome.NOT_MODIFIED,
-                        http_status=304,
-                        etag=response.headers.get("ETag", etag),
-                        last_modified=response.headers.get("Last-Modified", last_modified),
-                        final_url=response.url,
-                        elapsed_seconds=round(time.monotonic() - started, 3),
-                    )
-                if status != 200:
-                    return failed(f"HTTP {status}", status)
-                content_type = response.headers.get("Content-Type", "")
-                body, too_big = self._read_capped(response, started)
-                if too_big:
-                    return failed(f"larger than {self.max_bytes} bytes", status)
-                kind = content_kind(content_type, body)
-                if kind is None:
-                    shown = content_type.split(";")[0].strip() or "none"
-                    return failed(f"not HTML or PDF (Content-Type {shown})", status)
-                return FetchResult(
-                    url,
-                    FetchOutcome.FETCHED,
-                    http_status=status,
-                    kind=kind,
-                    body=body,
-                    etag=response.headers.get("ETag"),
-                    last_modified=response.headers.get("Last-Modified"),
-                    final_url=response.url,
-                    elapsed_seconds=round(time.monotonic() - started, 3),
-                )
+            while True:
+                # Every hop is a request like any other: robots.txt of its own host, a
+                # slot from its own host's limit.
+                robots = self._robots_for(current)
+                if robots.reason is not None:
+                    return failed(robots.reason)
+                if robots.parser is not None and not robots.parser.can_fetch(
+                    self.user_agent, current
+                ):
+                    return FetchResult(url, FetchOutcome.BLOCKED, reason="disallowed by robots.txt")
+                response, sent_at = self._get(current, headers)
+                with response:
+                    if response.is_redirect:
+                        current = urljoin(current, response.headers["Location"])
+                        if current in visited:
+                            return failed("redirect loop", response.status_code)
+                        if len(visited) > self.max_redirects:
+                            return failed(f"more than {self.max_redirects} redirects")
+                        visited.append(current)
+                        continue
+                    return self._result(url, response, sent_at, etag, last_modified, failed)
         except TimeoutError as exc:
             return failed(f"slow: {exc}")
         except requests.RequestException as exc:
             return failed(_describe(exc))
+
+    def _result(
+        self,
+        url: str,
+        response: requests.Response,
+        sent_at: float,
+        etag: str | None,
+        last_modified: str | None,
+        failed: Callable[[str, int | None], FetchResult],
+    ) -> FetchResult:
+        status = response.status_code
+        if status == 304:
+            return FetchResult(
+                url,
+                FetchOutcome.NOT_MODIFIED,
+                http_status=304,
+                etag=response.headers.get("ETag", etag),
+                last_modified=response.headers.get("Last-Modified", last_modified),
+                final_url=response.url,
+                elapsed_seconds=round(time.monotonic() - sent_at, 3),
+            )
+        if status != 200:
+            return failed(f"HTTP {status}", status)
+        content_type = response.headers.get("Content-Type", "")
+        body, too_big = self._read_capped(response, sent_at)
+        if too_big:
+            return failed(f"larger than {self.max_bytes} bytes", status)
+        kind = content_kind(content_type, body)
+        if kind is None:
+            shown = content_type.split(";")[0].strip() or "none"
+            return failed(f"not HTML or PDF (Content-Type {shown})", status)
+        return FetchResult(
+            url,
+            FetchOutcome.FETCHED,
+            http_status=status,
+            kind=kind,
+            body=body,
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+            final_url=response.url,
+            elapsed_seconds=round(time.monotonic() - sent_at, 3),
+        )
 
 
 def content_kind(content_type: str, body: bytes) -> str | None:

@@ -100,6 +100,7 @@ def build_fetcher(fetch: FetchPolicy, limiter: HostRateLimiter | None = None) ->
         read_timeout=fetch.read_timeout_seconds,
         total_timeout=fetch.total_timeout_seconds,
         max_bytes=fetch.max_bytes,
+        max_redirects=fetch.max_redirects,
     )
 
 

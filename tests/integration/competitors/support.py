@@ -64,6 +64,7 @@ class Site:
     pages: dict[str, Version] = field(default_factory=dict)
     robots: str | None = None
     robots_status: int = 200
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> Location
     log: list[tuple[float, str, dict[str, str]]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _serial: int = 0
@@ -88,6 +89,8 @@ class Site:
             if self.robots is None:
                 return Response("not found", status=404)
             return Response(self.robots, status=self.robots_status, content_type="text/plain")
+        if request.path in self.redirects:
+            return Response("", status=302, headers={"Location": self.redirects[request.path]})
         version = self.pages.get(request.path)
         if version is None:
             return Response("not found", status=404)

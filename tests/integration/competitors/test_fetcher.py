@@ -29,6 +29,7 @@ def fetcher(
         read_timeout=read_timeout,
         total_timeout=total_timeout,
         max_bytes=max_bytes,
+        max_redirects=4,
     )
 
 
@@ -150,6 +151,27 @@ def test_a_redirect_loop_is_a_failure_not_a_hang(httpserver: HTTPServer) -> None
     assert result.outcome == FetchOutcome.FAILED and "redirect loop" in (result.reason or "")
 
 
+def test_redirects_are_followed_each_hop_under_robots_txt(site: Site) -> None:
+    site.robots = "User-agent: *\nDisallow: /private/\n"
+    site.put("/new-terms", html_page("Payment within 30 days."))
+    site.redirects.update({"/old-terms": "/new-terms", "/sneaky": "/private/x"})
+    f = fetcher()
+    moved = f.fetch(site.url("/old-terms"))
+    assert moved.outcome == FetchOutcome.FETCHED and moved.final_url == site.url("/new-terms")
+    assert f.fetch(site.url("/sneaky")).outcome == FetchOutcome.BLOCKED
+
+
+def test_a_long_redirect_chain_is_cut_at_the_bound(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    for i in range(10):
+        httpserver.expect_request(f"/r{i}").respond_with_data(
+            "", status=302, headers={"Location": f"/r{i + 1}"}
+        )
+    result = fetcher().fetch(httpserver.url_for("/r0"))
+    assert result.outcome == FetchOutcome.FAILED and result.reason == "more than 4 redirects"
+    assert len([r for r, _ in httpserver.log if r.path[:2] == "/r" and r.path[2:].isdigit()]) == 5
+
+
 def test_a_huge_page_is_cut_by_its_declared_length(site: Site) -> None:
     site.put("/huge", html_page("x" * 500_000))
     result = fetcher(max_bytes=100_000).fetch(site.url("/huge"))
@@ -205,8 +227,24 @@ def test_server_errors_are_retried_with_backoff_and_each_retry_counts_against_th
     f = fetcher(retries=2)
     result = f.fetch(httpserver.url_for("/flaky"))
     assert result.outcome == FetchOutcome.FETCHED
-    grants = f.limiter._grants  # robots.txt, the first try and two retries
-    assert sum(len(g) for g in grants.values()) == 4
+    assert f.limiter.granted == 4  # robots.txt, the first try and two retries
+
+
+def test_retries_under_a_limit_of_one_wait_for_the_window_instead_of_deadlocking(
+    httpserver: HTTPServer,
+) -> None:
+    answers = iter([503, 200])
+
+    def flaky(_: Request) -> Response:
+        status = next(answers)
+        return Response("<p>ok</p>", status=status, content_type="text/html")
+
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/flaky").respond_with_handler(flaky)
+    f = fetcher(limit=1, window=0.5, retries=1)
+    started = time.monotonic()
+    assert f.fetch(httpserver.url_for("/flaky")).outcome == FetchOutcome.FETCHED
+    assert time.monotonic() - started >= 1.0  # robots, try, retry: two full windows apart
 
 
 def test_a_page_that_keeps_failing_is_recorded_with_its_status(httpserver: HTTPServer) -> None:

@@ -25,12 +25,36 @@ class FakeClock:
 def test_limiter_grants_at_most_n_per_host_in_any_window() -> None:
     clock = FakeClock()
     limiter = HostRateLimiter(5, 60.0, clock=clock, sleep=clock.sleep)
-    grants = []
+    grants, answers = [], []
     for _ in range(17):
         limiter.acquire("http://a:80")
         grants.append(clock.now)
-    assert all(grants[i + 5] - grants[i] >= 60.0 for i in range(len(grants) - 5))
-    assert grants[:5] == [0.0] * 5 and grants[5] == 60.0
+        clock.now += 0.5  # the request's time in flight
+        answers.append(clock.now)
+        limiter.release("http://a:80")
+    # The sixth is granted a full window after the first one's answer (its latest possible
+    # arrival at the server), not after its grant.
+    assert all(grants[i + 5] - answers[i] >= 60.0 for i in range(len(grants) - 5))
+    assert grants[:5] == [0.0, 0.5, 1.0, 1.5, 2.0] and grants[5] == 60.5
+
+
+def test_limiter_counts_requests_still_in_flight() -> None:
+    clock = FakeClock()
+    limiter = HostRateLimiter(2, 60.0, clock=clock, sleep=clock.sleep)
+    limiter.acquire("http://a:80")
+    clock.now = 100.0  # long after the window, but the first request never got an answer
+    limiter.acquire("http://a:80")
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        limiter.release("http://a:80")  # both answers arrive at 100.0
+        clock.sleep(seconds)
+
+    limiter._sleep = sleep
+    limiter.acquire("http://a:80")
+    # It polled while both were in flight, then waited a window from their answers.
+    assert slept == [0.05, 60.0 - 0.05] and clock.now == 160.0
 
 
 def test_limiter_never_makes_one_host_wait_for_another() -> None:
