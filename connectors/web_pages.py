@@ -38,6 +38,7 @@ from urllib3.util.retry import Retry
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PDF_TYPES = ("application/pdf", "application/x-pdf")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+RETRY_AFTER_CAP = 30.0  # seconds
 CHUNK = 64 * 1024
 
 
@@ -91,6 +92,12 @@ class PoliteRetry(Retry):
         if _pool is not None:
             fresh._origin = f"{_pool.scheme}://{_pool.host}:{_pool.port}".lower()
         return fresh
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        """``Retry-After``, capped: a page asking for an hour must not hold a worker that long
+        (it fails for this run and is tried again on the next)."""
+        value = super().get_retry_after(response)
+        return None if value is None else min(value, RETRY_AFTER_CAP)
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         if self.limiter is not None and self._origin is not None:

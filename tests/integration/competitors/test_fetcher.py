@@ -5,9 +5,11 @@ from __future__ import annotations
 import socket
 import time
 
+import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from connectors import web_pages
 from connectors.web_pages import FetchOutcome, HostRateLimiter, PageFetcher, make_session
 from tests.integration.competitors.support import USER_AGENT, Site, html_page, pdf_bytes
 
@@ -245,6 +247,20 @@ def test_retries_under_a_limit_of_one_wait_for_the_window_instead_of_deadlocking
     started = time.monotonic()
     assert f.fetch(httpserver.url_for("/flaky")).outcome == FetchOutcome.FETCHED
     assert time.monotonic() - started >= 1.0  # robots, try, retry: two full windows apart
+
+
+def test_a_retry_after_of_an_hour_is_capped(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data("", status=404)
+    httpserver.expect_request("/later").respond_with_data(
+        "busy", status=429, headers={"Retry-After": "3600"}
+    )
+    monkeypatch.setattr(web_pages, "RETRY_AFTER_CAP", 0.2)
+    started = time.monotonic()
+    result = fetcher(retries=1).fetch(httpserver.url_for("/later"))
+    assert result.outcome == FetchOutcome.FAILED and result.reason == "HTTP 429"
+    assert 0.2 <= time.monotonic() - started < 5
 
 
 def test_a_page_that_keeps_failing_is_recorded_with_its_status(httpserver: HTTPServer) -> None:
