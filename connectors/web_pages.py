@@ -39,6 +39,7 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 PDF_TYPES = ("application/pdf", "application/x-pdf")
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 RETRY_AFTER_CAP = 30.0  # seconds
+ROBOTS_REDIRECTS = 5
 CHUNK = 64 * 1024
 
 
@@ -277,13 +278,23 @@ class PageFetcher:
             return robots
 
     def _read_robots(self, key: str) -> _Robots:
+        """Read and parse robots.txt, following up to five redirects (RFC 9309 2.3.1.2)."""
+        url = f"{key}/robots.txt"
         try:
-            response, sent_at = self._get(f"{key}/robots.txt")
-            with response:
-                status = response.status_code
-                body, too_big = self._read_capped(response, sent_at)
-        except requests.RequestException as exc:
-            return _Robots(None, f"robots.txt unreachable: {_describe(exc)}")
+            for _ in range(ROBOTS_REDIRECTS + 1):
+                response, sent_at = self._get(url)
+                with response:
+                    if response.is_redirect:
+                        url = urljoin(url, response.headers["Location"])
+                        continue
+                    status = response.status_code
+                    body, too_big = self._read_capped(response, sent_at)
+                    break
+            else:
+                return _Robots(None)  # too many redirects: unavailable, so no rules
+        except (requests.RequestException, TimeoutError) as exc:
+            reason = _describe(exc) if isinstance(exc, requests.RequestException) else "slow"
+            return _Robots(None, f"robots.txt unreachable: {reason}")
         if status >= 500:
             return _Robots(None, f"robots.txt answered HTTP {status}")
         if status >= 400 or too_big:

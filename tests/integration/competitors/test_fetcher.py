@@ -93,6 +93,16 @@ def test_robots_txt_rules_for_our_agent_apply_to_us(site: Site) -> None:
     assert fetcher().fetch(site.url("/terms")).outcome == FetchOutcome.BLOCKED
 
 
+def test_a_redirected_robots_txt_is_followed(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/robots.txt").respond_with_data(
+        "", status=301, headers={"Location": "/policies/robots.txt"}
+    )
+    httpserver.expect_request("/policies/robots.txt").respond_with_data(
+        "User-agent: *\nDisallow: /\n", content_type="text/plain"
+    )
+    assert fetcher().fetch(httpserver.url_for("/terms")).outcome == FetchOutcome.BLOCKED
+
+
 def test_robots_txt_server_error_means_no_crawl_this_run(site: Site) -> None:
     site.robots, site.robots_status = "oops", 503
     site.put("/terms", html_page("x"))
