@@ -119,6 +119,10 @@ def svg_timeline(report: CompetitorReport, width: int = 720) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'role="img" aria-label="{html.escape(title)}">',
         f'<text x="0" y="18" font-size="14" font-weight="bold">{html.escape(title)}</text>',
+        f'<circle cx="{width - 170}" cy="14" r="5" fill="{MATERIAL_COLOUR}"/>',
+        f'<text x="{width - 160}" y="18" font-size="11">material</text>',
+        f'<circle cx="{width - 95}" cy="14" r="4" fill="{COSMETIC_COLOUR}"/>',
+        f'<text x="{width - 85}" y="18" font-size="11">cosmetic</text>',
     ]
     days = int(span // 86400)
     for d in range(days + 1):

@@ -226,7 +226,7 @@ def test_material_change_is_one_event_and_one_email_to_head_and_managers(
     assert "| payment terms | Payment within 30 days of invoice. | 45 days | — |" in report.markdown
     assert "+Payment within 45 days of the invoice date." in report.markdown
     page = Path(report.html_path).read_text()
-    assert "<svg" in page and "<circle" in page and "<script" not in page
+    assert "<svg" in page and page.count("</title></circle>") == 1 and "<script" not in page
 
     frame = export_frame("competitor-changes")
     assert frame["material"].tolist() == [True] and frame["notify_state"].tolist() == ["sent"]

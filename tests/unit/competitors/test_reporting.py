@@ -52,11 +52,11 @@ def test_html_report_escapes_names_and_draws_one_dot_per_change_without_scripts(
     report = build_report(POLICY, PAGES, CHANGES, AS_OF, SINCE)
     page = report_html(report)
     assert "Ibérica &lt;S.A.&gt;" in page and "<S.A.>" not in page
-    assert page.count("<circle") == 2 and "<script" not in page
+    assert page.count("<circle") == 2 + 2 and "<script" not in page  # two changes, the legend
     assert '<span class="del">-Warranty of 24 months.</span>' in page
 
 
 def test_timeline_places_changes_by_day_and_colours_material_ones() -> None:
     svg = svg_timeline(build_report(POLICY, PAGES, CHANGES, AS_OF, SINCE))
-    assert svg.startswith("<svg") and svg.count('fill="#c62828"') == 1
+    assert svg.startswith("<svg") and svg.count('fill="#c62828"><title>') == 1
     assert "12-07" in svg and "12-14" in svg
