@@ -101,6 +101,22 @@ SPECS: tuple[DeploymentSpec, ...] = (
         ("reports", "complaints"),
         cron="30 7 * * 1",
     ),
+    DeploymentSpec(
+        "flows.competitors",
+        "watch-competitors",
+        "daily",
+        "Competitors' policy pages: snapshots, classified changes, events and emails.",
+        ("competitors",),
+        cron="0 5 * * *",
+    ),
+    DeploymentSpec(
+        "flows.competitors",
+        "report-competitors",
+        "weekly",
+        "Us vs each competitor per policy point, the week's changes and a timeline.",
+        ("reports", "competitors"),
+        cron="0 8 * * 1",
+    ),
 )
 
 

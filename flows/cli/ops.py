@@ -45,7 +45,8 @@ def render_daily_summary(summary: DailySummary) -> str:
         "",
         f"Database:  {settings.resolved_database_url().split('///')[-1]}",
         f"Reports:   {data_dir / 'reports'}   Outgoing mail (demo): {data_dir / 'outbox'}",
-        "Exports:   accountflow export rows|contacts|quarantine|messages|complaints|outbox",
+        "Exports:   accountflow export rows|contacts|quarantine|messages|complaints|outbox"
+        "|competitor-changes",
         "Prefect UI: start `prefect server start`, export PREFECT_API_URL, and rerun to keep"
         " run history and artifacts.",
     ]
@@ -66,7 +67,10 @@ def register(app: typer.Typer) -> None:
     def export(
         kind: Annotated[
             str,
-            typer.Argument(help="rows | contacts | quarantine | messages | complaints | outbox"),
+            typer.Argument(
+                help="rows | contacts | quarantine | messages | complaints | outbox"
+                " | competitor-changes"
+            ),
         ],
         fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
         out: Annotated[

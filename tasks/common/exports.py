@@ -71,6 +71,7 @@ PLUGGED_EXPORTS = {
     "messages": ("tasks.inbox.exports", "messages_query"),
     "complaints": ("tasks.complaints.exports", "complaints_query"),
     "outbox": ("tasks.outreach.exports", "outbox_query"),
+    "competitor-changes": ("tasks.competitors.exports", "competitor_changes_query"),
 }
 KINDS = ("rows", "contacts", "quarantine", *PLUGGED_EXPORTS)
 

@@ -1,0 +1,3 @@
+from tests.integration.competitors.support import site
+
+__all__ = ["site"]
