@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flows.cli.options import AsOfOpt, JsonOpt, parse_instant
-from tasks.outreach.dispatch import DispatchSummary, summary_table
+
+if TYPE_CHECKING:  # the tasks pull in Prefect, pandas and SQLAlchemy: not for `--help`
+    from tasks.outreach.dispatch import DispatchSummary
 
 
 def render_dispatch_summary(summary: DispatchSummary) -> str:
+    from tasks.outreach.dispatch import summary_table
+
     title = f"Campaign {summary.campaign} at {summary.as_of:%Y-%m-%d %H:%M} UTC" + (
         " (dry run: nothing sent)" if summary.dry_run else ""
     )
