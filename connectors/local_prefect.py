@@ -26,6 +26,7 @@ from connectors.background import (
     ProcessRecord,
     free_port,
     is_running,
+    port_answers,
     read_record,
     terminate,
     write_record,
@@ -90,21 +91,27 @@ def _clean(data_dir: Path) -> None:
 
 
 def state(data_dir: Path, now: datetime | None = None) -> ServerState:
-    """Is the recorded server up? A record whose process is gone, or that has not answered
-    within the start timeout, is stale: it is removed (a hung server of ours is stopped)."""
+    """Is the recorded server up? A record whose process is gone, or whose port has not
+    opened within the start timeout, is stale: it is removed (a hung server of ours is
+    stopped).
+
+    Up means the port accepts connections: uvicorn opens it once the app has started, and
+    a connect costs a fraction of a millisecond where a health request to a busy server can
+    take seconds (every command asks). A slow server is busy, not stale.
+    """
     record = read_record(record_path(data_dir))
     if record is None:
         return ServerState("down")
     if not is_running(record.pid, record.markers):
         _clean(data_dir)
         return ServerState("down", cleaned=f"the server recorded at {record.url} is gone")
-    if record.url and healthy(f"{record.url}/api"):
+    if record.port and port_answers(HOST, record.port):
         return ServerState("up", record)
     if record.age_seconds(now) < START_TIMEOUT_SECONDS:
         return ServerState("starting", record)
     terminate(record.pid)
     _clean(data_dir)
-    return ServerState("down", cleaned=f"the server recorded at {record.url} stopped answering")
+    return ServerState("down", cleaned=f"the server recorded at {record.url} never opened its port")
 
 
 def server_env(api_url: str, prefect_home: Path) -> dict[str, str]:

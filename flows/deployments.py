@@ -101,6 +101,22 @@ SPECS: tuple[DeploymentSpec, ...] = (
         ("reports", "complaints"),
         cron="30 7 * * 1",
     ),
+    DeploymentSpec(
+        "flows.outreach",
+        "report-failed-outreach",
+        "hourly",
+        "Refresh the failed-outreach table: every failed, unknown, bounced or deferred message.",
+        ("outreach", "reports"),
+        cron="0 * * * *",
+    ),
+    DeploymentSpec(
+        "flows.outreach",
+        "redrive-outreach",
+        "manual",
+        "Send chosen failed outreach again: outbox ids from the failed-outreach table, or a"
+        " campaign; unknown rows only with confirm_unknown.",
+        ("outreach",),
+    ),
 )
 
 

@@ -724,7 +724,7 @@ def publish_dispatch_summary(summary: DispatchSummary) -> None:
         # One warning per reason, so a run's log says what went wrong, not only how much.
         for reason, count in sorted(summary.failed_by_reason.items()):
             logger.warning(
-                "campaign %s: %s of %s messages failed with %s",
+                "campaign %s: %s of %s message(s) failed with %s",
                 summary.campaign,
                 count,
                 attempted(summary),
@@ -732,14 +732,14 @@ def publish_dispatch_summary(summary: DispatchSummary) -> None:
             )
         if summary.unknown + summary.recovered_unknown:
             logger.warning(
-                "campaign %s: %s messages may have arrived (send outcome unknown); review"
+                "campaign %s: %s message(s) may have arrived (send outcome unknown); review"
                 " them before a redrive (`accountflow outreach failed`)",
                 summary.campaign,
                 summary.unknown + summary.recovered_unknown,
             )
         if summary.retried:
             logger.warning(
-                "campaign %s: %s messages deferred by a temporary failure, retried later",
+                "campaign %s: %s message(s) deferred by a temporary failure, retried later",
                 summary.campaign,
                 summary.retried,
             )
