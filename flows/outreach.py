@@ -116,6 +116,11 @@ async def redrive_outreach(
 
     The rules of `accountflow outreach retry`: rows whose send may have arrived
     (``unknown``) are resent only with ``confirm_unknown``; bounced rows never are.
+
+    Args:
+        ids: Outbox ids, from the `id` column of the failed-outreach table.
+        campaign: Every failed row of this campaign (with ids: only those of it).
+        confirm_unknown: Also resend rows whose first send may have arrived (checked).
     """
     with one_sync_client():
         try:

@@ -171,7 +171,7 @@ def register(app: typer.Typer) -> None:
                 ui=ui,
                 run=f"{ui}/v2/runs/flow-run/{run_id}" if run_id else None,
                 deployments=f"{ui}/v2/deployments",
-                failed_outreach=f"{ui}/v2/artifacts/key/failed-outreach",
+                failed_outreach=_latest_artifact_page(ui, "failed-outreach"),
                 local=local.TARGET.local,
             )
         folder = Path(str(sink.extra.get("folder"))) / "new"
@@ -324,6 +324,21 @@ def _wait_for_deployment(api_url: str, name: str, timeout: float = 180.0) -> boo
         time.sleep(1)
     typer.echo(f"the served deployments did not appear in {timeout:.0f} s", err=True)
     return False
+
+
+def _latest_artifact_page(ui: str, key: str) -> str:
+    """The page of the latest version of an artifact (its rows), else the key's history."""
+    import requests
+
+    try:
+        found = requests.post(
+            f"{ui}/api/artifacts/latest/filter",
+            json={"artifacts": {"key": {"any_": [key]}}},
+            timeout=10,
+        ).json()
+        return f"{ui}/v2/artifacts/artifact/{found[0]['latest_id']}"
+    except (requests.RequestException, ValueError, LookupError, TypeError):
+        return f"{ui}/v2/artifacts/key/{key}"
 
 
 async def _run_demo_pipeline() -> State[DailySummary]:
