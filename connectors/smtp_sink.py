@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,24 @@ class SinkHandler:
         tmp.write_bytes(header.encode() + content)
         tmp.replace(self.folder / "new" / name)
         return f"250 2.0.0 Ok: queued as {name.removesuffix('.eml')}"
+
+
+@contextmanager
+def running_sink(
+    folder: Path, answers: Mapping[str, str], host: str = "127.0.0.1"
+) -> Iterator[int]:
+    """The sink in this process for the duration of a block; yields its port."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port = int(probe.getsockname()[1])
+    controller = Controller(
+        SinkHandler(folder, answers), hostname=host, port=port, ready_timeout=10.0
+    )
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
 
 
 def received(folder: Path) -> list[Path]:

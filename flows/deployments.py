@@ -117,6 +117,15 @@ SPECS: tuple[DeploymentSpec, ...] = (
         " campaign; unknown rows only with confirm_unknown.",
         ("outreach",),
     ),
+    DeploymentSpec(
+        "flows.daily",
+        "ingest-incoming",
+        "every-2-minutes",
+        "Exports dropped into <data dir>/incoming: ingested, scored and planned into their"
+        " campaign within minutes, each file once.",
+        ("ingest", "leads", "pipeline"),
+        every=timedelta(minutes=2),
+    ),
 )
 
 

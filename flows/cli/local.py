@@ -115,11 +115,11 @@ def ensure_sink(answers: Path) -> ProcessRecord:
     return record
 
 
-def sink_env(sink: ProcessRecord) -> dict[str, str]:
+def sink_env(port: int) -> dict[str, str]:
     """Settings that send every mail of this process (and its children) to the sink."""
     return {
         "ACCOUNTFLOW_SMTP__HOST": "127.0.0.1",
-        "ACCOUNTFLOW_SMTP__PORT": str(sink.port),
+        "ACCOUNTFLOW_SMTP__PORT": str(port),
         "ACCOUNTFLOW_SMTP__STARTTLS": "false",
         "ACCOUNTFLOW_SMTP__SSL": "false",
         "ACCOUNTFLOW_OUTREACH_MAIL_TRANSPORT": "smtp",

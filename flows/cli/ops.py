@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -141,21 +143,29 @@ def register(app: typer.Typer) -> None:
         """
         from flows.cli import local
 
-        if not no_server and local.TARGET.api_url is None:
+        if not no_server and local.TARGET.api_url is None and not _prefect_configured():
             typer.echo(
                 "Prefect: starting the local server (once; later commands reuse it)", err=True
             )
             server, _ = local.start_server()
             typer.echo(f"Prefect: runs go to the local server, UI at {server.url}", err=True)
         answers = get_demo_answers()
-        sink = local.ensure_sink(answers)
-        os.environ.update(local.sink_env(sink))
-        _clear_settings()
-        _record_demo_suppressions(answers)
-        if local.TARGET.api_url and local.TARGET.local:
-            local.ensure_serving(local.sink_env(sink))
-            _wait_for_deployment(local.TARGET.api_url, "redrive-outreach/manual")
-        state = asyncio.run(_run_demo_pipeline())
+        folder = local.data_dir() / "smtp-sink"
+        with ExitStack() as stack:
+            if local.TARGET.local:
+                # Served deployments (a redrive, then a dispatch) send to it later too.
+                port = local.ensure_sink(answers).port or 0
+                local.ensure_serving(local.sink_env(port))
+            else:
+                from connectors.smtp_sink import load_answers, running_sink
+
+                port = stack.enter_context(running_sink(folder, load_answers(answers)))
+            stack.enter_context(_environment(local.sink_env(port)))
+            _clear_settings()
+            _record_demo_suppressions(answers)
+            if local.TARGET.local and local.TARGET.api_url:
+                _wait_for_deployment(local.TARGET.api_url, "redrive-outreach/manual")
+            state = asyncio.run(_run_demo_pipeline())
         if not state.is_completed():
             typer.echo(f"daily pipeline failed: {state.message}", err=True)
             raise typer.Exit(code=1)
@@ -164,8 +174,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(summary.model_dump_json(indent=2))
             return
         pages = None
-        if local.TARGET.ui_url:
-            ui = local.TARGET.ui_url
+        ui = local.TARGET.ui_url or _configured_ui()
+        if ui:
             run_id = state.state_details.flow_run_id
             pages = UiPages(
                 ui=ui,
@@ -174,8 +184,7 @@ def register(app: typer.Typer) -> None:
                 failed_outreach=_latest_artifact_page(ui, "failed-outreach"),
                 local=local.TARGET.local,
             )
-        folder = Path(str(sink.extra.get("folder"))) / "new"
-        typer.echo(render_daily_summary(summary, pages, folder))
+        typer.echo(render_daily_summary(summary, pages, folder / "new"))
 
     @app.command("web")
     def web(
@@ -274,6 +283,37 @@ def register(app: typer.Typer) -> None:
         from flows.cli import local
 
         local.use_local_server()
+
+
+def _prefect_configured() -> bool:
+    """Whether Prefect already has an API to use (a profile's PREFECT_API_URL, a test
+    harness): the demo then sends its runs there instead of starting the local server."""
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
+def _configured_ui() -> str | None:
+    from prefect.settings import get_current_settings
+
+    api = get_current_settings().api.url
+    return api.removesuffix("/api") if api else None
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """These environment variables for a block (settings re-read inside), then as before."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _clear_settings()
 
 
 def get_demo_answers() -> Path:
