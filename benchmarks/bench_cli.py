@@ -54,9 +54,7 @@ def main() -> None:
     timings: dict[str, list[tuple[float, float, int]]] = {}
     ingest = [*cli, "ingest", "exhibition", *samples, "--event", "bench"]
     for _ in range(args.ephemeral_rounds):
-        timings.setdefault("ingest 21 sample leads, temporary server", []).append(
-            _run(ingest, env)
-        )
+        timings.setdefault("ingest 21 sample leads, temporary server", []).append(_run(ingest, env))
     commands = {
         "python -c pass (the floor)": [sys.executable, "-c", "pass"],
         "accountflow --help": [*cli, "--help"],

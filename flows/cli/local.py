@@ -58,6 +58,7 @@ def use_local_server(announce: bool = True) -> PrefectTarget:
     Must run before Prefect is imported (its settings are read then). A PREFECT_API_URL
     the user set wins; a record of a server that is gone is removed and said so.
     """
+    TARGET.api_url, TARGET.local = None, False
     if os.environ.get("PREFECT_API_URL"):
         TARGET.api_url, TARGET.local = os.environ["PREFECT_API_URL"], False
         return TARGET

@@ -169,6 +169,7 @@ def test_the_failed_outreach_rows_and_the_redrive_form_render_in_chromium(demo: 
 
         page.goto(f"{demo.ui}/v2/runs/flow-run/{run['id']}")
         page.get_by_text("Completed with failures").first.wait_for(timeout=60_000)
+        page.wait_for_timeout(3000)  # the run's timeline draws after its header
         page.screenshot(path=out / "prefect-ui-demo-run.png")
         browser.close()
 
