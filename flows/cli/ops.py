@@ -287,10 +287,31 @@ def register(app: typer.Typer) -> None:
 
 def _prefect_configured() -> bool:
     """Whether Prefect already has an API to use (a profile's PREFECT_API_URL, a test
-    harness): the demo then sends its runs there instead of starting the local server."""
-    from prefect.settings import get_current_settings
+    harness): the demo then sends its runs there instead of starting the local server.
 
-    return bool(get_current_settings().api.url)
+    Prefect is not imported to find out: it fixes its settings when first imported, and
+    the local server's URL is set in the environment after this question.
+    """
+    if "prefect.settings" in sys.modules:  # already imported, e.g. by a test harness
+        from prefect.settings import get_current_settings
+
+        return bool(get_current_settings().api.url)
+    return _profile_api_url() is not None
+
+
+def _profile_api_url() -> str | None:
+    """PREFECT_API_URL of the active Prefect profile, read from its profiles file."""
+    import tomllib
+
+    home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or doc.get("active") or "ephemeral"
+    url = (doc.get("profiles") or {}).get(active, {}).get("PREFECT_API_URL")
+    return str(url) if url else None
 
 
 def _configured_ui() -> str | None:

@@ -70,8 +70,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data = tmp_path_factory.mktemp("demo") / "data"
     done = _cli(data, "demo")
     try:
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        said = done.stdout[-3000:] + done.stderr[-3000:]
+        assert done.returncode == 0, said
         record = json.loads((data / "prefect-server.json").read_text())
+        assert f"Prefect UI: {record['url']}" in done.stdout, said
         yield Demo(data, record["url"], done.stdout)
     finally:
         _cli(data, "server", "stop")
