@@ -3,16 +3,40 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv installs the exact versions of uv.lock (the whole environment, dev tools included);
+# pyproject.toml keeps the ranges. uv itself comes from the package index, pinned here.
+UV_VERSION := 0.13.8
+UV := UV_PROJECT_ENVIRONMENT=$(VENV) UV_LINK_MODE=copy $(BIN)/uv
 
-.PHONY: setup system-deps demo test lint bench bench-quick bench-outreach crash-outreach clean
+.PHONY: setup system-deps demo test lint lock upgrade-deps bench bench-quick bench-outreach \
+	bench-cli crash-outreach server-stop clean
 
-$(STAMP): pyproject.toml
+$(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
+
+# --locked: a pyproject.toml changed without `make lock` is an error, not a silent drift.
+$(STAMP): pyproject.toml uv.lock | $(BIN)/uv
+	@$(UV) sync --locked --extra dev --inexact --quiet || { \
+	  echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; \
+	  exit 1; }
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# After changing dependencies in pyproject.toml: re-resolve the lock, keeping every pin
+# that still fits, and install it.
+lock: | $(BIN)/uv
+	$(UV) lock
+	$(UV) sync --locked --extra dev --inexact --quiet
+	touch $(STAMP)
+
+# Every dependency to the newest version its range allows, then the checks on them.
+upgrade-deps: | $(BIN)/uv
+	$(UV) lock --upgrade
+	$(UV) sync --locked --extra dev --inexact --quiet
+	touch $(STAMP)
+	$(MAKE) lint test
 
 # Debian packages the tests talk to (an IMAP server, a headless browser); needs root or sudo.
 system-deps:
@@ -48,5 +72,12 @@ crash-outreach: setup
 bench-quick: setup
 	$(BIN)/python -m benchmarks.bench_ingest --rows 20000
 
-clean:
+bench-cli: setup
+	$(BIN)/python -m benchmarks.bench_cli
+
+# The local Prefect server, the demo's SMTP sink and served deployments, if running.
+server-stop:
+	@if [ -x $(BIN)/accountflow ]; then $(BIN)/accountflow server stop; fi
+
+clean: server-stop
 	rm -rf $(VENV) .accountflow .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
+from prefect.states import Completed
 from pydantic import BaseModel
 
 from config.settings import get_settings
@@ -38,6 +39,8 @@ from flows.inbox import ingest_inbox, sample_inbox
 from flows.ingest import export_files, ingest_exhibition_leads, sample_exports
 from flows.outreach import dispatch_campaign
 from flows.scoring import analyze_audience_flow, score_prospects
+from tasks.common.incoming import archive_incoming, pending_exports
+from tasks.outreach.dispatch import get_campaign, plan_campaign
 
 # The bundled samples are fairs of March-April 2026; the demo's day is the Tuesday after,
 # late morning in São Paulo, Madrid and Miami alike, so send windows are open.
@@ -48,6 +51,8 @@ class StageResult(BaseModel):
     status: str  # completed | failed | skipped
     summary: dict[str, Any] = {}
     error: str | None = None
+    # What a stage that completed says went wrong ("4 of 12 failed: 3 x 550, 1 x 554").
+    note: str | None = None
 
 
 class DailySummary(BaseModel):
@@ -72,7 +77,8 @@ async def _run(name: str, body: Callable[[], Awaitable[Any]]) -> StageResult:
     if state.is_completed():
         result = await state.aresult()
         summary = result.model_dump(mode="json") if isinstance(result, BaseModel) else {}
-        return StageResult(status="completed", summary=summary)
+        note = state.message if state.name != "Completed" else None
+        return StageResult(status="completed", summary=summary, note=note)
     get_run_logger().error("stage %s failed: %s", name, state.message)
     return StageResult(status="failed", error=str(state.message))
 
@@ -155,4 +161,46 @@ async def daily_pipeline(
     )
     if summary.failed:
         raise RuntimeError(f"stages failed: {', '.join(summary.failed)} (the others completed)")
+    notes = [f"{name}: {stage.note}" for name, stage in stages.items() if stage.note]
+    if notes:
+        # The run list tells a day with failed outreach from a clean one.
+        return Completed(  # type: ignore[return-value]
+            data=summary, name="Completed with failures", message="; ".join(notes)
+        )
     return summary
+
+
+class IncomingSummary(BaseModel):
+    files: list[str] = []
+    ingest: dict[str, Any] = {}
+    scored: int = 0
+    planned: int = 0
+    campaign: str | None = None
+
+
+@flow(name="ingest-incoming", flow_run_name=lambda: f"incoming-{as_of_stamp('%Y-%m-%d-%H%M')}")
+async def ingest_incoming(
+    campaign: str | None = "welcome-fair", folder: str | None = None
+) -> IncomingSummary:
+    """New exports dropped into ``<data dir>/incoming``: ingested, scored and planned into
+    ``campaign`` minutes after they arrive, each file once (moved to processed/ after).
+
+    Planning only: the campaign's sends go out with its next dispatch, in its send window.
+    """
+    where = Path(folder) if folder else get_settings().data_dir / "incoming"
+    files = [str(p) for p in pending_exports(where)]
+    if not files:
+        return IncomingSummary(campaign=campaign)
+    now = datetime.now(UTC)
+    with one_sync_client():
+        ingested = await ingest_exhibition_leads.fn(files)
+        scored = await score_prospects.fn(as_of=now)
+        planned = plan_campaign(get_campaign(campaign), now)[0] if campaign else 0
+        archive_incoming(files, str(where))
+    return IncomingSummary(
+        files=[Path(f).name for f in files],
+        ingest=ingested.model_dump(mode="json"),
+        scored=scored.scored,
+        planned=planned,
+        campaign=campaign,
+    )

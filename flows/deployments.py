@@ -117,6 +117,31 @@ SPECS: tuple[DeploymentSpec, ...] = (
         ("reports", "competitors"),
         cron="0 8 * * 1",
     ),
+    DeploymentSpec(
+        "flows.outreach",
+        "report-failed-outreach",
+        "hourly",
+        "Refresh the failed-outreach table: every failed, unknown, bounced or deferred message.",
+        ("outreach", "reports"),
+        cron="0 * * * *",
+    ),
+    DeploymentSpec(
+        "flows.outreach",
+        "redrive-outreach",
+        "manual",
+        "Send chosen failed outreach again: outbox ids from the failed-outreach table, or a"
+        " campaign; unknown rows only with confirm_unknown.",
+        ("outreach",),
+    ),
+    DeploymentSpec(
+        "flows.daily",
+        "ingest-incoming",
+        "every-2-minutes",
+        "Exports dropped into <data dir>/incoming: ingested, scored and planned into their"
+        " campaign within minutes, each file once.",
+        ("ingest", "leads", "pipeline"),
+        every=timedelta(minutes=2),
+    ),
 )
 
 

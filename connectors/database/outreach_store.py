@@ -609,7 +609,18 @@ def requeue_unsent(conn: Connection, worker: str, ids: Sequence[int], now: datet
 # --------------------------------------------------------------------- ops and reports
 
 
-def failed_rows(session: Session, campaign: str | None = None) -> list[dict[str, Any]]:
+def failed_rows(
+    session: Session, campaign: str | None = None, *, deferred: bool = False
+) -> list[dict[str, Any]]:
+    """Failed, unknown and bounced rows; with ``deferred``, also rows tried at least once
+    and waiting for their next attempt (a 4xx answer, or redriven by ops)."""
+    wanted: list[Any] = [
+        outbox.c.status.in_(("failed_permanent", "unknown")),
+        # Sent once, then bounced: not redriven (the address is suppressed), but shown.
+        outbox.c.final_status == "hard_bounce",
+    ]
+    if deferred:
+        wanted.append(and_(outbox.c.status == "retry", outbox.c.attempts > 0))
     query = select(
         outbox.c.id,
         outbox.c.campaign,
@@ -623,13 +634,8 @@ def failed_rows(session: Session, campaign: str | None = None) -> list[dict[str,
         outbox.c.last_detail,
         outbox.c.final_status,
         outbox.c.updated_at,
-    ).where(
-        or_(
-            outbox.c.status.in_(("failed_permanent", "unknown")),
-            # Sent once, then bounced: not redriven (the address is suppressed), but shown.
-            outbox.c.final_status == "hard_bounce",
-        )
-    )
+        outbox.c.next_attempt_at,
+    ).where(or_(*wanted))
     if campaign:
         query = query.where(outbox.c.campaign == campaign)
     return [dict(r._mapping) for r in session.execute(query.order_by(outbox.c.id))]

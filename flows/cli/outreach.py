@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from flows.cli.options import AsOfOpt, JsonOpt, parse_instant
-from tasks.outreach.dispatch import DispatchSummary, summary_table
+
+if TYPE_CHECKING:  # the tasks pull in Prefect, pandas and SQLAlchemy: not for `--help`
+    from tasks.outreach.dispatch import DispatchSummary
 
 
 def render_dispatch_summary(summary: DispatchSummary) -> str:
+    from tasks.outreach.dispatch import summary_table
+
     title = f"Campaign {summary.campaign} at {summary.as_of:%Y-%m-%d %H:%M} UTC" + (
         " (dry run: nothing sent)" if summary.dry_run else ""
     )
@@ -57,16 +61,20 @@ def register(app: typer.Typer) -> None:
     @outreach_app.command("failed")
     def outreach_failed(
         campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+        deferred: Annotated[
+            bool, typer.Option("--deferred", help="Also rows waiting for a retry after a 4xx.")
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """List failed and unknown outbox rows with their reasons."""
+        """List failed, unknown and bounced outbox rows: why, and what to do about each."""
         from connectors.database import outreach_store as store
         from connectors.database.engine import session_scope
         from connectors.database.migrate import ensure_schema
+        from tasks.outreach.failed import redrive_hint, row_kind
 
         ensure_schema()
         with session_scope() as s:
-            rows = store.failed_rows(s, campaign)
+            rows = store.failed_rows(s, campaign, deferred=deferred)
         if as_json:
             typer.echo(json.dumps(rows, indent=2, default=str))
             return
@@ -75,10 +83,10 @@ def register(app: typer.Typer) -> None:
             return
         for r in rows:
             code = f" {r['last_code']}" if r["last_code"] is not None else ""
-            status = r["final_status"] if r["final_status"] == "hard_bounce" else r["status"]
             typer.echo(
-                f"{r['id']:>8}  {status:<16} {r['campaign']}/{r['step_name']} "
+                f"{r['id']:>8}  {row_kind(r):<9} {r['campaign']}/{r['step_name']} "
                 f"{r['channel']:<10} contact {r['contact_id']}{code}: {r['last_detail'] or ''}"
+                f"\n{'':>10}-> {redrive_hint(r)}"
             )
 
     @outreach_app.command("retry")
@@ -96,35 +104,37 @@ def register(app: typer.Typer) -> None:
         ] = False,
         as_json: JsonOpt = False,
     ) -> None:
-        """Make the chosen failed rows due again; the next `campaign run` sends them."""
-        from connectors.database import outreach_store as store
-        from connectors.database.engine import session_scope
-        from connectors.database.migrate import ensure_schema
+        """Make the chosen failed rows due again; the next `campaign run` sends them.
 
-        if not campaign and not ids:
-            raise typer.BadParameter("choose rows with --campaign and/or --ids")
-        ensure_schema()
-        with session_scope() as s:
-            counts = store.redrive(
-                s,
-                datetime.now(UTC),
-                campaign=campaign,
-                ids=ids,
-                include_unknown=confirm_unknown,
+        The same rules as the `redrive-outreach` deployment's form in the Prefect UI.
+        """
+        from tasks.outreach.failed import RedriveChoiceError, redrive
+
+        try:
+            result = redrive(
+                datetime.now(UTC), campaign=campaign, ids=ids, confirm_unknown=confirm_unknown
             )
-            left_unknown = 0 if confirm_unknown else store.skipped_unknown(s, ids or [])
-        result = {"redriven": counts, "unknown_left_for_review": left_unknown}
+        except RedriveChoiceError as exc:
+            raise typer.BadParameter("choose rows with --campaign and/or --ids") from exc
         if as_json:
-            typer.echo(json.dumps(result, indent=2))
+            typer.echo(
+                json.dumps(
+                    {
+                        "redriven": result.redriven,
+                        "unknown_left_for_review": result.unknown_left_for_review,
+                    },
+                    indent=2,
+                )
+            )
             return
-        total = sum(counts.values())
+        total = result.total
         typer.echo(
             f"{total} rows due again ("
-            + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+            + ", ".join(f"{k}: {v}" for k, v in sorted(result.redriven.items()))
             + ")"
         )
-        if left_unknown:
+        if result.unknown_left_for_review:
             typer.echo(
-                f"{left_unknown} unknown rows left as they are: they may have been delivered; "
-                "pass --confirm-unknown to resend them"
+                f"{result.unknown_left_for_review} unknown rows left as they are: they may have "
+                "been delivered; pass --confirm-unknown to resend them"
             )

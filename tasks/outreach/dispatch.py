@@ -38,6 +38,7 @@ from connectors.smtp_sender import (
     SendResult,
     SmtpSender,
 )
+from tasks.outreach.failed import failure_note
 from tasks.outreach.planning import StopSignals, plan_due_steps, with_segments
 from tasks.outreach.rendering import (
     Contact,
@@ -657,6 +658,25 @@ def summary_table(summary: DispatchSummary) -> list[dict[str, Any]]:
     return rows
 
 
+def attempted(summary: DispatchSummary) -> int:
+    """Messages the run tried to send (whatever became of them)."""
+    return summary.sent + summary.retried + summary.failed + summary.unknown
+
+
+def dispatch_note(summary: DispatchSummary) -> str | None:
+    """What went wrong in the run, for its final state ("6 of 13 failed: 4 x 550, 2 x 554");
+    None when nothing did."""
+    if summary.dry_run:
+        return None
+    return failure_note(
+        attempted(summary),
+        summary.failed,
+        summary.unknown + summary.recovered_unknown,
+        summary.retried,
+        summary.failed_by_reason,
+    )
+
+
 EVENT_PREFIX = "accountflow.outreach"
 
 
@@ -699,7 +719,31 @@ def publish_dispatch_summary(summary: DispatchSummary) -> None:
                 resource=resource,
                 payload={"failure_rate": round(summary.failure_rate, 3)},
             )
-    get_run_logger().info(
+    logger = get_run_logger()
+    if not summary.dry_run:
+        # One warning per reason, so a run's log says what went wrong, not only how much.
+        for reason, count in sorted(summary.failed_by_reason.items()):
+            logger.warning(
+                "campaign %s: %s of %s message(s) failed with %s",
+                summary.campaign,
+                count,
+                attempted(summary),
+                reason,
+            )
+        if summary.unknown + summary.recovered_unknown:
+            logger.warning(
+                "campaign %s: %s message(s) may have arrived (send outcome unknown); review"
+                " them before a redrive (`accountflow outreach failed`)",
+                summary.campaign,
+                summary.unknown + summary.recovered_unknown,
+            )
+        if summary.retried:
+            logger.warning(
+                "campaign %s: %s message(s) deferred by a temporary failure, retried later",
+                summary.campaign,
+                summary.retried,
+            )
+    logger.info(
         "campaign %s: planned %s, sent %s, retried %s, failed %s, unknown %s, suppressed %s",
         summary.campaign,
         summary.planned,

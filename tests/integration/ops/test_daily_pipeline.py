@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,8 +60,11 @@ def test_demo_runs_every_stage_on_the_bundled_samples_and_prints_one_summary(
     assert ingest["rows_in"] == 21
     assert ingest["rows_in"] == ingest["accepted"] + ingest["duplicates"] + ingest["quarantined"]
     assert stages["score"]["summary"]["scored"] >= ingest["accepted"]
-    # The campaign is a dry run in the demo: rendered and counted, nothing sent.
-    assert stages["campaign"]["summary"]["sent"] == 0
+    # The demo sends for real to its SMTP sink, which refuses some sample recipients.
+    campaign = stages["campaign"]
+    assert (campaign["summary"]["sent"], campaign["summary"]["failed"]) == (7, 4)
+    assert campaign["note"] == "4 of 12 failed: 3 x 550, 1 x 554; 1 deferred, retried later"
+    assert "ACCOUNTFLOW_SMTP__PORT" not in os.environ  # the sink's settings were for the demo
 
     # The run's progress artifact reached 100 % and names the last stage.
     with get_client(sync_client=True) as client:
