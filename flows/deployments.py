@@ -58,9 +58,10 @@ SPECS: tuple[DeploymentSpec, ...] = (
         "flows.inbox",
         "ingest-inbox",
         "every-10-minutes",
-        "Fetch and classify the inbox: leads, complaints, bounces, opt-outs.",
+        "Fetch and classify the IMAP inbox: leads, complaints, bounces, opt-outs.",
         ("ingest", "inbox"),
         every=timedelta(minutes=10),
+        parameters={"imap": True},
     ),
     DeploymentSpec(
         "flows.scoring",
