@@ -14,6 +14,7 @@ from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
 from connectors.fax_gateway import SIGNATURE_HEADER, parse_callback, verify_callback
 from connectors.link_secrets import accepted_secrets
+from flows.web.contract import error_responses
 from tasks.outreach.rendering import UnsubscribeRequest, verify_unsubscribe_token
 
 router = APIRouter()
@@ -77,7 +78,7 @@ def unsubscribe(token: str) -> HTMLResponse:
     )
 
 
-@router.post("/callbacks/fax")
+@router.post("/callbacks/fax", responses=error_responses(400))
 async def fax_callback(request: Request) -> JSONResponse:
     """Record a fax gateway's final status for the outbox row it names by tag.
 
