@@ -2,6 +2,7 @@
 
 from connectors.database import (
     complaints_models,
+    governance_models,
     inbox_models,
     ingest_models,
     outreach_models,
@@ -10,6 +11,7 @@ from connectors.database import (
 
 __all__ = [
     "complaints_models",
+    "governance_models",
     "inbox_models",
     "ingest_models",
     "outreach_models",

@@ -27,6 +27,7 @@ CAPABILITY_COMMANDS = (
     "flows.cli.scoring",
     "flows.cli.outreach",
     "flows.cli.complaints",
+    "flows.cli.governance",
 )
 
 for _name in CAPABILITY_COMMANDS:

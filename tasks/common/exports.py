@@ -72,6 +72,7 @@ PLUGGED_EXPORTS = {
     "messages": ("tasks.inbox.exports", "messages_query"),
     "complaints": ("tasks.complaints.exports", "complaints_query"),
     "outbox": ("tasks.outreach.exports", "outbox_query"),
+    "audit": ("tasks.governance.exports", "audit_query"),
 }
 KINDS = ("rows", "contacts", "quarantine", *PLUGGED_EXPORTS)
 
