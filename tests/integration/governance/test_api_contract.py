@@ -54,20 +54,18 @@ def served(database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-def test_schemathesis_finds_no_undocumented_status_or_method(served: str, tmp_path: Path) -> None:
-    started = time.monotonic()
+def _schemathesis(base: str, token: str, tmp_path: Path, *only: str) -> None:
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "schemathesis"),
             "run",
-            f"{served}/openapi.json",
+            f"{base}/openapi.json",
             "--checks",
             "all",
             "--exclude-checks",
             "positive_data_acceptance",
             "--max-examples",
-            "40",
+            "30",
             "--workers",
             "1",
             "--seed",
@@ -78,7 +76,8 @@ def test_schemathesis_finds_no_undocumented_status_or_method(served: str, tmp_pa
             "--report-dir",
             str(tmp_path / "report"),
             "--header",
-            f"Authorization: Bearer {API_TOKEN}",
+            f"Authorization: Bearer {token}",
+            *only,
         ],
         capture_output=True,
         text=True,
@@ -86,7 +85,47 @@ def test_schemathesis_finds_no_undocumented_status_or_method(served: str, tmp_pa
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_schemathesis_finds_no_undocumented_status_or_method(served: str, tmp_path: Path) -> None:
+    from tasks.governance.service import issue_member_token
+
+    started = time.monotonic()
+    _schemathesis(served, API_TOKEN, tmp_path)
+    # The team's routes again, as the head: past the token, into the rules.
+    head = issue_member_token(None, "helena")
+    _schemathesis(served, head, tmp_path, "--include-path-regex", "^/(team|audit)")
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_the_team_over_http_acts_as_the_tokens_member(served: str) -> None:
+    from tasks.governance.service import issue_member_token
+
+    head = issue_member_token(None, "helena")
+    ana = issue_member_token(head, "ana")
+    body = {"member_id": "dora", "name": "Dora Reis"}
+    assert requests.post(f"{served}/team/appoint", json=body, timeout=10).status_code == 401
+    refused = requests.post(
+        f"{served}/team/appoint", json=body, headers={"Authorization": f"Bearer {ana}"}, timeout=10
+    )
+    assert refused.status_code == 403 and "only the head" in refused.json()["detail"]
+    done = requests.post(
+        f"{served}/team/appoint", json=body, headers={"Authorization": f"Bearer {head}"}, timeout=10
+    )
+    assert done.status_code == 201 and done.json()["author"] == "helena"
+    gone = requests.post(
+        f"{served}/team/dismiss",
+        json={"member_id": "nobody"},
+        headers={"Authorization": f"Bearer {head}"},
+        timeout=10,
+    )
+    assert gone.status_code == 404
+    trail = requests.get(f"{served}/audit", headers={"Authorization": f"Bearer {head}"}, timeout=10)
+    assert [r["action"] for r in trail.json()] == ["team.token", "team.token", "team.appoint"]
+    hidden = requests.get(f"{served}/audit", headers={"Authorization": f"Bearer {ana}"}, timeout=10)
+    assert hidden.status_code == 403
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
