@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.options import AsOfOpt, JsonOpt, parse_instant
+from flows.cli.options import AsOfOpt, JsonOpt, TokenOpt, parse_instant
 from tasks.outreach.dispatch import DispatchSummary, summary_table
 
 
@@ -95,11 +95,14 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         as_json: JsonOpt = False,
+        token: TokenOpt = None,
     ) -> None:
         """Make the chosen failed rows due again; the next `campaign run` sends them."""
         from connectors.database import outreach_store as store
         from connectors.database.engine import session_scope
         from connectors.database.migrate import ensure_schema
+        from tasks.governance.service import audit_act
+        from tasks.governance.team import GovernanceError
 
         if not campaign and not ids:
             raise typer.BadParameter("choose rows with --campaign and/or --ids")
@@ -113,6 +116,14 @@ def register(app: typer.Typer) -> None:
                 include_unknown=confirm_unknown,
             )
             left_unknown = 0 if confirm_unknown else store.skipped_unknown(s, ids or [])
+            # Who redrove (and who confirmed unknown rows) is audited in the same transaction.
+            action = "outreach.confirm_unknown" if confirm_unknown else "outreach.redrive"
+            target = f"campaign:{campaign or '*'} ids:{','.join(map(str, ids or [])) or '*'}"
+            try:
+                audit_act(s, token, action, target, None, {"redriven": counts})
+            except GovernanceError as exc:
+                typer.echo(f"refused: {exc}", err=True)
+                raise typer.Exit(code=1) from exc
         result = {"redriven": counts, "unknown_left_for_review": left_unknown}
         if as_json:
             typer.echo(json.dumps(result, indent=2))

@@ -223,6 +223,14 @@ def act_on_complaint(
     return result
 
 
-def audit(s: Session, actor: str, action: str, target: str, before: Any, after: Any) -> None:
-    """An audit record for an act another capability performed (redrive, override...)."""
+def audit_act(
+    s: Session, token: str | None, action: str, target: str, before: Any, after: Any
+) -> str:
+    """Audit an act another capability performs (a redrive, an unknown confirmed), in its
+    transaction, as the token's member; returns who. Once tokens exist one is required,
+    so the act fails (and rolls back) without one."""
+    actor = "unauthenticated"
+    if token is not None or store.tokens_issued(s) > 0:
+        actor = authenticate(s, token)
     store.append_audit(s, actor, action, target, before, after)
+    return actor

@@ -212,3 +212,20 @@ def test_the_cli_acts_as_the_member_whose_token_it_holds(
     assert done.exit_code == 0, done.output
     trail = runner.invoke(app, ["audit", "--who", "helena", "--json"])
     assert '"team.appoint"' in trail.output and '"member:dora"' in trail.output
+
+
+def test_a_redrive_is_audited_as_the_member_and_refused_without_a_token(
+    tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    monkeypatch.delenv("ACCOUNTFLOW_TOKEN", raising=False)
+    refused = runner.invoke(app, ["outreach", "retry", "--campaign", "spring"])
+    assert refused.exit_code == 1 and "no member token" in refused.output
+    done = runner.invoke(
+        app,
+        ["outreach", "retry", "--campaign", "spring", "--confirm-unknown",
+         "--token", tokens["clara"]],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert ("clara", "outreach.confirm_unknown", "campaign:spring ids:*") in _audit()
+    assert not any(a[1] == "outreach.redrive" for a in _audit())  # the refused one left none
