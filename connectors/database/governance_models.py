@@ -64,3 +64,11 @@ class AuditRecord(Base):
     target: Mapped[str] = mapped_column(String(120))
     before: Mapped[dict[str, object] | None] = mapped_column(JSON)
     after: Mapped[dict[str, object] | None] = mapped_column(JSON)
+
+
+class GovernanceSetting(Base):
+    """Small installation-wide values, such as the salt of erased identities' hashes."""
+
+    __tablename__ = "governance_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(300))

@@ -7,23 +7,34 @@ governance act on those rows, done in the same transaction as the change that ca
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from connectors.database.base import utcnow
 from connectors.database.complaints_models import Complaint, ComplaintHandover
 from connectors.database.governance_models import (
     AuditRecord,
+    GovernanceSetting,
     MemberToken,
     OwnershipHandover,
     TeamChange,
 )
-from connectors.database.ingest_models import Company
+from connectors.database.inbox_models import InboundMessage, Suppression
+from connectors.database.ingest_models import (
+    Company,
+    Contact,
+    ContactHistory,
+    ContactIdentifier,
+    SourceRow,
+)
+from connectors.database.outreach_models import OutboxItem, OutreachProfile
+from connectors.database.scoring_models import Outcome, ProspectScore
 
 OPEN_STATUSES = ("open", "waiting")
 
@@ -237,3 +248,180 @@ def _jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
+
+
+# --- data-subject requests -----------------------------------------------------------------
+
+SALT_KEY = "privacy:salt"
+ERASED_PREFIX = "erased:"
+
+
+def privacy_salt(s: Session, create: bool = False) -> str | None:
+    """The installation's salt for erased identities' hashes (made on the first erasure).
+
+    Kept in the database, beside the hashes, so every worker of a deployment agrees on it.
+    """
+    salt = s.scalar(select(GovernanceSetting.value).where(GovernanceSetting.key == SALT_KEY))
+    if salt is None and create:
+        salt = secrets.token_hex(32)
+        s.add(GovernanceSetting(key=SALT_KEY, value=salt))
+        s.flush()
+    return salt
+
+
+def erased_key(salt: str, value: str) -> str:
+    """What the suppression list keeps of an erased email or phone: a salted HMAC."""
+    folded = value.strip().lower()
+    return ERASED_PREFIX + hmac.new(salt.encode(), folded.encode(), hashlib.sha256).hexdigest()
+
+
+def erased_keys(s: Session, values: Iterable[str]) -> dict[str, str]:
+    """Value -> its erased key, for values whose key is on the suppression list."""
+    wanted = {v for v in values if v}
+    if not wanted or not s.scalar(
+        select(func.count()).select_from(Suppression).where(Suppression.reason == "erased")
+    ):
+        return {}
+    salt = privacy_salt(s)
+    if salt is None:
+        return {}
+    keys = {v: erased_key(salt, v) for v in wanted}
+    found = set(
+        s.scalars(
+            select(Suppression.address).where(
+                Suppression.reason == "erased", Suppression.address.in_(set(keys.values()))
+            )
+        )
+    )
+    return {v: k for v, k in keys.items() if k in found}
+
+
+def find_person(s: Session, person: str) -> int | None:
+    """A contact id from an id, an email or a phone the contact was seen with."""
+    if person.isdigit():
+        return int(person) if s.get(Contact, int(person)) is not None else None
+    value = person.strip().lower()
+    found = s.scalar(
+        select(Contact.id).where((func.lower(Contact.email) == value) | (Contact.phone == person))
+    )
+    if found is None:
+        found = s.scalar(
+            select(ContactIdentifier.contact_id).where(func.lower(ContactIdentifier.value) == value)
+        )
+    return found
+
+
+def _rows(s: Session, table: Any, where: Any) -> list[dict[str, Any]]:
+    return [
+        {k: _jsonable(v) for k, v in r._mapping.items()}
+        for r in s.execute(select(table).where(where))
+    ]
+
+
+def person_identities(s: Session, contact_id: int) -> list[str]:
+    """Every email, phone and fax we hold for the contact."""
+    contact = s.get(Contact, contact_id)
+    values = [contact.email, contact.phone] if contact else []
+    values += list(
+        s.scalars(
+            select(ContactIdentifier.value).where(
+                ContactIdentifier.contact_id == contact_id,
+                ContactIdentifier.kind.in_(("email", "phone")),
+            )
+        )
+    )
+    values.append(
+        s.scalar(select(OutreachProfile.fax).where(OutreachProfile.contact_id == contact_id))
+    )
+    return sorted({v for v in values if v})
+
+
+def person_export(s: Session, contact_id: int) -> dict[str, Any]:
+    """Everything held on one person, table by table."""
+    identities = person_identities(s, contact_id)
+    lowered = [i.lower() for i in identities]
+    tables: dict[str, Any] = {
+        "contact": _rows(s, Contact.__table__, Contact.id == contact_id),
+        "identifiers": _rows(
+            s, ContactIdentifier.__table__, ContactIdentifier.contact_id == contact_id
+        ),
+        "history": _rows(s, ContactHistory.__table__, ContactHistory.contact_id == contact_id),
+        "source_rows": _rows(s, SourceRow.__table__, SourceRow.contact_id == contact_id),
+        "messages": _rows(
+            s,
+            InboundMessage.__table__,
+            (InboundMessage.contact_id == contact_id)
+            | func.lower(InboundMessage.from_address).in_(lowered),
+        ),
+        "scores": _rows(s, ProspectScore.__table__, ProspectScore.contact_id == contact_id),
+        "outreach_profile": _rows(
+            s, OutreachProfile.__table__, OutreachProfile.contact_id == contact_id
+        ),
+        "outreach": _rows(s, OutboxItem.__table__, OutboxItem.contact_id == contact_id),
+        "outcomes": _rows(s, Outcome.__table__, Outcome.contact_id == contact_id),
+        "suppressions": _rows(
+            s,
+            Suppression.__table__,
+            (Suppression.contact_id == contact_id) | func.lower(Suppression.address).in_(lowered),
+        ),
+        "complaints": _rows(s, Complaint.__table__, Complaint.contact_id == contact_id),
+        "audit": _rows(s, AuditRecord.__table__, AuditRecord.target == f"contact:{contact_id}"),
+    }
+    return {"contact_id": contact_id, "identities": identities, **tables}
+
+
+def erase_person(s: Session, contact_id: int) -> dict[str, int]:
+    """Remove or anonymise the person everywhere, in the caller's transaction, and put the
+    salted keys of their identities on the suppression list. Returns counts per table."""
+    identities = person_identities(s, contact_id)
+    lowered = [i.lower() for i in identities]
+    salt = privacy_salt(s, create=True)
+    assert salt is not None
+    counts: dict[str, int] = {}
+
+    def run(name: str, statement: Any) -> None:
+        counts[name] = int(getattr(s.execute(statement), "rowcount", 0) or 0)
+
+    run("suppressions", delete(Suppression).where(
+        (Suppression.contact_id == contact_id) | func.lower(Suppression.address).in_(lowered)
+    ))  # fmt: skip
+    run("identifiers", delete(ContactIdentifier).where(ContactIdentifier.contact_id == contact_id))
+    run("history", delete(ContactHistory).where(ContactHistory.contact_id == contact_id))
+    run("scores", delete(ProspectScore).where(ProspectScore.contact_id == contact_id))
+    run("outcomes", delete(Outcome).where(Outcome.contact_id == contact_id))
+    run("source_rows", update(SourceRow).where(SourceRow.contact_id == contact_id).values(
+        raw={"erased": True}
+    ))  # fmt: skip
+    run("messages", update(InboundMessage).where(
+        (InboundMessage.contact_id == contact_id)
+        | func.lower(InboundMessage.from_address).in_(lowered)
+    ).values(from_address=None, from_name=None, subject=None, evidence=None, scores=None,
+             malformed_detail=None, suppressed_address=None))  # fmt: skip
+    run("outreach", update(OutboxItem).where(OutboxItem.contact_id == contact_id).values(
+        recipient="erased", preview_path=None, last_detail=None
+    ))  # fmt: skip
+    run("outreach_profile", update(OutreachProfile).where(
+        OutreachProfile.contact_id == contact_id
+    ).values(fax=None, tags=None))  # fmt: skip
+    run("complaints", update(Complaint).where(Complaint.contact_id == contact_id).values(
+        subject=None, body=None, external_ref=None
+    ))  # fmt: skip
+    run("contact", update(Contact).where(Contact.id == contact_id).values(
+        first_name=None, last_name=None, full_name=None, name_key=None, email=None,
+        email_domain=None, phone=None, job_title=None, state=None, city=None, tax_id=None,
+        notes=None, source_event=None,
+    ))  # fmt: skip
+    keys = sorted({erased_key(salt, i) for i in identities})
+    present = set(s.scalars(select(Suppression.address).where(Suppression.address.in_(keys))))
+    keys = [k for k in keys if k not in present]
+    if keys:
+        s.execute(
+            insert(Suppression),
+            [
+                {"channel": channel, "address": key, "reason": "erased", "source": "erasure"}
+                for key in keys
+                for channel in ("email", "fax")
+            ],
+        )
+    counts["erased_keys"] = len(keys)
+    return counts

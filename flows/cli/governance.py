@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -197,7 +198,46 @@ def rotate_link_secret_cmd() -> None:
     typer.echo(f"rotated; {len(ring.retired)} retired secret(s) kept for their grace period")
 
 
+privacy_app = typer.Typer(no_args_is_help=True, help="Data-subject requests (LGPD/GDPR).")
+
+
+@privacy_app.command("export")
+def privacy_export_cmd(
+    person: Annotated[str, typer.Argument(help="Contact id, email or phone.")],
+    out: Annotated[Path | None, typer.Option(help="Write to this file (default stdout).")] = None,
+) -> None:
+    """Everything held on PERSON, as JSON: contact, identifiers, source rows, messages,
+    scores, outreach, complaints, audit."""
+    from tasks.governance.privacy import export_person
+
+    data = _run(lambda: export_person(person))
+    text = json.dumps(data, indent=1, ensure_ascii=False, default=str)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {out}", err=True)
+
+
+@privacy_app.command("erase")
+def privacy_erase_cmd(
+    person: Annotated[str, typer.Argument(help="Contact id, email or phone.")],
+    token: TokenOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Erase PERSON everywhere in one transaction; only salted keys of their addresses stay,
+    on the suppression list, so they are never re-imported nor contacted."""
+    from tasks.governance.privacy import erase_person
+
+    counts = _run(lambda: erase_person(person, token))
+    if as_json:
+        typer.echo(json.dumps(counts, indent=2))
+    else:
+        typer.echo("erased: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(privacy_app, name="privacy")
     app.add_typer(team_app, name="team")
     team_app.command("rotate-link-secret")(rotate_link_secret_cmd)
     app.command("audit")(audit_cmd)

@@ -1,4 +1,4 @@
-"""governance: member tokens, team changes, ownership hand-overs, append-only audit
+"""governance: member tokens, team changes, ownership hand-overs, append-only audit, settings
 
 Revision ID: 0006_governance
 Revises: 0002
@@ -69,6 +69,12 @@ def upgrade() -> None:
         sa.Column("after", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_records")),
     )
+    op.create_table(
+        "governance_settings",
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.String(length=300), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_governance_settings")),
+    )
     op.create_index(op.f("ix_audit_records_at"), "audit_records", ["at"])
     op.create_index(op.f("ix_audit_records_actor"), "audit_records", ["actor"])
     # Append-only, enforced by the database itself, not only by the code that writes it.
@@ -96,6 +102,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_audit_records_actor"), table_name="audit_records")
     op.drop_index(op.f("ix_audit_records_at"), table_name="audit_records")
     op.drop_table("audit_records")
+    op.drop_table("governance_settings")
     op.drop_index(op.f("ix_ownership_handovers_change_id"), table_name="ownership_handovers")
     op.drop_table("ownership_handovers")
     op.drop_index(op.f("ix_team_changes_member_id"), table_name="team_changes")
