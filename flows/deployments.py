@@ -101,6 +101,14 @@ SPECS: tuple[DeploymentSpec, ...] = (
         ("reports", "complaints"),
         cron="30 7 * * 1",
     ),
+    DeploymentSpec(
+        "flows.governance",
+        "check-freshness",
+        "weekly",
+        "Stale contact fields per owner; the share of fresh values per field and owner.",
+        ("reports", "governance"),
+        cron="0 8 * * 1",
+    ),
 )
 
 

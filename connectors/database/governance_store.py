@@ -425,3 +425,30 @@ def erase_person(s: Session, contact_id: int) -> dict[str, int]:
         )
     counts["erased_keys"] = len(keys)
     return counts
+
+
+def freshness_inputs(s: Session, fields: list[str]) -> tuple[Any, Any]:
+    """Contacts (id, owner via company, last seen, the ruled fields) and their changes."""
+    import pandas as pd
+
+    columns = [getattr(Contact, f).label(f) for f in fields if hasattr(Contact, f)]
+    contacts = pd.read_sql(
+        select(
+            Contact.id.label("contact_id"),
+            Company.owner_id.label("owner"),
+            Contact.last_seen_at,
+            *columns,
+        ).outerjoin(Company, Company.id == Contact.company_id),
+        s.connection(),
+    )
+    history = pd.read_sql(
+        select(
+            ContactHistory.contact_id,
+            ContactHistory.field,
+            func.max(ContactHistory.changed_at).label("changed_at"),
+        )
+        .where(ContactHistory.field.in_(fields))
+        .group_by(ContactHistory.contact_id, ContactHistory.field),
+        s.connection(),
+    )
+    return contacts, history

@@ -236,7 +236,27 @@ def privacy_erase_cmd(
         typer.echo("erased: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+def check_freshness_cmd(
+    as_of: Annotated[str | None, typer.Option("--as-of", help="ISO 8601; default now.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the `check-freshness` flow: stale contact fields per owner, and the share of
+    fresh values per field and owner (a table artifact)."""
+    from flows.governance import check_freshness
+
+    summary = check_freshness(as_of=parse_instant(as_of))
+    if as_json:
+        typer.echo(summary.model_dump_json(indent=2))
+        return
+    typer.echo(f"{summary.stale_values} stale of {summary.values_checked} values checked")
+    for field, share in sorted(summary.share_fresh_by_field.items()):
+        typer.echo(f"  {field:<10} {share:6.1%} fresh")
+    for owner, count in sorted(summary.stale_contacts_by_owner.items()):
+        typer.echo(f"  {owner:<12} {count} contacts with a stale field")
+
+
 def register(app: typer.Typer) -> None:
+    app.command("check-freshness")(check_freshness_cmd)
     app.add_typer(privacy_app, name="privacy")
     app.add_typer(team_app, name="team")
     team_app.command("rotate-link-secret")(rotate_link_secret_cmd)
