@@ -16,3 +16,6 @@ class GovernancePolicy(BaseModel):
         default={"job_title": 365, "phone": 365, "email": 730},
         description="Days a field stays fresh after it was last confirmed.",
     )
+    # Source rows keep their raw cells this long; then the cells are dropped and the row,
+    # its disposition and the counts stay.
+    raw_retention_days: int = Field(default=730, ge=1)

@@ -31,6 +31,7 @@ from connectors.database.ingest_models import (
     Contact,
     ContactHistory,
     ContactIdentifier,
+    SourceFile,
     SourceRow,
 )
 from connectors.database.outreach_models import OutboxItem, OutreachProfile
@@ -452,3 +453,14 @@ def freshness_inputs(s: Session, fields: list[str]) -> tuple[Any, Any]:
         s.connection(),
     )
     return contacts, history
+
+
+def drop_old_raw(s: Session, cutoff: datetime) -> int:
+    """Empty the raw cells of source rows from files ingested before ``cutoff``."""
+    old_files = select(SourceFile.id).where(SourceFile.ingested_at < _naive(cutoff))
+    done = s.execute(
+        update(SourceRow)
+        .where(SourceRow.file_id.in_(old_files))
+        .values(raw={"retention": "dropped"})
+    )
+    return int(getattr(done, "rowcount", 0) or 0)

@@ -81,6 +81,7 @@ class FreshnessSummary(BaseModel):
     stale_values: int = 0
     stale_contacts_by_owner: dict[str, int] = {}
     share_fresh_by_field: dict[str, float] = {}
+    raw_values_dropped: int = 0
 
 
 def governance_policy() -> GovernancePolicy:
@@ -118,3 +119,11 @@ def check_contact_freshness(as_of: datetime) -> FreshnessSummary:
         description=f"Share of fresh values per owner and field at {as_of:%Y-%m-%d}",
     )
     return summary
+
+
+@task(name="drop-old-raw-values", cache_policy=NO_CACHE)
+def drop_old_raw_values(as_of: datetime) -> int:
+    """Retention: source rows older than the policy keep everything but their raw cells."""
+    cutoff = as_of - timedelta(days=governance_policy().raw_retention_days)
+    with session_scope() as s:
+        return store.drop_old_raw(s, cutoff)
