@@ -108,12 +108,14 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--people", type=int, default=5)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--reuse", action="store_true", help="Keep a database built before.")
+    parser.add_argument("--seed", type=int, default=25)
     args = parser.parse_args()
     DATA.mkdir(exist_ok=True)
     os.environ["ACCOUNTFLOW_DATA_DIR"] = str(DATA / f"privacy-{args.contacts}")
     if args.database_url:
         os.environ["ACCOUNTFLOW_DATABASE_URL"] = args.database_url
-    else:
+    elif not args.reuse:
         db = DATA / f"privacy-{args.contacts}" / "accountflow.db"
         db.unlink(missing_ok=True)
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -122,9 +124,10 @@ def main() -> None:
 
     upgrade()
     started = time.perf_counter()
-    _build(args.contacts)
+    if not args.reuse:
+        _build(args.contacts)
     build_s = time.perf_counter() - started
-    people = random.Random(25).sample(range(1, args.contacts + 1), args.people)
+    people = random.Random(args.seed).sample(range(1, args.contacts + 1), args.people)
     exports, erasures = [], []
     for person in people:
         t0 = time.perf_counter()

@@ -301,13 +301,19 @@ def find_person(s: Session, person: str) -> int | None:
     """A contact id from an id, an email or a phone the contact was seen with."""
     if person.isdigit():
         return int(person) if s.get(Contact, int(person)) is not None else None
-    value = person.strip().lower()
+    # Emails are stored lower-cased (ingestion and the inbox fold them), so plain equality
+    # finds them through the columns' indexes; a phone is matched as given.
+    forms = sorted({person.strip(), person.strip().lower()})
     found = s.scalar(
-        select(Contact.id).where((func.lower(Contact.email) == value) | (Contact.phone == person))
+        select(Contact.id).where(Contact.email.in_(forms) | Contact.phone.in_(forms)).limit(1)
     )
     if found is None:
         found = s.scalar(
-            select(ContactIdentifier.contact_id).where(func.lower(ContactIdentifier.value) == value)
+            select(ContactIdentifier.contact_id)
+            .where(
+                ContactIdentifier.kind.in_(("email", "phone")), ContactIdentifier.value.in_(forms)
+            )
+            .limit(1)
         )
     return found
 
@@ -340,7 +346,7 @@ def person_identities(s: Session, contact_id: int) -> list[str]:
 def person_export(s: Session, contact_id: int) -> dict[str, Any]:
     """Everything held on one person, table by table."""
     identities = person_identities(s, contact_id)
-    lowered = [i.lower() for i in identities]
+    lowered = sorted({*identities, *(i.lower() for i in identities)})
     tables: dict[str, Any] = {
         "contact": _rows(s, Contact.__table__, Contact.id == contact_id),
         "identifiers": _rows(
@@ -351,8 +357,7 @@ def person_export(s: Session, contact_id: int) -> dict[str, Any]:
         "messages": _rows(
             s,
             InboundMessage.__table__,
-            (InboundMessage.contact_id == contact_id)
-            | func.lower(InboundMessage.from_address).in_(lowered),
+            (InboundMessage.contact_id == contact_id) | InboundMessage.from_address.in_(lowered),
         ),
         "scores": _rows(s, ProspectScore.__table__, ProspectScore.contact_id == contact_id),
         "outreach_profile": _rows(
@@ -363,7 +368,7 @@ def person_export(s: Session, contact_id: int) -> dict[str, Any]:
         "suppressions": _rows(
             s,
             Suppression.__table__,
-            (Suppression.contact_id == contact_id) | func.lower(Suppression.address).in_(lowered),
+            (Suppression.contact_id == contact_id) | Suppression.address.in_(lowered),
         ),
         "complaints": _rows(s, Complaint.__table__, Complaint.contact_id == contact_id),
         "audit": _rows(s, AuditRecord.__table__, AuditRecord.target == f"contact:{contact_id}"),
@@ -375,7 +380,7 @@ def erase_person(s: Session, contact_id: int) -> dict[str, int]:
     """Remove or anonymise the person everywhere, in the caller's transaction, and put the
     salted keys of their identities on the suppression list. Returns counts per table."""
     identities = person_identities(s, contact_id)
-    lowered = [i.lower() for i in identities]
+    lowered = sorted({*identities, *(i.lower() for i in identities)})
     salt = privacy_salt(s, create=True)
     assert salt is not None
     counts: dict[str, int] = {}
@@ -384,7 +389,7 @@ def erase_person(s: Session, contact_id: int) -> dict[str, int]:
         counts[name] = int(getattr(s.execute(statement), "rowcount", 0) or 0)
 
     run("suppressions", delete(Suppression).where(
-        (Suppression.contact_id == contact_id) | func.lower(Suppression.address).in_(lowered)
+        (Suppression.contact_id == contact_id) | Suppression.address.in_(lowered)
     ))  # fmt: skip
     run("identifiers", delete(ContactIdentifier).where(ContactIdentifier.contact_id == contact_id))
     run("history", delete(ContactHistory).where(ContactHistory.contact_id == contact_id))
@@ -395,7 +400,7 @@ def erase_person(s: Session, contact_id: int) -> dict[str, int]:
     ))  # fmt: skip
     run("messages", update(InboundMessage).where(
         (InboundMessage.contact_id == contact_id)
-        | func.lower(InboundMessage.from_address).in_(lowered)
+        | InboundMessage.from_address.in_(lowered)
     ).values(from_address=None, from_name=None, subject=None, evidence=None, scores=None,
              malformed_detail=None, suppressed_address=None))  # fmt: skip
     run("outreach", update(OutboxItem).where(OutboxItem.contact_id == contact_id).values(
