@@ -95,7 +95,11 @@ class Settings(BaseSettings):
     webhook_url: SecretStr | None = None
     webhook_allowed_hosts: list[str] = []
     api_token: SecretStr | None = None
-    unsubscribe_secret: SecretStr = SecretStr("change-me-in-production")
+    # Signs unsubscribe links and VERP addresses. Unset: a random one is generated into the
+    # data dir on first use (connectors/link_secrets.py); none ships with the code.
+    unsubscribe_secret: SecretStr | None = None
+    # How long links signed with a rotated-out secret keep working.
+    unsubscribe_secret_grace_days: float = Field(default=90, ge=0)
     public_base_url: str = "http://127.0.0.1:8000"
     registry: RegistrySettings = RegistrySettings()
     scoring_policy: Path | None = Field(

@@ -143,6 +143,15 @@ SPECS: tuple[DeploymentSpec, ...] = (
         ("ingest", "leads", "pipeline"),
         every=timedelta(minutes=2),
     ),
+    ),
+    DeploymentSpec(
+        "flows.governance",
+        "check-freshness",
+        "weekly",
+        "Stale contact fields per owner; the share of fresh values per field and owner.",
+        ("reports", "governance"),
+        cron="0 8 * * 1",
+    ),
 )
 
 

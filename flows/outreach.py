@@ -12,6 +12,7 @@ from prefect.states import Completed, Failed, State
 from config.settings import get_outreach_settings, get_settings
 from connectors.database.migrate import ensure_schema
 from connectors.database.outreach_store import dispatcher_lease
+from connectors.link_secrets import require_safe_link_secret
 from flows.common.api_client import one_sync_client
 from flows.common.run_names import as_of_stamp
 from tasks.outreach.dispatch import (
@@ -68,6 +69,7 @@ async def dispatch_campaign(
         if dry_run:
             summary = preview_campaign(resolved, when)
         else:
+            require_safe_link_secret(get_settings())  # links in real mail must be unforgeable
             ensure_throttles(resolved)
             summary = DispatchSummary(campaign=campaign, as_of=when)
             size = batch_size or get_outreach_settings().batch_size

@@ -3,6 +3,7 @@
 from connectors.database import (
     competitors_models,
     complaints_models,
+    governance_models,
     inbox_models,
     ingest_models,
     outreach_models,
@@ -12,6 +13,7 @@ from connectors.database import (
 __all__ = [
     "competitors_models",
     "complaints_models",
+    "governance_models",
     "inbox_models",
     "ingest_models",
     "outreach_models",

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from connectors.database.complaints_models import Complaint
 from connectors.database.engine import get_engine
+from connectors.database.governance_store import erased_keys
 from connectors.database.inbox_models import InboundMessage, Suppression
 from connectors.database.ingest_models import Company, Contact
 from connectors.database.outreach_models import DeliveryEvent, OutboxItem, OutreachProfile
@@ -298,6 +299,9 @@ def suppressed_among(session: Session, rows: Sequence[dict[str, Any]]) -> dict[i
         return {}
     addresses = {r["recipient"].lower() for r in rows}
     contacts = {r["contact_id"] for r in rows}
+    # An erased person's addresses are on the list only as salted keys (governance).
+    erased = erased_keys(session, addresses)
+    addresses |= set(erased.values())
     found: dict[tuple[str, str], str] = {}
     by_contact: dict[tuple[str, int], str] = {}
     for channel, address, cid, reason in session.execute(
@@ -316,8 +320,10 @@ def suppressed_among(session: Session, rows: Sequence[dict[str, Any]]) -> dict[i
     out: dict[int, str] = {}
     for r in rows:
         channel = "fax" if r["channel"] == "fax" else "email"
-        why: str | None = found.get((channel, r["recipient"].lower())) or by_contact.get(
-            (channel, r["contact_id"])
+        why: str | None = (
+            found.get((channel, r["recipient"].lower()))
+            or found.get((channel, erased.get(r["recipient"].lower(), "")))
+            or by_contact.get((channel, r["contact_id"]))
         )
         if why is not None:
             out[r["id"]] = why

@@ -28,6 +28,7 @@ CAPABILITY_COMMANDS = (
     "flows.cli.outreach",
     "flows.cli.complaints",
     "flows.cli.competitors",
+    "flows.cli.governance",
 )
 
 for _name in CAPABILITY_COMMANDS:

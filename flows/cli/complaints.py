@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.options import AsOfOpt, JsonOpt, group, parse_instant
+from flows.cli.options import AsOfOpt, JsonOpt, TokenOpt, group, parse_instant
 
 NoteOpt = Annotated[str | None, typer.Option("--note", help="What was said or done.")]
 ActorOpt = Annotated[str | None, typer.Option("--actor", help="Who did it.")]
@@ -76,12 +76,19 @@ def escalate_cmd(
 
 
 def _event(
-    kind: str, complaint_id: int, at: datetime | None, note: str | None, actor: str | None
+    kind: str,
+    complaint_id: int,
+    at: datetime | None,
+    note: str | None,
+    actor: str | None,
+    token: str | None = None,
 ) -> None:
-    from tasks.complaints.pipeline import record_complaint_event
+    from tasks.governance.service import act_on_complaint
 
     try:
-        result = record_complaint_event(complaint_id, kind, at=at, note=note, actor=actor)
+        # Once members have tokens, only the owner, the head or the owner's deputy during
+        # an absence may act (tasks/governance); every act is audited.
+        result = act_on_complaint(token, complaint_id, kind, at=at, note=note, actor=actor)
     except (LookupError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
@@ -97,8 +104,9 @@ def _event_command(name: str, kind: str, help_text: str) -> None:
         at: Annotated[str | None, typer.Option("--at", help="ISO 8601; default now.")] = None,
         note: NoteOpt = None,
         actor: ActorOpt = None,
+        token: TokenOpt = None,
     ) -> None:
-        _event(kind, complaint_id, parse_instant(at, "--at"), note, actor)
+        _event(kind, complaint_id, parse_instant(at, "--at"), note, actor, token)
 
     command.__doc__ = help_text
     complaints_app.command(name)(command)

@@ -198,8 +198,15 @@ def register(app: typer.Typer) -> None:
         """Serve the HTTP endpoints (unsubscribe, provider callbacks, complaint intake)."""
         import uvicorn
 
+        from config.settings import get_settings
+        from connectors.link_secrets import InsecureLinkSecretError, require_safe_link_secret
         from flows.web import create_app
 
+        try:
+            require_safe_link_secret(get_settings(), exposed_host=host)
+        except InsecureLinkSecretError as exc:
+            typer.echo(f"refusing to serve on {host}: {exc}", err=True)
+            raise typer.Exit(code=2) from exc
         uvicorn.run(create_app(), host=host, port=port, log_level="info")
 
     @app.command("serve")

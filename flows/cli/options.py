@@ -8,6 +8,15 @@ from typing import Annotated
 import typer
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="ACCOUNTFLOW_TOKEN",
+        help="Your member token (`accountflow team token`); acts as that member.",
+        show_default=False,
+    ),
+]
 AsOfOpt = Annotated[
     str | None,
     typer.Option("--as-of", help="This instant instead of now (ISO 8601; UTC when no offset)."),

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from flows.cli.options import AsOfOpt, JsonOpt, parse_instant
+from flows.cli.options import AsOfOpt, JsonOpt, TokenOpt, parse_instant
 
 if TYPE_CHECKING:  # the tasks pull in Prefect, pandas and SQLAlchemy: not for `--help`
     from tasks.outreach.dispatch import DispatchSummary
@@ -103,19 +103,34 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
         as_json: JsonOpt = False,
+        token: TokenOpt = None,
     ) -> None:
         """Make the chosen failed rows due again; the next `campaign run` sends them.
 
         The same rules as the `redrive-outreach` deployment's form in the Prefect UI.
         """
+        from tasks.governance.service import audit_act
+        from tasks.governance.team import GovernanceError
         from tasks.outreach.failed import RedriveChoiceError, redrive
 
+        # Who redrove (and who confirmed unknown rows) is audited in the same transaction.
+        action = "outreach.confirm_unknown" if confirm_unknown else "outreach.redrive"
+        target = f"campaign:{campaign or '*'} ids:{','.join(map(str, ids or [])) or '*'}"
         try:
             result = redrive(
-                datetime.now(UTC), campaign=campaign, ids=ids, confirm_unknown=confirm_unknown
+                datetime.now(UTC),
+                campaign=campaign,
+                ids=ids,
+                confirm_unknown=confirm_unknown,
+                audit=lambda s, counts: audit_act(
+                    s, token, action, target, None, {"redriven": counts}
+                ),
             )
         except RedriveChoiceError as exc:
             raise typer.BadParameter("choose rows with --campaign and/or --ids") from exc
+        except GovernanceError as exc:
+            typer.echo(f"refused: {exc}", err=True)
+            raise typer.Exit(code=1) from exc
         if as_json:
             typer.echo(
                 json.dumps(

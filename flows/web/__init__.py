@@ -7,8 +7,11 @@ import importlib.util
 
 from fastapi import FastAPI
 
-# Modules exposing ``router``: outreach (unsubscribe, fax callbacks), complaints (intake).
-ROUTERS = ("flows.web.outreach", "flows.web.complaints")
+from flows.web.contract import ExactAllowMiddleware, document_errors
+
+# Modules exposing ``router``: outreach (unsubscribe, fax callbacks), complaints (intake),
+# governance (the team, over an authenticated member's token).
+ROUTERS = ("flows.web.outreach", "flows.web.complaints", "flows.web.governance")
 
 
 def create_app() -> FastAPI:
@@ -21,4 +24,6 @@ def create_app() -> FastAPI:
     for name in ROUTERS:
         if importlib.util.find_spec(name) is not None:
             app.include_router(importlib.import_module(name).router)
+    document_errors(app)
+    app.add_middleware(ExactAllowMiddleware, fastapi=app)
     return app

@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from config.settings import get_settings
+from flows.web.contract import error_responses
 from tasks.complaints.intake import ComplaintIn
 
 router = APIRouter()
@@ -64,6 +65,7 @@ def _store(body: ComplaintIn) -> ComplaintAccepted:
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(require_token)],
     response_model=ComplaintAccepted,
+    responses=error_responses(503),
 )
 async def create_complaint(body: ComplaintIn) -> ComplaintAccepted:
     """Store one complaint; a repeated ``external_ref`` returns the first one (still 201)."""

@@ -13,6 +13,8 @@ from connectors.database import outreach_store as store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
 from connectors.fax_gateway import SIGNATURE_HEADER, parse_callback, verify_callback
+from connectors.link_secrets import accepted_secrets
+from flows.web.contract import error_responses
 from tasks.outreach.rendering import UnsubscribeRequest, verify_unsubscribe_token
 
 router = APIRouter()
@@ -24,7 +26,14 @@ _PAGE = """<!doctype html>
 
 def _request_for(token: str) -> UnsubscribeRequest:
     """The verified request, or 404 for anything we did not sign or no longer know."""
-    request = verify_unsubscribe_token(token, get_settings().unsubscribe_secret)
+    request = next(
+        (
+            found
+            for secret in accepted_secrets(get_settings())
+            if (found := verify_unsubscribe_token(token, secret.encode())) is not None
+        ),
+        None,
+    )
     if request is None:
         raise HTTPException(status_code=404)
     ensure_schema()
@@ -69,7 +78,7 @@ def unsubscribe(token: str) -> HTMLResponse:
     )
 
 
-@router.post("/callbacks/fax")
+@router.post("/callbacks/fax", responses=error_responses(400))
 async def fax_callback(request: Request) -> JSONResponse:
     """Record a fax gateway's final status for the outbox row it names by tag.
 

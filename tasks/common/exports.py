@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -72,6 +73,7 @@ PLUGGED_EXPORTS = {
     "complaints": ("tasks.complaints.exports", "complaints_query"),
     "outbox": ("tasks.outreach.exports", "outbox_query"),
     "competitor-changes": ("tasks.competitors.exports", "competitor_changes_query"),
+    "audit": ("tasks.governance.exports", "audit_query"),
 }
 KINDS = ("rows", "contacts", "quarantine", *PLUGGED_EXPORTS)
 
@@ -105,10 +107,52 @@ def export_frame(kind: str) -> pd.DataFrame:
     return frame
 
 
+def _xlsx_value(value: Any) -> Any:
+    """A cell value openpyxl writes as what it is: numbers as numbers, text as text."""
+    if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        stamp = pd.Timestamp(value)
+        return (
+            stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+        ).to_pydatetime()
+    if isinstance(value, bool | int | float):
+        return value
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        return value.item()
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def write_xlsx(frame: pd.DataFrame, out: Path) -> None:
+    """One sheet; text cells neutralised and typed as strings, so none is read as a formula."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("export")
+    sheet.append([str(c) for c in frame.columns])
+    for record in neutralise(frame).itertuples(index=False, name=None):
+        cells = []
+        for value in record:
+            cell = WriteOnlyCell(sheet, value=_xlsx_value(value))
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # openpyxl would take a leading "=" as a formula
+            cells.append(cell)
+        sheet.append(cells)
+    book.save(out)
+
+
 def write_export(frame: pd.DataFrame, fmt: str, out: Path | TextIO) -> None:
-    """CSV is neutralised against formula injection; JSON is written as records."""
+    """CSV and XLSX are neutralised against formula injection; JSON is written as records."""
     if fmt == "csv":
-        neutralise(frame).to_csv(out, index=False)
+        # RFC 4180 line ends: Python's csv quotes a field holding any character of the line
+        # terminator, so with a bare "\n" a carriage return inside a cell went unquoted and
+        # a spreadsheet started a new row (and a formula) there.
+        neutralise(frame).to_csv(out, index=False, lineterminator="\r\n")
+    elif fmt == "xlsx":
+        if not isinstance(out, Path):
+            raise ValueError("xlsx needs a file: pass --out FILE")
+        write_xlsx(frame, out)
     elif fmt == "json":
         text = frame.to_json(orient="records", date_format="iso", force_ascii=False, indent=1)
         if isinstance(out, Path):
@@ -116,4 +160,4 @@ def write_export(frame: pd.DataFrame, fmt: str, out: Path | TextIO) -> None:
         else:
             out.write(text + "\n")
     else:
-        raise ValueError(f"unknown format {fmt!r}; expected csv or json")
+        raise ValueError(f"unknown format {fmt!r}; expected csv, xlsx or json")

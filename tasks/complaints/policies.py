@@ -25,11 +25,25 @@ class ComplaintPolicies:
     calendars: dict[str, BusinessCalendar]
 
 
-@lru_cache
 def get_complaint_policies() -> ComplaintPolicies:
-    """Team, SLA and one business calendar per manager; calendars are costly, build once."""
+    """Team, SLA and one business calendar per manager; calendars are costly, build once
+    per version of the team. The team is the seed file with the changes recorded through
+    `accountflow team` (appointments, dismissals, deputies, absences) applied."""
+    from tasks.governance.service import team_version
+
+    return _policies(team_version())
+
+
+@lru_cache(maxsize=4)
+def _policies(team_version: int) -> ComplaintPolicies:
     cfg, own = get_settings().config_dir, get_complaint_settings()
     team = load_policy(own.team_file or cfg / "team.yaml", TeamPolicy)
+    if team_version:
+        from connectors.database.engine import session_scope
+        from tasks.governance.service import team_in_force
+
+        with session_scope() as s:
+            team = team_in_force(s, team)
     sla = load_policy(own.sla_file or cfg / "sla.yaml", SlaPolicy)
     return ComplaintPolicies(team=team, sla=sla, calendars=team_calendars(team, sla))
 
@@ -37,4 +51,4 @@ def get_complaint_policies() -> ComplaintPolicies:
 def clear_caches() -> None:
     """Forget settings and policies (tests and long-lived workers after a policy edit)."""
     get_complaint_settings.cache_clear()
-    get_complaint_policies.cache_clear()
+    _policies.cache_clear()

@@ -25,7 +25,7 @@ from stdnum.pt import nif as pt_nif
 
 from config.policies import SourcesPolicy
 from connectors.exhibition_files import NUL_MARK, RawTable
-from tasks.common.spreadsheet_safety import FORMULA
+from tasks.common.spreadsheet_safety import formula_mask
 from tasks.common.tax_ids import valid_cnpjs
 from tasks.common.text import as_strings, fold, fold_arrow
 from tasks.ingest.mapping import ColumnMapping
@@ -77,18 +77,6 @@ OUTPUT_COLUMNS = [
 ]
 
 
-def formula_mask(frame: pd.DataFrame) -> pd.Series:
-    """Rows with at least one cell a spreadsheet would execute."""
-    mask = pd.Series(False, index=frame.index)
-    for col in frame.columns:
-        s = frame[col]
-        first = s.str.lstrip().str[:1]
-        candidates = first.isin(["=", "+", "-", "@"])
-        if candidates.any():
-            mask |= candidates & s.where(candidates, "").str.match(FORMULA)
-    return mask
-
-
 # Python's ``\s`` spelled out: pandas hands ``\s`` to Python's re cell by cell (RE2's ``\s``
 # misses some Unicode spaces), while a plain character class stays in pyarrow.
 _WHITESPACE_RUN = "[" + "".join(sorted({c for c in map(chr, range(0x3001)) if c.isspace()})) + "]+"
@@ -101,6 +89,9 @@ _JSON_ESCAPED = '[\\\\"\n\r\t]'
 
 # What _WHITESPACE_RUN changes: a whitespace character other than a space, or two spaces.
 _ODD_WHITESPACE = "[" + _WHITESPACE_RUN[1:-2].replace(" ", "") + "]|  "
+
+
+FORMULA_STRICT_FIELDS = frozenset({"first_name", "last_name", "full_name", "company"})
 
 
 def _blank_to_na(s: pd.Series) -> pd.Series:
@@ -759,7 +750,9 @@ def normalize_table(
     reason = reason.mask(~contactable & phone_raw.notna(), "invalid_phone")
     reason = reason.mask(~contactable & email_raw.notna(), "invalid_email")
     reason = reason.mask(~contactable & email_raw.isna() & phone_raw.isna(), "no_contact")
-    reason = reason.mask(formula_mask(cells), "formula_injection")
+    # Names and companies land in text cells of every export: any unsafe start is refused.
+    strict = [i for i, name in mapping.fields.items() if name in FORMULA_STRICT_FIELDS]
+    reason = reason.mask(formula_mask(cells, strict), "formula_injection")
     df["reason"] = reason
     df["flags"] = flags.str.strip(",").replace("", None)
 

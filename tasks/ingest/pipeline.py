@@ -26,6 +26,7 @@ from connectors.database import ingest_store as store
 from connectors.database.engine import session_scope
 from connectors.database.ingest_models import Disposition, FileStatus
 from connectors.database.migrate import ensure_schema
+from tasks.governance.privacy import erased_rows
 from tasks.ingest.matching import linkable_companies, match_rows
 from tasks.ingest.merge import FIRST_WINS, LATEST_WINS, current_values, history
 from tasks.ingest.staging import StagedFile, read_staged, stage_all, stage_one
@@ -205,6 +206,10 @@ def store_batch(
         return
     rows = pd.concat(frames, ignore_index=True)
     del frames
+    # An erased data subject (LGPD/GDPR) is never re-imported: quarantined, kept verbatim.
+    rows["reason"] = rows["reason"].mask(
+        rows["reason"].isna() & erased_rows(s, rows), "erased_subject"
+    )
     rows["row_key"] = np.arange(len(rows))
     good = rows.loc[rows["reason"].isna(), rows.columns.drop("flags")]
     rows = rows[["file_id", "row_number", "reason", "flags", "row_key"]]  # what a row keeps

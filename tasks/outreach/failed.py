@@ -11,12 +11,15 @@ No Prefect here: the CLI's report answers without importing it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks.common.masking import mask_personal_data
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 FAILED_OUTREACH_KEY = "failed-outreach"
 REDRIVE_LINKS_KEY = "failed-outreach-redrive"
@@ -176,12 +179,14 @@ def redrive(
     campaign: str | None,
     ids: Sequence[int] | None,
     confirm_unknown: bool,
+    audit: Callable[[Session, dict[str, int]], object] | None = None,
 ) -> RedriveResult:
     """Make the chosen failed (and, when confirmed, unknown) rows due again.
 
     Rows whose send may have arrived (``unknown``) stay as they are unless ops confirm,
     so a redrive never sends twice without a person saying so; bounced rows are never
-    redriven (their address is suppressed).
+    redriven (their address is suppressed). ``audit`` records who asked, in the same
+    transaction, so a refused audit (no valid token) redrives nothing.
     """
     from connectors.database import outreach_store as store
     from connectors.database.engine import session_scope
@@ -191,6 +196,8 @@ def redrive(
     ensure_schema()
     with session_scope() as s:
         counts = store.redrive(s, now, campaign=campaign, ids=ids, include_unknown=confirm_unknown)
+        if audit is not None:
+            audit(s, counts)
         left = 0 if confirm_unknown else store.skipped_unknown(s, ids or [])
     return RedriveResult(redriven=counts, unknown_left_for_review=left)
 

@@ -45,6 +45,7 @@ from config.campaign_policy import (
 )
 from config.settings import Settings
 from connectors.fax_gateway import FaxDocument
+from connectors.link_secrets import link_key_ring
 from connectors.smtp_sender import OutgoingEmail
 
 
@@ -238,7 +239,8 @@ class LinkSigning:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LinkSigning:
-        return cls(settings.unsubscribe_secret, settings.public_base_url.rstrip("/"))
+        current = SecretStr(link_key_ring(settings).current)
+        return cls(current, settings.public_base_url.rstrip("/"))
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.public_base_url}/u/{token}"

@@ -481,7 +481,8 @@ def test_csv_exports_neutralise_cells_a_spreadsheet_would_run() -> None:
     frame = pd.DataFrame(
         {"a": pd.Series(["=1+1", "+55 11 9999", "@SUM(1)", "ok", None], dtype=object)}
     )
-    assert neutralise(frame)["a"].tolist() == ["'=1+1", "+55 11 9999", "'@SUM(1)", "ok", None]
+    # OWASP: any leading + is quoted on the way out, a phone too (a spreadsheet may run it).
+    assert neutralise(frame)["a"].tolist() == ["'=1+1", "'+55 11 9999", "'@SUM(1)", "ok", None]
 
 
 def test_a_file_whose_company_and_name_columns_are_all_blank_still_normalises() -> None:

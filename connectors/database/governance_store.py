@@ -1,0 +1,471 @@
+"""Reads and writes for governance; the only module that speaks SQL for it.
+
+The dismissal hand-over also moves ownership on ``companies`` and ``complaints``: it is a
+governance act on those rows, done in the same transaction as the change that causes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from connectors.database.base import utcnow
+from connectors.database.complaints_models import Complaint, ComplaintHandover
+from connectors.database.governance_models import (
+    AuditRecord,
+    GovernanceSetting,
+    MemberToken,
+    OwnershipHandover,
+    TeamChange,
+)
+from connectors.database.inbox_models import InboundMessage, Suppression
+from connectors.database.ingest_models import (
+    Company,
+    Contact,
+    ContactHistory,
+    ContactIdentifier,
+    SourceFile,
+    SourceRow,
+)
+from connectors.database.outreach_models import OutboxItem, OutreachProfile
+from connectors.database.scoring_models import Outcome, ProspectScore
+
+OPEN_STATUSES = ("open", "waiting")
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 of a token: tokens are 256-bit random, so no salt or slow hash is needed."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(s: Session, member_id: str, issued_by: str, label: str | None = None) -> str:
+    """A new random token for ``member_id``; only its hash is stored, the token is returned
+    once to be handed to the member."""
+    token = f"af_{secrets.token_urlsafe(32)}"
+    s.add(
+        MemberToken(
+            member_id=member_id, token_hash=token_hash(token), label=label, issued_by=issued_by
+        )
+    )
+    s.flush()
+    return token
+
+
+def member_for_token(s: Session, token: str) -> str | None:
+    return s.scalar(
+        select(MemberToken.member_id).where(
+            MemberToken.token_hash == token_hash(token), MemberToken.revoked_at.is_(None)
+        )
+    )
+
+
+def revoke_tokens(s: Session, member_id: str, at: datetime) -> int:
+    done = s.execute(
+        update(MemberToken)
+        .where(MemberToken.member_id == member_id, MemberToken.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+    return int(getattr(done, "rowcount", 0) or 0)
+
+
+def tokens_issued(s: Session) -> int:
+    return s.scalar(select(func.count()).select_from(MemberToken)) or 0
+
+
+def team_changes(s: Session) -> list[dict[str, Any]]:
+    rows = s.execute(select(TeamChange).order_by(TeamChange.id)).scalars()
+    return [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "member_id": r.member_id,
+            "details": dict(r.details),
+            "author": r.author,
+            "at": r.at,
+        }
+        for r in rows
+    ]
+
+
+def team_version(s: Session) -> int:
+    """The id of the latest team change (0 for the seed alone): a cache key for the team."""
+    return int(s.scalar(select(func.max(TeamChange.id))) or 0)
+
+
+def record_change(
+    s: Session, kind: str, member_id: str, details: Mapping[str, Any], author: str, at: datetime
+) -> int:
+    change = TeamChange(
+        kind=kind, member_id=member_id, details=dict(details), author=author, at=_naive(at)
+    )
+    s.add(change)
+    s.flush()
+    return change.id
+
+
+def owned_by(s: Session, member_id: str) -> tuple[list[int], list[tuple[int, int | None]]]:
+    """Companies ``member_id`` owns, and open complaints (with their company) they own or
+    are assigned."""
+    companies = list(s.scalars(select(Company.id).where(Company.owner_id == member_id)))
+    complaints = [
+        (int(cid), None if company is None else int(company))
+        for cid, company in s.execute(
+            select(Complaint.id, Complaint.company_id).where(
+                Complaint.status.in_(OPEN_STATUSES),
+                (Complaint.owner_id == member_id) | (Complaint.assignee_id == member_id),
+            )
+        )
+    ]
+    return companies, complaints
+
+
+def hand_over(
+    s: Session,
+    change_id: int,
+    from_id: str,
+    companies: Mapping[int, str],
+    complaints: Mapping[int, str],
+    at: datetime,
+) -> None:
+    """Move each company and open complaint to its receiver, with a hand-over row each (and
+    a complaint hand-over, so a complaint's own history shows it too)."""
+    when = _naive(at)
+    for company_id, to_id in companies.items():
+        s.execute(update(Company).where(Company.id == company_id).values(owner_id=to_id))
+    for complaint_id, to_id in complaints.items():
+        s.execute(
+            update(Complaint)
+            .where(Complaint.id == complaint_id, Complaint.owner_id == from_id)
+            .values(owner_id=to_id)
+        )
+        s.execute(update(Complaint).where(Complaint.id == complaint_id).values(assignee_id=to_id))
+    rows = [
+        {"change_id": change_id, "item_kind": kind, "item_id": item, "from_id": from_id,
+         "to_id": to_id, "at": when}
+        for kind, items in (("company", companies), ("complaint", complaints))
+        for item, to_id in items.items()
+    ]  # fmt: skip
+    if rows:
+        s.execute(insert(OwnershipHandover), rows)
+    if complaints:
+        s.execute(
+            insert(ComplaintHandover),
+            [
+                {"complaint_id": cid, "owner_id": to_id, "from_id": from_id, "to_id": to_id,
+                 "reason": "dismissal", "chain": f"{from_id}>{to_id}", "at": when}
+                for cid, to_id in complaints.items()
+            ],
+        )  # fmt: skip
+
+
+def handovers(s: Session, change_id: int | None = None) -> list[dict[str, Any]]:
+    query = select(OwnershipHandover).order_by(OwnershipHandover.id)
+    if change_id is not None:
+        query = query.where(OwnershipHandover.change_id == change_id)
+    return [
+        {"change_id": h.change_id, "item_kind": h.item_kind, "item_id": h.item_id,
+         "from_id": h.from_id, "to_id": h.to_id, "at": h.at}
+        for h in s.scalars(query)
+    ]  # fmt: skip
+
+
+def complaint_state(s: Session, complaint_id: int) -> dict[str, Any] | None:
+    row = s.execute(
+        select(Complaint.status, Complaint.owner_id, Complaint.assignee_id).where(
+            Complaint.id == complaint_id
+        )
+    ).first()
+    if row is None:
+        return None
+    return {"status": row.status, "owner_id": row.owner_id, "assignee_id": row.assignee_id}
+
+
+def append_audit(
+    s: Session,
+    actor: str,
+    action: str,
+    target: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    at: datetime | None = None,
+) -> None:
+    s.add(
+        AuditRecord(
+            actor=actor,
+            action=action,
+            target=target[:120],
+            before=None if before is None else _jsonable(before),
+            after=None if after is None else _jsonable(after),
+            at=_naive(at) if at is not None else utcnow(),
+        )
+    )
+    s.flush()
+
+
+def audit_query(since: datetime | None = None, who: str | None = None) -> Any:
+    """The audit trail, oldest first, optionally from ``since`` and by ``who``."""
+    query = select(
+        AuditRecord.id,
+        AuditRecord.at,
+        AuditRecord.actor,
+        AuditRecord.action,
+        AuditRecord.target,
+        AuditRecord.before,
+        AuditRecord.after,
+    ).order_by(AuditRecord.id)
+    if since is not None:
+        query = query.where(AuditRecord.at >= _naive(since))
+    if who is not None:
+        query = query.where(AuditRecord.actor == who)
+    return query
+
+
+def audit_records(
+    s: Session, since: datetime | None = None, who: str | None = None
+) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in s.execute(audit_query(since, who))]
+
+
+def _naive(at: datetime) -> datetime:
+    from datetime import UTC
+
+    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo is not None else at
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+# --- data-subject requests -----------------------------------------------------------------
+
+SALT_KEY = "privacy:salt"
+ERASED_PREFIX = "erased:"
+
+
+def privacy_salt(s: Session, create: bool = False) -> str | None:
+    """The installation's salt for erased identities' hashes (made on the first erasure).
+
+    Kept in the database, beside the hashes, so every worker of a deployment agrees on it.
+    """
+    salt = s.scalar(select(GovernanceSetting.value).where(GovernanceSetting.key == SALT_KEY))
+    if salt is None and create:
+        salt = secrets.token_hex(32)
+        s.add(GovernanceSetting(key=SALT_KEY, value=salt))
+        s.flush()
+    return salt
+
+
+def erased_key(salt: str, value: str) -> str:
+    """What the suppression list keeps of an erased email or phone: a salted HMAC."""
+    folded = value.strip().lower()
+    return ERASED_PREFIX + hmac.new(salt.encode(), folded.encode(), hashlib.sha256).hexdigest()
+
+
+def erased_keys(s: Session, values: Iterable[str]) -> dict[str, str]:
+    """Value -> its erased key, for values whose key is on the suppression list."""
+    wanted = {v for v in values if v}
+    if not wanted or not s.scalar(
+        select(func.count()).select_from(Suppression).where(Suppression.reason == "erased")
+    ):
+        return {}
+    salt = privacy_salt(s)
+    if salt is None:
+        return {}
+    keys = {v: erased_key(salt, v) for v in wanted}
+    found = set(
+        s.scalars(
+            select(Suppression.address).where(
+                Suppression.reason == "erased", Suppression.address.in_(set(keys.values()))
+            )
+        )
+    )
+    return {v: k for v, k in keys.items() if k in found}
+
+
+def find_person(s: Session, person: str) -> int | None:
+    """A contact id from an id, an email or a phone the contact was seen with."""
+    if person.isdigit():
+        return int(person) if s.get(Contact, int(person)) is not None else None
+    # Emails are stored lower-cased (ingestion and the inbox fold them), so plain equality
+    # finds them through the columns' indexes; a phone is matched as given.
+    forms = sorted({person.strip(), person.strip().lower()})
+    found = s.scalar(
+        select(Contact.id).where(Contact.email.in_(forms) | Contact.phone.in_(forms)).limit(1)
+    )
+    if found is None:
+        found = s.scalar(
+            select(ContactIdentifier.contact_id)
+            .where(
+                ContactIdentifier.kind.in_(("email", "phone")), ContactIdentifier.value.in_(forms)
+            )
+            .limit(1)
+        )
+    return found
+
+
+def _rows(s: Session, table: Any, where: Any) -> list[dict[str, Any]]:
+    return [
+        {k: _jsonable(v) for k, v in r._mapping.items()}
+        for r in s.execute(select(table).where(where))
+    ]
+
+
+def person_identities(s: Session, contact_id: int) -> list[str]:
+    """Every email, phone and fax we hold for the contact."""
+    contact = s.get(Contact, contact_id)
+    values = [contact.email, contact.phone] if contact else []
+    values += list(
+        s.scalars(
+            select(ContactIdentifier.value).where(
+                ContactIdentifier.contact_id == contact_id,
+                ContactIdentifier.kind.in_(("email", "phone")),
+            )
+        )
+    )
+    values.append(
+        s.scalar(select(OutreachProfile.fax).where(OutreachProfile.contact_id == contact_id))
+    )
+    return sorted({v for v in values if v})
+
+
+def person_export(s: Session, contact_id: int) -> dict[str, Any]:
+    """Everything held on one person, table by table."""
+    identities = person_identities(s, contact_id)
+    lowered = sorted({*identities, *(i.lower() for i in identities)})
+    tables: dict[str, Any] = {
+        "contact": _rows(s, Contact.__table__, Contact.id == contact_id),
+        "identifiers": _rows(
+            s, ContactIdentifier.__table__, ContactIdentifier.contact_id == contact_id
+        ),
+        "history": _rows(s, ContactHistory.__table__, ContactHistory.contact_id == contact_id),
+        "source_rows": _rows(s, SourceRow.__table__, SourceRow.contact_id == contact_id),
+        "messages": _rows(
+            s,
+            InboundMessage.__table__,
+            (InboundMessage.contact_id == contact_id) | InboundMessage.from_address.in_(lowered),
+        ),
+        "scores": _rows(s, ProspectScore.__table__, ProspectScore.contact_id == contact_id),
+        "outreach_profile": _rows(
+            s, OutreachProfile.__table__, OutreachProfile.contact_id == contact_id
+        ),
+        "outreach": _rows(s, OutboxItem.__table__, OutboxItem.contact_id == contact_id),
+        "outcomes": _rows(s, Outcome.__table__, Outcome.contact_id == contact_id),
+        "suppressions": _rows(
+            s,
+            Suppression.__table__,
+            (Suppression.contact_id == contact_id) | Suppression.address.in_(lowered),
+        ),
+        "complaints": _rows(s, Complaint.__table__, Complaint.contact_id == contact_id),
+        "audit": _rows(s, AuditRecord.__table__, AuditRecord.target == f"contact:{contact_id}"),
+    }
+    return {"contact_id": contact_id, "identities": identities, **tables}
+
+
+def erase_person(s: Session, contact_id: int) -> dict[str, int]:
+    """Remove or anonymise the person everywhere, in the caller's transaction, and put the
+    salted keys of their identities on the suppression list. Returns counts per table."""
+    identities = person_identities(s, contact_id)
+    lowered = sorted({*identities, *(i.lower() for i in identities)})
+    salt = privacy_salt(s, create=True)
+    assert salt is not None
+    counts: dict[str, int] = {}
+
+    def run(name: str, statement: Any) -> None:
+        counts[name] = int(getattr(s.execute(statement), "rowcount", 0) or 0)
+
+    run("suppressions", delete(Suppression).where(
+        (Suppression.contact_id == contact_id) | Suppression.address.in_(lowered)
+    ))  # fmt: skip
+    run("identifiers", delete(ContactIdentifier).where(ContactIdentifier.contact_id == contact_id))
+    run("history", delete(ContactHistory).where(ContactHistory.contact_id == contact_id))
+    run("scores", delete(ProspectScore).where(ProspectScore.contact_id == contact_id))
+    run("outcomes", delete(Outcome).where(Outcome.contact_id == contact_id))
+    run("source_rows", update(SourceRow).where(SourceRow.contact_id == contact_id).values(
+        raw={"erased": True}
+    ))  # fmt: skip
+    run("messages", update(InboundMessage).where(
+        (InboundMessage.contact_id == contact_id)
+        | InboundMessage.from_address.in_(lowered)
+    ).values(from_address=None, from_name=None, subject=None, evidence=None, scores=None,
+             malformed_detail=None, suppressed_address=None))  # fmt: skip
+    run("outreach", update(OutboxItem).where(OutboxItem.contact_id == contact_id).values(
+        recipient="erased", preview_path=None, last_detail=None
+    ))  # fmt: skip
+    run("outreach_profile", update(OutreachProfile).where(
+        OutreachProfile.contact_id == contact_id
+    ).values(fax=None, tags=None))  # fmt: skip
+    run("complaints", update(Complaint).where(Complaint.contact_id == contact_id).values(
+        subject=None, body=None, external_ref=None
+    ))  # fmt: skip
+    run("contact", update(Contact).where(Contact.id == contact_id).values(
+        first_name=None, last_name=None, full_name=None, name_key=None, email=None,
+        email_domain=None, phone=None, job_title=None, state=None, city=None, tax_id=None,
+        notes=None, source_event=None,
+    ))  # fmt: skip
+    keys = sorted({erased_key(salt, i) for i in identities})
+    present = set(s.scalars(select(Suppression.address).where(Suppression.address.in_(keys))))
+    keys = [k for k in keys if k not in present]
+    if keys:
+        s.execute(
+            insert(Suppression),
+            [
+                {"channel": channel, "address": key, "reason": "erased", "source": "erasure"}
+                for key in keys
+                for channel in ("email", "fax")
+            ],
+        )
+    counts["erased_keys"] = len(keys)
+    return counts
+
+
+def freshness_inputs(s: Session, fields: list[str]) -> tuple[Any, Any]:
+    """Contacts (id, owner via company, last seen, the ruled fields) and their changes."""
+    import pandas as pd
+
+    columns = [getattr(Contact, f).label(f) for f in fields if hasattr(Contact, f)]
+    contacts = pd.read_sql(
+        select(
+            Contact.id.label("contact_id"),
+            Company.owner_id.label("owner"),
+            Contact.last_seen_at,
+            *columns,
+        ).outerjoin(Company, Company.id == Contact.company_id),
+        s.connection(),
+    )
+    history = pd.read_sql(
+        select(
+            ContactHistory.contact_id,
+            ContactHistory.field,
+            func.max(ContactHistory.changed_at).label("changed_at"),
+        )
+        .where(ContactHistory.field.in_(fields))
+        .group_by(ContactHistory.contact_id, ContactHistory.field),
+        s.connection(),
+    )
+    return contacts, history
+
+
+def drop_old_raw(s: Session, cutoff: datetime) -> int:
+    """Empty the raw cells of source rows from files ingested before ``cutoff``."""
+    old_files = select(SourceFile.id).where(SourceFile.ingested_at < _naive(cutoff))
+    done = s.execute(
+        update(SourceRow)
+        .where(SourceRow.file_id.in_(old_files))
+        .values(raw={"retention": "dropped"})
+    )
+    return int(getattr(done, "rowcount", 0) or 0)

@@ -1,0 +1,25 @@
+"""Flows of governance: the weekly freshness check and retention of the client database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prefect import flow
+
+from connectors.database.migrate import ensure_schema
+from tasks.governance.freshness import (
+    FreshnessSummary,
+    check_contact_freshness,
+    drop_old_raw_values,
+)
+
+
+@flow(name="check-freshness", flow_run_name="check-freshness-{as_of}", log_prints=False)
+def check_freshness(as_of: datetime | None = None) -> FreshnessSummary:
+    """Which contacts' fields went stale, per owner; the share of fresh values as a table;
+    and the raw cells of source rows past their retention dropped (counts kept)."""
+    ensure_schema()
+    when = (as_of or datetime.now(UTC)).astimezone(UTC)
+    summary = check_contact_freshness(when)
+    summary.raw_values_dropped = drop_old_raw_values(when)  # retention runs on the same beat
+    return summary

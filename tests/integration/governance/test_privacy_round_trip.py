@@ -1,0 +1,127 @@
+"""A person from a fair file and the inbox: export, erase, re-ingest the same file and mail,
+and find them suppressed and uncontacted; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from config.settings import CONFIG_DIR
+from connectors.database.engine import session_scope
+from connectors.database.governance_models import AuditRecord
+from connectors.database.inbox_models import InboundMessage, Suppression
+from connectors.database.ingest_models import Contact, SourceRow
+from connectors.database.outreach_store import suppressed_among
+from flows.cli import app
+from flows.inbox import ingest_inbox as ingest_inbox_flow
+from flows.ingest import ingest_exhibition_leads as ingest_flow
+from tasks.governance.privacy import UnknownPersonError, erase_person, export_person
+from tests.flow_runs import run_to_end
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+ingest = run_to_end(ingest_flow)
+ingest_inbox = run_to_end(ingest_inbox_flow)
+
+FAIR = CONFIG_DIR / "samples" / "exhibitions" / "expo-sp-2026.csv"
+EMAIL = "carlos@transportes-rapido.com.br"
+MAIL = f"""From: "Carlos Pereira" <{EMAIL}>
+To: vendas@accountflow.example
+Subject: Orçamento para a frota
+Date: Tue, 17 Mar 2026 10:01:00 -0300
+Message-ID: <carlos-0001@transportes-rapido.com.br>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+Bom dia, conhecemos vocês na Expo SP. Podem mandar um orçamento para 200 caminhões?
+
+Carlos Pereira
+Gerente de Logística, Transportes Rápido S/A
++55 21 99876-5432
+"""
+
+
+def _land(tmp: Path, name: str) -> None:
+    """The fair file (a fresh copy, so it is read again) and the mail, ingested."""
+    copy = tmp / name
+    copy.write_bytes(FAIR.read_bytes() + f"\n;;;;;;;;;;;;;{name}\n".encode("latin-1"))
+    ingest([str(copy)], event="Expo SP 2026")
+    mails = tmp / f"mail-{name}"
+    mails.mkdir()
+    (mails / "carlos.eml").write_text(
+        MAIL.replace("carlos-0001", f"carlos-{name}"), encoding="utf-8"
+    )
+    ingest_inbox(eml_dir=str(mails))
+
+
+def _carlos() -> list[int]:
+    with session_scope() as s:
+        return list(s.scalars(select(Contact.id).where(func.lower(Contact.email) == EMAIL)))
+
+
+def test_export_erase_and_reingest_leaves_the_person_suppressed_and_uncontacted(
+    database: str, tmp_path: Path
+) -> None:
+    _land(tmp_path, "first.csv")
+    [contact_id] = _carlos()
+
+    exported = export_person(EMAIL)
+    assert exported["contact"][0]["email"] == EMAIL
+    assert exported["source_rows"] and any(m["from_address"] == EMAIL for m in exported["messages"])
+    json.dumps(exported)  # all of it is JSON
+
+    counts = erase_person(EMAIL)
+    assert counts["contact"] == 1 and counts["erased_keys"] >= 2
+    with session_scope() as s:
+        contact = s.get(Contact, contact_id)
+        assert contact is not None and contact.email is None and contact.full_name is None
+        raws = s.scalars(select(SourceRow.raw).where(SourceRow.contact_id == contact_id)).all()
+        assert raws and all(r == {"erased": True} for r in raws)
+        assert (
+            s.scalar(select(func.count()).where(func.lower(InboundMessage.from_address) == EMAIL))
+            == 0
+        )
+        kept = s.scalars(select(Suppression.address).where(Suppression.reason == "erased")).all()
+        assert kept and all(a.startswith("erased:") and EMAIL not in a for a in kept)
+        audit = s.scalars(select(AuditRecord).where(AuditRecord.action == "privacy.erase")).one()
+        assert audit.target == f"contact:{contact_id}" and EMAIL not in json.dumps(audit.after)
+    with pytest.raises(UnknownPersonError):
+        export_person(EMAIL)
+
+    _land(tmp_path, "again.csv")
+    assert _carlos() == []  # neither the file nor the mail brought them back
+    with session_scope() as s:
+        reasons = s.scalars(
+            select(SourceRow.reason).where(SourceRow.reason == "erased_subject")
+        ).all()
+        assert reasons  # the fair row, kept verbatim and quarantined
+        # The second mail is stored (nothing is lost) but names no contact with an address.
+        linked = (
+            s.execute(
+                select(Contact.email)
+                .join(InboundMessage, InboundMessage.contact_id == Contact.id)
+                .where(InboundMessage.message_id.like("%carlos-again%"))
+            )
+            .scalars()
+            .all()
+        )
+        assert all(email is None for email in linked)
+        # Should they reach an outbox row by another road, the claim suppresses them.
+        row = {"id": 1, "recipient": EMAIL.upper(), "contact_id": 999, "channel": "email"}
+        assert suppressed_among(s, [row]) == {1: "erased"}
+
+
+def test_the_cli_exports_and_erases_by_email(database: str, tmp_path: Path) -> None:
+    _land(tmp_path, "first.csv")
+    out = tmp_path / "carlos.json"
+    runner = CliRunner()
+    exported = runner.invoke(app, ["privacy", "export", EMAIL, "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    assert json.loads(out.read_text())["identities"]
+    erased = runner.invoke(app, ["privacy", "erase", EMAIL, "--json"])
+    assert erased.exit_code == 0 and json.loads(erased.stdout)["contact"] == 1
+    again = runner.invoke(app, ["privacy", "erase", EMAIL])
+    assert again.exit_code == 1 and "no contact matches" in again.output
