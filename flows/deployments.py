@@ -143,7 +143,6 @@ SPECS: tuple[DeploymentSpec, ...] = (
         ("ingest", "leads", "pipeline"),
         every=timedelta(minutes=2),
     ),
-    ),
     DeploymentSpec(
         "flows.governance",
         "check-freshness",
