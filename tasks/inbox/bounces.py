@@ -141,7 +141,7 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"(account|mailbox|user|address)|account (is )?(inactive|expired|blocked)|"
         r"mailbox (is )?(disabled|inactive|not active|unavailable due to inactivity)|"
         r"is no longer (active|in service|in use)|not an active|has been (suspended|disabled)|"
-        r"temporarily (disabled|suspended|deactivated)|user (is )?(suspended|disabled|terminated)|"
+        r"user (is )?(suspended|disabled|terminated)|"
         r"mailbox currently suspended|access denied - account",
     ),
     (
@@ -161,7 +161,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"\bspf\b.{0,60}(fail|check|not pass|record|softfail|reject)|\bdkim\b.{0,40}(fail|invalid|"
         r"not pass|signature|verif)|\bdmarc\b.{0,60}(fail|policy|reject)|(fail(ed|s)?|not pass) "
         r"(the )?(spf|dkim|dmarc)|sender policy framework|(spf|dkim|dmarc) (validation|"
-        r"authentication|check)|unauthenticated (mail|email|sender)|not authenticated by",
+        r"authentication|check)|unauthenticated (mail|email|sender)|not authenticated by|"
+        r"authentication checks? failed",
     ),
     (
         Reason.REJECTED,
@@ -227,16 +228,17 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"(recipient|mailbox|address|user) (is )?(invalid|not valid|unavailable|not available)|"
         r"not a valid (user|mailbox|recipient|address)|bad (recipient|destination|address|"
         r"mailbox)|no mailbox|is not a (known|valid|local) (user|recipient|mailbox|address)|"
-        r"recipient (address )?rejected|(recipient|user) (not|isn'?t) (local|listed)|"
+        r"(recipient|user) (not|isn'?t) (local|listed)|"
         r"non-?existent|unrouteable address|address (is )?no longer (valid|in use)|"
         r"no longer (a )?valid|no account|there is no one|user not exist|not our customer|"
-        r"badrcptto|validrcptto|not listed in|mailbox unavailable|mailbox not available|"
+        r"badrcptto|validrcptto|not listed in|"
         r"could not be found|(user|recipient|account) doesn'?t have|not a known user|"
         r"inconnu|unbekannt|desconocid|inexistente|no existe|nicht gefunden|user not found|"
         r"no mail ?box here|not a (local|valid) address|\buser doesn'?t exist|"
-        r"address (rejected|refused|is not recognized|not recognized)|undeliverable address|"
+        r"address (is not recognized|not recognized)|undeliverable address|"
         r"no such address|destination addresses? (were |was )?unknown|can'?t accept user|"
-        r"unknown e-?mail address|unknown or illegal alias|not a valid recipient",
+        r"unknown e-?mail address|unknown or illegal alias|not a valid recipient|"
+        r"\buser \S{1,80} (does not|doesn'?t) exist|bad[ _-]recipient",
     ),
     (
         Reason.HOST_UNKNOWN,
@@ -252,6 +254,7 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
     (
         Reason.FILTERED,
         r"filter|(rejected|refused|blocked|denied) by (the )?(recipient|user|addressee)|"
+        r"not accepting (e-?)?mail with|"
         r"recipient.{0,40}(refuses|does not accept|doesn'?t accept|not accept|rejected your)|"
         r"not authori[sz]ed to (send|receive)|(white|allow) ?list|only accepts? (mail|e-?mail|"
         r"messages) from|does not accept mail from|restricted (to|mailbox|recipient)|"
@@ -273,6 +276,7 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
     ),
     (
         Reason.CONTENT_ERROR,
+        r"media error|"
         r"(header|mime|encoding|charset|line length|8-?bit|body) .{0,30}(syntax|invalid|"
         r"malformed|not compliant|error|too long|illegal)|improper use of 8-bit|"
         r"invalid (header|mime|character|content)|bare (lf|cr)|message (header|headers) "
@@ -327,7 +331,7 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
     (
         Reason.SECURITY_ERROR,
         r"authentication (required|failed)|not authenticated|auth(entication)? (is )?required|"
-        r"security (policy|error|violation)|must (be )?authenticat",
+        r"security (policy|error|violation)|must (be )?authenticat|delivery not authori[sz]ed",
     ),
     (
         Reason.MAILER_ERROR,
@@ -348,8 +352,17 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"command out of sequence|unrecognized command",
     ),
 )
+# Wording so general that it only names the reason when nothing more specific did.
+_FALLBACK_TEXT: tuple[tuple[Reason, str], ...] = (
+    (
+        Reason.USER_UNKNOWN,
+        r"recipient (address )?rejected|address (rejected|refused)|mailbox unavailable|"
+        r"mailbox not available|requested action not taken: mailbox",
+    ),
+)
 _COMPILED_REASONS = tuple(
-    (reason, re.compile(pattern, re.IGNORECASE)) for reason, pattern in _REASON_TEXT
+    (reason, re.compile(pattern, re.IGNORECASE))
+    for reason, pattern in _REASON_TEXT + _FALLBACK_TEXT
 )
 
 # RFC 3463 subject.detail -> reason, for a report whose text names nothing better.
@@ -412,6 +425,15 @@ def status_in(text: str) -> str | None:
 
 
 def reason_of(status: str | None, diagnostic: str | None, context: str = "") -> Reason:
+    """The reason a recipient failed (see ``_reason_of``); a name lookup that failed for
+    the moment (a 4.x.x status) is a network problem, not a domain that does not exist."""
+    reason = _reason_of(status, diagnostic, context)
+    if reason is Reason.HOST_UNKNOWN and (status or "").startswith("4."):
+        return Reason.NETWORK_ERROR
+    return reason
+
+
+def _reason_of(status: str | None, diagnostic: str | None, context: str = "") -> Reason:
     """The reason a recipient failed: the diagnostic's words, else the status code, else
     the words around the recipient in the report's text, else ``onhold``/``undefined``.
 
@@ -446,6 +468,43 @@ def reason_of(status: str | None, diagnostic: str | None, context: str = "") -> 
         if found is not None:
             return found
     return Reason.ON_HOLD if text else Reason.UNDEFINED
+
+
+_IN_REPLY_TO = re.compile(r"in reply to (end of )?(data|rcpt|mail|helo|ehlo)", re.IGNORECASE)
+_AFTER_DATA = re.compile(r"after (end of )?data\b", re.IGNORECASE)
+
+
+def refused_after_data(diagnostic: str | None, context: str) -> bool:
+    """Whether the refusal answered DATA rather than RCPT (from Postfix's "in reply to end
+    of DATA command" or a Sendmail/Courier transcript's ``>>> DATA`` line).
+
+    A server that knew the address did not exist would have said so at RCPT; one that says
+    "user unknown" only once it has read the message is filtering it (sisimai's rule too).
+    """
+    for text in (diagnostic or "", context):
+        found = _IN_REPLY_TO.search(text)
+        if found:
+            return found.group(2).lower() == "data"
+        if _AFTER_DATA.search(text):
+            return True
+    command = ""
+    needle = (diagnostic or "")[:24].lower()
+    for line in context.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(">>>"):
+            command = stripped[3:].strip().split(" ", 1)[0].upper()
+        elif stripped.startswith("<<<") and (not needle or needle[:12] in stripped.lower()):
+            return command == "DATA"
+    return False
+
+
+def _filtered_if_after_data(
+    reason: Reason, status: str | None, diagnostic: str | None, context: str
+) -> Reason:
+    explicit = (status or "").endswith(".1.1")  # the server named the mailbox bad itself
+    if reason is Reason.USER_UNKNOWN and not explicit and refused_after_data(diagnostic, context):
+        return Reason.FILTERED
+    return reason
 
 
 def _text_reason(text: str) -> Reason | None:
@@ -546,6 +605,8 @@ class _Original:
     message_id: str | None
     to: tuple[str, ...]
     senders: tuple[str, ...]
+    # Microsoft's junk-mail reporting program (JMRP) marks the complaining recipient here.
+    reported_by: str | None = None
 
 
 def _original(msg: Message, body_text: str) -> _Original:
@@ -563,10 +624,12 @@ def _original(msg: Message, body_text: str) -> _Original:
         elif ctype in ("text/rfc822-headers", "text/rfc822-header", "message/global-headers"):
             headers = message_from_string(_part_text(part), policy=email_policy.compat32)
         if headers is not None and (headers.get("message-id") or headers.get("to")):
+            reporter = _addresses(str(headers.get("x-hmxmroriginalrecipient") or ""))
             return _Original(
                 _msgid(str(headers.get("message-id") or "")),
                 _addresses(str(headers.get("to") or "")),
                 _addresses(" ".join(str(headers.get(h) or "") for h in ("from", "sender"))),
+                reporter[0] if reporter else None,
             )
     return _quoted_original(body_text)
 
@@ -620,6 +683,18 @@ def _feedback(msg: Message, original: _Original) -> DeliveryReport | None:
         )
         return DeliveryReport(
             recipients, original.message_id, "arf", "feedback", original.to, feedback_type=kind
+        )
+    if original.reported_by:
+        recipient = DsnRecipient(
+            original.reported_by, "failed", None, "feedback-type: abuse", Reason.FEEDBACK.value
+        )
+        return DeliveryReport(
+            (recipient,),
+            original.message_id,
+            "jmrp",
+            "feedback",
+            original.to,
+            feedback_type="abuse",
         )
     return None
 
@@ -682,7 +757,9 @@ def _from_blocks(
         if not action:
             action = "failed" if (status or "5").startswith("5") else "delayed"
         context = _context(human, address)
-        reason = reason_of(status, diag_text, context)
+        reason = _filtered_if_after_data(
+            reason_of(status, diag_text, context), status, diag_text, context
+        )
         if action.startswith(("deliver", "relay", "expand")):
             reason = Reason.DELIVERED
         elif action.startswith("expire") and reason in (Reason.ON_HOLD, Reason.UNDEFINED):
@@ -793,20 +870,23 @@ def _human_text(msg: Message) -> str:
 
 
 def _context(text: str, address: str) -> str:
-    """The lines around the first mention of ``address``: the part of the report about it."""
+    """The report's words about ``address``: from the paragraph naming it up to the next
+    recipient it names (Gmail and Exchange put the reason paragraphs below the address)."""
     if not text or not address:
         return ""
-    index = text.lower().find(address.lower())
+    lowered = text.lower()
+    index = lowered.find(address.lower())
     if index < 0:
         return ""
     start = text.rfind("\n\n", 0, index)
-    start = 0 if start < 0 else start
-    end = text.find("\n\n", index + len(address))
-    if end >= 0 and end - index < 80:  # the address alone on its line, reason below it
-        following = text.find("\n\n", end + 2)
-        end = following if following >= 0 else len(text)
-    end = len(text) if end < 0 else end
-    return text[max(start, index - 400) : min(end, index + 600)]
+    start = max(0 if start < 0 else start, index - 400)
+    end = min(len(text), index + 1200)
+    for match in _ADDRESS.finditer(text, index + len(address), end):
+        other = match.group(1).lower()
+        if other != address.lower() and not is_daemon(other):
+            end = match.start()
+            break
+    return text[start:end]
 
 
 def _flufl(msg: Message) -> tuple[list[str], list[str]]:
@@ -888,7 +968,9 @@ def _text_bounce(
             context = _context(report_text, address) or report_text[:1500]
             status = status_in(context)
             diagnostic = _diagnostic_line(context)
-            reason = reason_of(status, diagnostic, context)
+            reason = _filtered_if_after_data(
+                reason_of(status, diagnostic, context), status, diagnostic, context
+            )
             if action == "delayed" and reason in (Reason.ON_HOLD, Reason.UNDEFINED):
                 reason = Reason.EXPIRED
             recipients.append(DsnRecipient(address, action, status, diagnostic, reason.value))
@@ -918,7 +1000,8 @@ def _ses_notification(human: str) -> DeliveryReport | None:
     if not text.startswith("{") or "notificationType" not in text:
         return None
     try:
-        data = json.loads(text, strict=False)  # SNS envelopes arrive line-wrapped
+        # SNS envelopes arrive line-wrapped, with an unsubscribe footer after the JSON.
+        data, _ = json.JSONDecoder(strict=False).raw_decode(text)
         if isinstance(data.get("Message"), str):
             data = json.loads(data["Message"], strict=False)
     except (ValueError, AttributeError):
@@ -994,7 +1077,23 @@ def read_report(
     if not looks_like_report(headers, from_address, from_name, subject):
         return None
     own = {a.lower() for a in own_addresses if a}
-    return _text_bounce(msg, original, human, failed_header, own)
+    report = _text_bounce(msg, original, human, failed_header, own)
+    if report is None and msg.is_multipart():
+        # A report part the MIME parser folded away (a boundary off by a dash, a part
+        # without headers): read the whole body as the report's text.
+        whole = _whole_text(msg)
+        if whole and whole != human:
+            report = _text_bounce(msg, original, whole, failed_header, own)
+    return report
+
+
+def _whole_text(msg: Message) -> str:
+    try:
+        text = msg.as_string()
+    except Exception:  # an unencodable header or part: nothing more to read
+        return ""
+    _, _, body = text.partition("\n\n")
+    return body
 
 
 def smtp_reply_reason(code: int | None, reply: str) -> Reason:
