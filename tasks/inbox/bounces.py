@@ -1046,6 +1046,19 @@ def _ses_notification(human: str) -> DeliveryReport | None:
 
 # --- entry point ------------------------------------------------------------------------------
 
+# Parts only reports carry, and the attached message a JMRP complaint is made of.
+_REPORT_PARTS = frozenset(
+    {*_DSN_TYPES, "message/feedback-report", "message/rfc822", "text/rfc822-headers"}
+)
+
+
+def _may_be_notification(msg: Message) -> bool:
+    """A single JSON text (an Amazon SES notification), checked without decoding it all."""
+    if msg.is_multipart():
+        return False
+    payload = msg.get_payload()
+    return isinstance(payload, str) and payload.lstrip()[:1] == "{"
+
 
 def read_report(
     msg: Message,
@@ -1062,6 +1075,10 @@ def read_report(
     addresses out of prose is a heuristic. ``own_addresses`` (the report's own From and To)
     are never taken for failed recipients.
     """
+    types = {part.get_content_type() for part in msg.walk()}
+    machine = looks_like_report(headers, from_address, from_name, subject)
+    if not machine and not types & _REPORT_PARTS and not _may_be_notification(msg):
+        return None  # most mail: a person's, with nothing a report is made of
     human = _human_text(msg)
     original = _original(msg, human)
     failed_header = _addresses(headers.get("x-failed-recipients", ""))
@@ -1074,7 +1091,7 @@ def read_report(
     report = _ses_notification(human)
     if report is not None:
         return report
-    if not looks_like_report(headers, from_address, from_name, subject):
+    if not machine:
         return None
     own = {a.lower() for a in own_addresses if a}
     report = _text_bounce(msg, original, human, failed_header, own)
