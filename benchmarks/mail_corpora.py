@@ -115,7 +115,7 @@ def read(path: Path, classifier: MailClassifier) -> Read:
     if isinstance(parsed, ParsedMail) and parsed.delivery_report is not None:
         report = parsed.delivery_report
         recipients = tuple(r.address for r in report.recipients)
-        reasons = tuple(r.reason for r in report.recipients)
+        reasons = tuple(getattr(r, "reason", "") for r in report.recipients)
         original = report.original_message_id
     bounce = verdict.bounce
     return Read(

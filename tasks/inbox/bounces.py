@@ -1052,12 +1052,21 @@ _REPORT_PARTS = frozenset(
 )
 
 
+_JSON_START = re.compile(r"\s*\{")
+
+
+def _has_report_part(msg: Message) -> bool:
+    return msg.is_multipart() and any(
+        part.get_content_type() in _REPORT_PARTS for part in msg.walk()
+    )
+
+
 def _may_be_notification(msg: Message) -> bool:
     """A single JSON text (an Amazon SES notification), checked without decoding it all."""
     if msg.is_multipart():
         return False
     payload = msg.get_payload()
-    return isinstance(payload, str) and payload.lstrip()[:1] == "{"
+    return isinstance(payload, str) and _JSON_START.match(payload) is not None
 
 
 def read_report(
@@ -1075,9 +1084,8 @@ def read_report(
     addresses out of prose is a heuristic. ``own_addresses`` (the report's own From and To)
     are never taken for failed recipients.
     """
-    types = {part.get_content_type() for part in msg.walk()}
     machine = looks_like_report(headers, from_address, from_name, subject)
-    if not machine and not types & _REPORT_PARTS and not _may_be_notification(msg):
+    if not machine and not _has_report_part(msg) and not _may_be_notification(msg):
         return None  # most mail: a person's, with nothing a report is made of
     human = _human_text(msg)
     original = _original(msg, human)

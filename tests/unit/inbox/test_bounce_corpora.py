@@ -105,7 +105,7 @@ def test_no_address_is_suppressed_for_spam_quota_size_or_filter_rejections(
     bounceparser: dict[str, Score],
 ) -> None:
     wrongful = sum(s.wrongful_suppressions for s in bounceparser.values())
-    assert wrongful <= 2  # the issue measured 56 before
+    assert wrongful == 0  # the issue measured 56 before
 
 
 def test_flufl_bounce_corpus_is_recognised_at_least_as_well_as_flufl_bounce(
