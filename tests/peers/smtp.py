@@ -1,9 +1,9 @@
 """A real SMTP server on loopback (aiosmtpd) whose answers a test can script.
 
 Each recipient (or every recipient) can be told to get 250, 421, 451, 550, 552, 554, a
-stall or a dropped connection, either at RCPT (before the message is offered) or after DATA (once
-the server holds the whole message), which are the two moments the sender must tell
-apart. Accepted messages are recorded with their envelope.
+stall or a dropped connection, either at RCPT (before the message is offered) or after
+DATA (once the server holds the whole message), which are the two moments the sender must
+tell apart. Accepted messages are recorded with their envelope.
 
 Use it by importing the fixture into a test module:
 ``from tests.peers.smtp import smtp_peer_fixture``; tests then ask for ``smtp_peer``.
