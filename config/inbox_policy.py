@@ -74,6 +74,28 @@ class ClassesPolicy(BaseModel):
     spam: list[Rule] = []
 
 
+# sisimai's reason names (tasks/inbox/bounces.py:Reason); every one needs a rule.
+BOUNCE_REASONS = (
+    "userunknown", "hostunknown", "hasmoved", "suspend", "notaccept", "mailboxfull",
+    "exceedlimit", "mesgtoobig", "expired", "blocked", "rejected", "requireptr",
+    "badreputation", "authfailure", "spamdetected", "virusdetected", "filtered",
+    "policyviolation", "contenterror", "notcompliantrfc", "norelaying", "securityerror",
+    "failedstarttls", "speeding", "toomanyconn", "networkerror", "systemerror", "systemfull",
+    "mailererror", "syntaxerror", "onhold", "undefined", "feedback", "vacation", "delivered",
+)  # fmt: skip
+
+
+class BounceReasonRule(BaseModel):
+    """What one bounce reason means: ``suppress`` the address (it is bad, or its owner
+    reported us), ``count`` it as a soft bounce toward ``soft_bounce_limit``, or ``ignore``
+    it (a delivery or vacation notice). ``about`` says whose fault it is: the recipient's
+    address, our message, or our sending host; a refusal ``about: sender`` during our own
+    SMTP send pauses that sender and suppresses nobody."""
+
+    action: Literal["suppress", "count", "ignore"]
+    about: Literal["recipient", "message", "sender"] = "recipient"
+
+
 class InboxPolicy(BaseModel):
     auto_reply: AutoReplyPolicy = AutoReplyPolicy()
     unsubscribe: ScoredPolicy = ScoredPolicy()
@@ -90,6 +112,23 @@ class InboxPolicy(BaseModel):
     reference_patterns: list[str] = []
     soft_bounce_limit: int = Field(default=3, ge=1)
     reply_separators: list[str] = []
+    bounce_reasons: dict[str, BounceReasonRule] = Field(
+        default_factory=lambda: {r: BounceReasonRule(action="count") for r in BOUNCE_REASONS},
+        description="Per bounce reason: suppress, count as soft, or ignore.",
+    )
+
+    @field_validator("bounce_reasons")
+    @classmethod
+    def _every_reason_has_a_rule(
+        cls, table: dict[str, BounceReasonRule]
+    ) -> dict[str, BounceReasonRule]:
+        unknown = sorted(set(table) - set(BOUNCE_REASONS))
+        if unknown:
+            raise ValueError(f"unknown bounce reasons {unknown}; known: {list(BOUNCE_REASONS)}")
+        missing = sorted(set(BOUNCE_REASONS) - set(table))
+        if missing:
+            raise ValueError(f"no rule for bounce reasons {missing}")
+        return table
 
     _check_refs = field_validator("reference_patterns", "reply_separators")(
         lambda values: [_compiles(v) for v in values]

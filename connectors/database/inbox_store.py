@@ -123,6 +123,19 @@ def outbox_by_message_id(session: Session, message_ids: Iterable[str]) -> dict[s
     return found
 
 
+def outbox_recipients(session: Session, outbox_ids: Iterable[int]) -> dict[int, str]:
+    """The address each outbox row was sent to, so a bounce that named only a local part
+    (``Final-Recipient: LOCAL;<f.b>``) suppresses the address we really mailed."""
+    wanted = sorted(set(outbox_ids))
+    found: dict[int, str] = {}
+    for part in _chunks(wanted):
+        rows = session.execute(
+            select(OutboxItem.id, OutboxItem.recipient).where(OutboxItem.id.in_(part))
+        )
+        found.update({oid: recipient.lower() for oid, recipient in rows})
+    return found
+
+
 def suppressed(session: Session, channel: str, addresses: Iterable[str]) -> set[str]:
     wanted = sorted(set(addresses))
     found: set[str] = set()

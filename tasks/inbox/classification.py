@@ -23,6 +23,8 @@ from stdnum.es import cif, nif
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from config.inbox_policy import InboxPolicy, Rule, load_inbox_policy
+from tasks.inbox.bounces import DsnRecipient, judge_report
+from tasks.inbox.machine_mail import machine_signals
 from tasks.inbox.parsing import Malformed, ParsedMail, ParseResult
 
 
@@ -54,6 +56,10 @@ class BounceInfo:
     soft_recipients: tuple[str, ...]
     status: str | None
     original_message_id: str | None
+    # Each recipient with its reason (tasks/inbox/bounces.py), and those the report named
+    # only by a local part, for the pipeline to resolve through the outbox.
+    recipients: tuple[DsnRecipient, ...] = ()
+    unresolved: tuple[DsnRecipient, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ class Classification:
     reference: str | None = None
     bounce: BounceInfo | None = None
     suppress: tuple[str, ...] = ()
-    suppress_reason: Literal["hard_bounce", "opt_out"] | None = None
+    suppress_reason: Literal["hard_bounce", "opt_out", "complaint"] | None = None
     rsvp: Rsvp | None = None
     malformed_reason: str | None = None
 
@@ -182,6 +188,13 @@ class MailClassifier:
         header_hits = _header_hits(self._auto_headers, parsed.headers)
         if header_hits:
             return Classification(MessageClass.AUTO_REPLY, tuple(header_hits))
+        # --- machine mail (tasks/inbox/machine_mail.py): never a complaint or a contact ---
+        machine = machine_signals(parsed.headers, parsed.from_address, parsed.from_name)
+        if machine:
+            return Classification(
+                MessageClass.AUTO_REPLY,
+                tuple(Evidence(f"machine_mail:{signal}", 1.0) for signal in machine),
+            )
 
         subject = fold(parsed.subject)
         own = self.own_text(parsed.text)
@@ -247,33 +260,42 @@ class MailClassifier:
         )
 
     def _bounce(self, parsed: ParsedMail) -> Classification | None:
+        """Bounces and feedback reports, judged by the policy's per-reason table."""
         report = parsed.delivery_report
         if report is None:
             return None
-        hard: list[str] = []
-        soft: list[str] = []
-        status: str | None = None
-        for rcpt in report.recipients:
-            code = (rcpt.status or "").strip()
-            if code.startswith("5") or (not code and rcpt.action.startswith(("fail", "error"))):
-                hard.append(rcpt.address)
-                status = status or rcpt.status
-            elif code.startswith("4") or rcpt.action.startswith("delayed"):
-                soft.append(rcpt.address)
-                status = status or rcpt.status
-        if not hard and not soft:
+        judged = judge_report(report, self.policy.bounce_reasons)
+        detail = f"{report.detected_by} {judged.status or ''} {','.join(judged.reasons)}"
+        if judged.kind == "delivered":
             # "delivered" / "relayed" reports are receipts, not failures.
             return Classification(
                 MessageClass.AUTO_REPLY, (Evidence("delivery_receipt", 1.0, report.detected_by),)
             )
-        kind: Literal["hard", "soft"] = "hard" if hard else "soft"
-        info = BounceInfo(kind, tuple(hard), tuple(soft), status, report.original_message_id)
+        if judged.kind == "feedback":
+            evidence = Evidence(f"feedback_report:{report.feedback_type}", 1.0, detail.strip())
+        elif judged.kind == "delay":
+            evidence = Evidence("delivery_delayed", 1.0, detail.strip())
+        else:
+            kind_rule = "hard" if judged.suppress else "soft" if judged.soft else "unknown"
+            evidence = Evidence(f"{kind_rule}_bounce", 1.0, detail.strip())
+        kind: Literal["hard", "soft", "unknown"] = (
+            "hard" if judged.suppress else "soft" if judged.soft else "unknown"
+        )
+        info = BounceInfo(
+            kind,
+            judged.suppress,
+            judged.soft,
+            judged.status,
+            report.original_message_id,
+            report.recipients,
+            judged.unresolved,
+        )
         return Classification(
             MessageClass.BOUNCE,
-            (Evidence(f"{kind}_bounce", 1.0, f"{report.detected_by} {status or ''}".strip()),),
+            (evidence,),
             bounce=info,
-            suppress=tuple(hard),
-            suppress_reason="hard_bounce" if hard else None,
+            suppress=judged.suppress,
+            suppress_reason=judged.suppress_reason,
         )
 
     def _rsvp_of(self, parsed: ParsedMail, subject: str, body: str) -> Rsvp | None:

@@ -23,7 +23,9 @@ from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
-import flufl.bounce
+from tasks.inbox.bounces import DeliveryReport, read_report
+from tasks.inbox.bounces import DsnRecipient as DsnRecipient  # re-exported for callers
+from tasks.inbox.machine_mail import reads_as_report
 
 
 class MalformedReason(StrEnum):
@@ -62,25 +64,6 @@ class Attachment:
     filename: str | None
     content_type: str
     size: int
-
-
-@dataclass(frozen=True)
-class DsnRecipient:
-    """One per-recipient block of a delivery report (RFC 3464 section 2.3)."""
-
-    address: str
-    action: str
-    status: str | None
-    diagnostic: str | None = None
-
-
-@dataclass(frozen=True)
-class DeliveryReport:
-    """What a bounce says: who failed, how, and which of our messages it was."""
-
-    recipients: tuple[DsnRecipient, ...]
-    original_message_id: str | None
-    detected_by: str  # "rfc3464" or "flufl.bounce"
 
 
 @dataclass(frozen=True)
@@ -324,81 +307,6 @@ def _is_binary_garbage(text: str) -> bool:
     return (controls + replaced) / len(sample) > 0.1
 
 
-def _delivery_report(msg: Message) -> DeliveryReport | None:
-    recipients: list[DsnRecipient] = []
-    original_id: str | None = None
-    for part in msg.walk():
-        ctype = part.get_content_type()
-        if ctype == "message/delivery-status":
-            blocks = part.get_payload()
-            if not isinstance(blocks, list):
-                continue
-            for block in blocks[1:]:  # first block is per-message fields
-                if not isinstance(block, Message):
-                    continue
-                rcpt = str(block.get("final-recipient") or block.get("original-recipient") or "")
-                address = rcpt.split(";", 1)[-1].strip().strip("<>")
-                action = str(block.get("action") or "").strip().lower()
-                status = str(block.get("status") or "").strip() or None
-                diag = str(block.get("diagnostic-code") or "").strip() or None
-                if address:
-                    recipients.append(DsnRecipient(address.lower(), action, status, diag))
-        elif ctype in ("message/rfc822", "text/rfc822-headers") and original_id is None:
-            original_id = _original_message_id(part)
-    if recipients:
-        return DeliveryReport(tuple(recipients), original_id, "rfc3464")
-    return None
-
-
-def _original_message_id(part: Message) -> str | None:
-    if part.get_content_type() == "message/rfc822":
-        payload = part.get_payload()
-        inner = payload[0] if isinstance(payload, list) and payload else None
-        if isinstance(inner, Message):
-            return _normalise_msgid(str(inner.get("message-id") or ""))
-        return None
-    headers = email.message_from_string(
-        decode_bytes(_part_bytes(part), part.get_content_charset()), policy=policy.compat32
-    )
-    return _normalise_msgid(str(headers.get("message-id") or ""))
-
-
-def _heuristic_bounce(msg: Message, from_address: str) -> DeliveryReport | None:
-    """Non-RFC 3464 bounces (qmail, old Exchange, Yahoo): flufl.bounce knows their shapes.
-
-    Only consulted for mail from a mailer daemon, since its detectors are heuristics.
-    """
-    local = from_address.split("@", 1)[0].lower()
-    if local not in ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"):
-        return None
-    try:
-        temporary, permanent = flufl.bounce.all_failures(msg)
-    except Exception:  # flufl.bounce detectors raise on odd input; a bounce is still a bounce
-        return None
-    recipients = [
-        DsnRecipient(addr.decode("ascii", "replace").lower(), "failed", None)
-        for addr in sorted(permanent)
-    ] + [
-        DsnRecipient(addr.decode("ascii", "replace").lower(), "delayed", None)
-        for addr in sorted(temporary)
-    ]
-    failed_header = str(msg.get("x-failed-recipients") or "").strip()
-    if not recipients and failed_header:
-        recipients = [
-            DsnRecipient(a.strip().lower(), "failed", None)
-            for a in failed_header.split(",")
-            if a.strip()
-        ]
-    if not recipients:
-        return None
-    original: str | None = None
-    for part in msg.walk():
-        if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
-            original = _original_message_id(part)
-            break
-    return DeliveryReport(tuple(recipients), original, "flufl.bounce")
-
-
 _ICAL_METHOD = re.compile(r"^METHOD:(\S+)", re.MULTILINE | re.IGNORECASE)
 _ICAL_PARTSTAT = re.compile(r"PARTSTAT=([A-Z-]+)", re.IGNORECASE)
 _ICAL_UID = re.compile(r"^UID:(.+)$", re.MULTILINE | re.IGNORECASE)
@@ -441,7 +349,7 @@ def _check_headers(raw: bytes, msg: Message) -> Malformed | None:
     froms = msg.get_all("from") or []
     if len(froms) > 1:
         return _malformed(MalformedReason.DUPLICATE_FROM, f"{len(froms)} From headers", raw)
-    if not froms:
+    if not froms and not reads_as_report(msg):
         return _malformed(MalformedReason.MISSING_FROM, "no From header", raw)
     return None
 
@@ -456,11 +364,68 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParseResult:
     if b"\x00" in raw[:2048] or not _first_line_is_header(raw):
         return _malformed(MalformedReason.NOT_EMAIL, "does not start with a header", raw)
     try:
-        return _parse(raw, limits)
+        result = _parse(raw, limits)
     except (RecursionError, MemoryError):
         return _malformed(MalformedReason.TOO_DEEP, "parser recursion limit", raw)
     except Exception as exc:  # the stdlib parser has edge cases; a bad message must not stop a run
-        return _malformed(MalformedReason.UNRECOVERABLE_MIME, type(exc).__name__, raw)
+        result = _malformed(MalformedReason.UNRECOVERABLE_MIME, type(exc).__name__, raw)
+    if isinstance(result, Malformed) and result.reason in _REPORT_RECOVERABLE:
+        return _report_as_text(raw, result, limits) or result
+    return result
+
+
+# Broken MIME that mail systems produce in their own reports (a boundary that never
+# starts, base64 cut short, a folded Content-Type). A report is read as plain text
+# then: we never reply to it or take a contact from it, only the failed recipients.
+_REPORT_RECOVERABLE = frozenset(
+    {
+        MalformedReason.UNRECOVERABLE_MIME,
+        MalformedReason.TRUNCATED,
+        MalformedReason.INVALID_BASE64,
+        MalformedReason.HEADER_INJECTION,
+    }
+)
+
+
+def _report_as_text(raw: bytes, failed: Malformed, limits: ParseLimits) -> ParsedMail | None:
+    """A bounce whose MIME is broken, read as one text: its DSN fields, its quoted headers."""
+    try:
+        msg = email.message_from_bytes(raw, policy=PARSE_POLICY)
+        if not reads_as_report(msg):
+            return None
+        headers = {
+            name.lower(): decode_header_value(str(value)).replace("\r", " ").replace("\n", " ")
+            for name, value in reversed(list(msg.raw_items()))
+        }
+        block, _ = _header_block(raw)
+        text = decode_bytes(raw[len(block) :], None)[: limits.max_text_chars]
+        flat = email.message_from_string("Content-Type: text/plain\n\n" + text)
+        from_name, from_address = _from(headers.get("from", ""), msg)
+        subject = headers.get("subject", "")
+        to = tuple(addr.lower() for _, addr in getaddresses([headers.get("to", "")]) if addr)
+        report = read_report(flat, headers, from_address, from_name, subject, (from_address, *to))
+    except Exception:  # still broken: the original verdict stands
+        return None
+    if report is None:
+        return None
+    return ParsedMail(
+        sha256=sha256_hex(raw),
+        size=len(raw),
+        message_id=_normalise_msgid(headers.get("message-id")),
+        in_reply_to=None,
+        references=(),
+        from_name=from_name,
+        from_address=from_address,
+        to=to,
+        subject=subject,
+        date=_date(headers.get("date")),
+        text=text,
+        html_only=False,
+        attachments=(),
+        headers={k: v for k, v in headers.items() if k in HEADERS_OF_INTEREST},
+        delivery_report=report,
+        defects=(f"read as text: {failed.reason.value} ({failed.detail})",),
+    )
 
 
 def _parse(raw: bytes, limits: ParseLimits) -> ParseResult:
@@ -513,7 +478,7 @@ def _parse(raw: bytes, limits: ParseLimits) -> ParseResult:
         return _malformed(MalformedReason.TRUNCATED, "ends mid-line inside a multipart", raw)
 
     from_name, from_address = _from(headers.get("from", ""), msg)
-    if not from_address:
+    if not from_address and not reads_as_report(msg):
         return _malformed(MalformedReason.MISSING_FROM, "From has no address", raw)
 
     text_parts: list[str] = []
@@ -570,9 +535,8 @@ def _parse(raw: bytes, limits: ParseLimits) -> ParseResult:
     if re.match(r"^\s*(fwd?|enc|rv|reenv)\s*:", subject, re.IGNORECASE):
         forwarded = True
 
-    delivery = _delivery_report(msg)
-    if delivery is None:
-        delivery = _heuristic_bounce(msg, from_address)
+    to = tuple(addr.lower() for _, addr in getaddresses([headers.get("to", "")]) if addr)
+    delivery = read_report(msg, headers, from_address, from_name, subject, (from_address, *to))
 
     return ParsedMail(
         sha256=sha256_hex(raw),
@@ -582,7 +546,7 @@ def _parse(raw: bytes, limits: ParseLimits) -> ParseResult:
         references=tuple(_MSGID.findall(headers.get("references", ""))),
         from_name=from_name,
         from_address=from_address,
-        to=tuple(addr.lower() for _, addr in getaddresses([headers.get("to", "")]) if addr),
+        to=to,
         subject=subject,
         date=_date(headers.get("date")),
         text=text[: limits.max_text_chars],

@@ -16,11 +16,11 @@ import imaplib
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -41,7 +41,9 @@ from connectors.database.migrate import ensure_schema
 from connectors.exhibition_files import RawTable
 from connectors.mailbox import EmlDirReader, ImapReader, MaildirReader, MessageSource, RawMessage
 from tasks.inbox.classification import (
+    BounceInfo,
     Classification,
+    Evidence,
     MailClassifier,
     MessageClass,
     extract_signature_fields,
@@ -52,6 +54,7 @@ from tasks.ingest.mapping import ColumnMapping
 from tasks.ingest.normalize import normalize_table
 from tasks.ingest.pipeline import IngestSummary, store_batch
 from tasks.ingest.staging import StagedFile, write_staged
+from tasks.outreach.rendering import LinkSigning, parse_return_path
 
 # Senders resolved into contacts: people who write to us about business.
 PEOPLE = frozenset({MessageClass.LEAD, MessageClass.COMPLAINT})
@@ -395,6 +398,7 @@ def store_examined(
         for i, (e, mid, place) in enumerate(zip(fresh, ids, places, strict=True))
     ]
     _store_complaints(s, fresh, ids, places, contact_of, counts)
+    fresh = _resolve_through_outbox(s, fresh, classifier)  # bounces naming only a local part
     suppressions, tallies, tallied_before = _suppressions(
         s, fresh, ids, values, by_email, classifier, counts
     )
@@ -463,6 +467,86 @@ def _store_complaints(
         events.append({"complaint_id": place.complaint_id, "kind": "created", "at": at})
     inbox_store.insert_complaints(s, complaints, events)
     counts.new_complaints += len(complaints)
+
+
+# --- bounces that named only a local part: the outbox says whom we mailed --------------------
+
+
+def resolved_verdict(
+    verdict: Classification, address: str, classifier: MailClassifier
+) -> Classification:
+    """The verdict with its unresolved recipients read as ``address`` (the outbox's), judged
+    by the same per-reason table as every other recipient."""
+    bounce = verdict.bounce
+    if bounce is None or not bounce.unresolved:
+        return verdict
+    hard, soft = list(bounce.hard_recipients), list(bounce.soft_recipients)
+    reason = verdict.suppress_reason
+    for rcpt in bounce.unresolved:
+        rule = classifier.policy.bounce_reasons.get(rcpt.reason)
+        if rule is None or rule.action == "ignore":
+            continue
+        if rule.action == "suppress" and not rcpt.action.startswith("delay"):
+            hard.append(address)
+            reason = reason or ("complaint" if rcpt.reason == "feedback" else "hard_bounce")
+        else:
+            soft.append(address)
+    hard = list(dict.fromkeys(hard))
+    soft = [a for a in dict.fromkeys(soft) if a not in hard]
+    kind: Literal["hard", "soft", "unknown"] = "hard" if hard else "soft" if soft else "unknown"
+    info = replace(
+        bounce, kind=kind, hard_recipients=tuple(hard), soft_recipients=tuple(soft), unresolved=()
+    )
+    evidence = (*verdict.evidence, Evidence("recipient_from_outbox", 0.0, address))
+    return replace(
+        verdict, bounce=info, suppress=tuple(hard), suppress_reason=reason, evidence=evidence
+    )
+
+
+def _resolve_through_outbox(
+    s: Session, fresh: Sequence[Examined], classifier: MailClassifier
+) -> list[Examined]:
+    """Reports that named a recipient only by its local part (or, for a feedback report,
+    not at all) are matched to the outbox row they answer, by the original Message-ID or
+    by the VERP return path they were sent back to."""
+    out = list(fresh)
+    pending = [
+        i
+        for i, e in enumerate(fresh)
+        if e.verdict.bounce is not None
+        and e.verdict.bounce.unresolved
+        and isinstance(e.parsed, ParsedMail)
+    ]
+    if not pending:
+        return out
+    secret = LinkSigning.from_settings(get_settings()).secret
+    by_msgid = inbox_store.outbox_by_message_id(
+        s,
+        [m for i in pending if (m := _bounce_of(fresh[i]).original_message_id)],
+    )
+    outbox_of: dict[int, int] = {}
+    for i in pending:
+        e = fresh[i]
+        original = _bounce_of(e).original_message_id
+        oid = by_msgid.get(original) if original else None
+        if oid is None and isinstance(e.parsed, ParsedMail):
+            oid = next(
+                (o for a in e.parsed.to if (o := parse_return_path(a, secret)) is not None), None
+            )
+        if oid is not None:
+            outbox_of[i] = oid
+    recipients = inbox_store.outbox_recipients(s, outbox_of.values())
+    for i, oid in outbox_of.items():
+        if oid in recipients:
+            out[i] = replace(
+                fresh[i], verdict=resolved_verdict(fresh[i].verdict, recipients[oid], classifier)
+            )
+    return out
+
+
+def _bounce_of(e: Examined) -> BounceInfo:
+    assert e.verdict.bounce is not None
+    return e.verdict.bounce
 
 
 def _suppressions(

@@ -11,11 +11,12 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import requests
 from prefect import get_run_logger, task
@@ -25,6 +26,7 @@ from prefect.events import emit_event
 from pydantic import BaseModel
 
 from config.campaign_policy import Campaign, load_campaign
+from config.inbox_policy import BounceReasonRule, load_inbox_policy
 from config.settings import get_outreach_settings, get_settings
 from connectors.database import outreach_store as store
 from connectors.database.engine import get_engine, session_scope
@@ -38,6 +40,7 @@ from connectors.smtp_sender import (
     SendResult,
     SmtpSender,
 )
+from tasks.inbox.bounces import smtp_reply_reason
 from tasks.outreach.failed import failure_note
 from tasks.outreach.planning import StopSignals, plan_due_steps, with_segments
 from tasks.outreach.rendering import (
@@ -144,6 +147,43 @@ def outcome_update(
     }
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """What an SMTP refusal during our own send means, by the inbox's bounce table."""
+
+    action: Literal["suppress", "pause"]
+    reason: str
+
+
+def refusal_of(
+    channel: str, result: SendResult, table: Mapping[str, BounceReasonRule]
+) -> Refusal | None:
+    """The same per-reason table as for bounces, applied to the server's reply.
+
+    A permanent refusal of the address (``550 5.1.1 user unknown``) suppresses it like a
+    hard bounce; a refusal of our sending host (``554 5.7.1 client host blocked``) pauses
+    the sender and suppresses nobody; anything else only fails or retries that message.
+    """
+    if channel == "fax" or result.code is None or result.outcome is SendOutcome.SENT:
+        return None
+    if result.outcome not in (SendOutcome.FAILED_PERMANENT, SendOutcome.RETRY):
+        return None
+    reason = smtp_reply_reason(result.code, result.detail).value
+    rule = table.get(reason)
+    if rule is None:
+        return None
+    if rule.about == "sender":
+        return Refusal("pause", reason)
+    if rule.action == "suppress" and 500 <= result.code < 600:
+        return Refusal("suppress", reason)
+    return None
+
+
+@lru_cache(maxsize=1)
+def _bounce_table() -> Mapping[str, BounceReasonRule]:
+    return load_inbox_policy().bounce_reasons
+
+
 @lru_cache(maxsize=256)
 def _days(country: str | None, year: int) -> frozenset[date]:
     return holiday_calendar(country, [year - 1, year, year + 1])
@@ -195,11 +235,19 @@ class BatchResult(BaseModel):
     skipped_throttle: int = 0
     cap_reached: bool = False
     sent_by_channel: dict[str, int] = {}
+    suppressed_at_send: int = 0
+    sender_paused: str | None = None  # why the receiving side refused our sending host
 
     @property
     def exhausted(self) -> bool:
-        """Nothing more to do this run: no rows left, or a throttle said stop."""
-        return self.claimed == 0 or self.cap_reached or self.skipped_throttle > 0
+        """Nothing more to do this run: no rows left, a throttle said stop, or a server
+        refused our sending host."""
+        return (
+            self.claimed == 0
+            or self.cap_reached
+            or self.skipped_throttle > 0
+            or self.sender_paused is not None
+        )
 
 
 class DispatchSummary(BaseModel):
@@ -483,6 +531,7 @@ def _send_journaled(
     worker: str,
     as_of: datetime,
     record: Callable[[dict[str, Any], SendResult, str | None], dict[str, Any]],
+    stop: Callable[[], bool] | None = None,
 ) -> None:
     """Render and send a batch with one commit before it and one after it.
 
@@ -493,7 +542,8 @@ def _send_journaled(
     one before. If the loop is interrupted, what is known is recorded before the error
     propagates: results as results, the interrupted send as ``unknown``, rows not yet
     started back in the queue. A row whose claim was taken away (never expected) is not
-    sent.
+    sent. Once ``stop()`` says so (a server refused our sending host), the rows not yet
+    sent go back to the queue the same way.
     """
     engine = get_engine()
     # Opened first: a journal without a row's "started" is the proof it never went out,
@@ -513,6 +563,8 @@ def _send_journaled(
     ahead = _RenderAhead([row for row in rows if row["id"] in ours], campaign)
     try:
         for row, message in ahead:
+            if stop is not None and stop():
+                break
             settled.add(row["id"])
             if isinstance(message, SendResult):  # not renderable: nothing goes out
                 result, envelope = message, None
@@ -554,15 +606,29 @@ def dispatch_batch(
     rng = random.Random()
     by_id = {r["id"]: r for r in rows}
     outcomes: list[tuple[SendResult, dict[str, Any]]] = []
+    refused: list[tuple[dict[str, Any], Refusal, SendResult]] = []
 
     def record(row: dict[str, Any], result: SendResult, envelope: str | None) -> dict[str, Any]:
         row = {**row, "attempts": row["attempts"] + 1}
+        refusal = refusal_of(row["channel"], result, _bounce_table())
+        if refusal is not None:
+            refused.append((row, refusal, result))
+            if refusal.action == "pause":  # our host's fault: this message waits, unblamed
+                result = replace(
+                    result,
+                    outcome=SendOutcome.RETRY,
+                    detail=f"sender paused ({refusal.reason}): {result.detail}",
+                )
         update = outcome_update(row, result, as_of, campaign, rng, envelope)
         outcomes.append((result, update))
         return update
 
+    def sender_refused() -> bool:
+        return any(r.action == "pause" for _, r, _ in refused)
+
     if rows:
-        _send_journaled(rows, campaign, worker, as_of, record)
+        _send_journaled(rows, campaign, worker, as_of, record, stop=sender_refused)
+        _act_on_refusals(campaign, refused, out)
     reasons: Counter[str] = Counter()
     channels: Counter[str] = Counter()
     for result, update in outcomes:
@@ -581,6 +647,52 @@ def dispatch_batch(
     out.failed_by_reason = dict(reasons)
     out.sent_by_channel = dict(channels)
     return out
+
+
+def _act_on_refusals(
+    campaign: Campaign,
+    refused: Sequence[tuple[dict[str, Any], Refusal, SendResult]],
+    out: BatchResult,
+) -> None:
+    """Suppress addresses the server refused for good; pause and alert on our host."""
+    entries = [
+        {
+            "channel": "email",
+            "address": row["recipient"].lower(),
+            "reason": "hard_bounce",
+            "source": "smtp",
+            "contact_id": row["contact_id"],
+        }
+        for row, refusal, _ in refused
+        if refusal.action == "suppress"
+    ]
+    if entries:
+        with session_scope() as s:
+            out.suppressed_at_send = store.suppress(s, entries)
+    paused = [(refusal, result) for _, refusal, result in refused if refusal.action == "pause"]
+    if not paused:
+        return
+    refusal, result = paused[0]
+    sender = str(campaign.sender.from_address)
+    out.sender_paused = f"{refusal.reason}: smtp {result.code} {result.detail[:200]}"
+    get_run_logger().warning(
+        "campaign %s: the receiving server refused our sending host (%s); sender %s paused "
+        "for this run, the rest of the batch deferred, nobody suppressed",
+        campaign.name,
+        out.sender_paused,
+        sender,
+    )
+    emit_event(
+        event=f"{EVENT_PREFIX}.sender-paused",
+        resource={"prefect.resource.id": f"accountflow.sender.{sender}"},
+        related=[
+            {
+                "prefect.resource.id": f"accountflow.campaign.{campaign.name}",
+                "prefect.resource.role": "campaign",
+            }
+        ],
+        payload={"reason": refusal.reason, "code": result.code, "detail": result.detail[:500]},
+    )
 
 
 @task(name="preview-campaign", cache_policy=NO_CACHE)

@@ -1,9 +1,9 @@
 """A real SMTP server on loopback (aiosmtpd) whose answers a test can script.
 
-Each recipient (or every recipient) can be told to get 250, 421, 451, 550, a stall or a
-dropped connection, either at RCPT (before the message is offered) or after DATA (once
-the server holds the whole message), which are the two moments the sender must tell
-apart. Accepted messages are recorded with their envelope.
+Each recipient (or every recipient) can be told to get 250, 421, 451, 550, 552, 554, a
+stall or a dropped connection, either at RCPT (before the message is offered) or after
+DATA (once the server holds the whole message), which are the two moments the sender must
+tell apart. Accepted messages are recorded with their envelope.
 
 Use it by importing the fixture into a test module:
 ``from tests.peers.smtp import smtp_peer_fixture``; tests then ask for ``smtp_peer``.
@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-Reply = Literal["250", "421", "451", "550", "stall", "drop"]
+Reply = Literal["250", "421", "451", "550", "552", "554", "stall", "drop"]
 Stage = Literal["rcpt", "data"]
 Security = Literal["plain", "starttls", "ssl"]
 
@@ -75,6 +75,10 @@ _TEXT = {
     "421": "421 4.3.2 Service shutting down",
     "451": "451 4.3.0 Try again later",
     "550": "550 5.1.1 No such user",
+    # A permanent refusal of the message, not of the address.
+    "552": "552 5.3.4 Message size exceeds fixed limit",
+    # A refusal of the sending host, not of the recipient (an IP blocklisting).
+    "554": "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org",
 }
 
 

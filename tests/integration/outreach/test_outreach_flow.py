@@ -294,7 +294,8 @@ def test_ops_list_failures_and_redrive_unknowns_only_when_confirmed(
 ) -> None:
     name = write_campaign(campaigns, steps=EMAIL_ONLY)
     seed_contacts(3)
-    smtp.answer("550", recipient="c1@client1.example.org")
+    # A refusal of the message (a 550 5.1.1 would suppress the address for good).
+    smtp.answer("552", recipient="c1@client1.example.org")
     smtp.answer("stall", at="data", recipient="c2@client2.example.org")
     dispatch_campaign(name, as_of=MONDAY_10_SP)
     state = rows(name)
