@@ -247,6 +247,33 @@ def test_opt_out_suppresses_the_sender_with_the_message_as_evidence(
     assert (sup.reason, sup.source, sup.inbound_message_id) == ("opt_out", "inbox", msg.id)
 
 
+def test_mail_that_is_no_request_goes_to_review_as_other_without_a_contact(
+    database: str, tmp_path: Path
+) -> None:
+    folder = write_eml(
+        tmp_path / "in",
+        {
+            "thanks.eml": mail(
+                1, "Lunch", "Thanks for lunch yesterday, lovely to catch up. Happy holidays!"
+            ),
+            "minutes.eml": mail(2, "Minutes", "FYI, minutes of Tuesday attached, no action."),
+            "lead.eml": mail(3),
+        },
+    )
+    summary = ingest_inbox(eml_dir=str(folder))
+    msgs = {s.removeprefix("eml:"): m for s, m in by_source().items()}
+    assert msgs["thanks.eml"].label == msgs["minutes.eml"].label == "other"
+    assert msgs["thanks.eml"].contact_id is None and msgs["minutes.eml"].contact_id is None
+    assert msgs["lead.eml"].label == "lead" and msgs["lead.eml"].contact_id is not None
+    assert summary.by_class == {"other": 2, "lead": 1} and summary.new_contacts == 1
+    assert count(Contact) == 1 and count(Complaint) == 0 and count(Suppression) == 0
+    assert any(e["rule"].startswith("model:") for e in msgs["thanks.eml"].evidence)
+    out = CliRunner().invoke(app, ["export", "messages", "--format", "csv"])
+    listed = {r["source"]: r for r in csv.DictReader(io.StringIO(out.output))}
+    assert listed["eml:thanks.eml"]["class"] == "other"
+    assert listed["eml:thanks.eml"]["contact_id"] == ""
+
+
 def test_follow_ups_join_the_complaint_they_answer_instead_of_opening_one(
     database: str, tmp_path: Path
 ) -> None:
