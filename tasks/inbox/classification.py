@@ -44,6 +44,12 @@ class MessageClass(StrEnum):
 
 Severity = Literal["low", "medium", "high", "critical"]
 _SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+_LEVELS: dict[str, Severity] = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "critical": "critical",
+}
 
 
 @dataclass(frozen=True)
@@ -289,7 +295,10 @@ class MailClassifier:
             if sev_hit is not None:
                 evidence.append(sev_hit)
             graded = self.model.predict_severity(vector, features.severity_dense)
-            severity = max(floor, graded.label, key=_SEVERITY_RANK.__getitem__)  # type: ignore[assignment]
+            if _SEVERITY_RANK[graded.label] > _SEVERITY_RANK[floor]:
+                severity = _LEVELS[graded.label]
+            else:
+                severity = floor
             evidence.append(
                 Evidence(
                     f"model_severity:{graded.label}",
