@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal, TypeVar
 
 import phonenumbers
@@ -142,7 +142,17 @@ class ModelInput:
 
     text: str
     dense: Mapping[str, float]
-    severity_dense: Mapping[str, float]
+    folded: str
+    severity_rules: Callable[[str], tuple[str, Evidence | None]]
+
+    @cached_property
+    def severity_dense(self) -> dict[str, float]:
+        """The severity model's numbers, computed only for mail that is a complaint."""
+        level, _ = self.severity_rules(self.folded)
+        out = {f"severity-rule:{name}": float(name == level) for name in _SEVERITY_RANK}
+        out["rules:complaint"] = self.dense["rules:complaint"]
+        out.update({k: v for k, v in self.dense.items() if k.startswith("cues:")})
+        return out
 
 
 @dataclass(frozen=True)
@@ -411,11 +421,8 @@ class MailClassifier:
                 "short": float(len(text) < 160),
             }
         )
-        level, _ = self._severity_of(fold(parsed.subject) + "\n" + fold(text))
-        severity_dense = {f"severity-rule:{name}": float(name == level) for name in _SEVERITY_RANK}
-        severity_dense["rules:complaint"] = dense["rules:complaint"]
-        severity_dense.update({k: v for k, v in dense.items() if k.startswith("cues:")})
-        return ModelInput(f"{parsed.subject}\n{text}", dense, severity_dense)
+        folded = fold(parsed.subject) + "\n" + fold(text)
+        return ModelInput(f"{parsed.subject}\n{text}", dense, folded, self._severity_of)
 
     def _bounce(self, parsed: ParsedMail) -> Classification | None:
         report = parsed.delivery_report

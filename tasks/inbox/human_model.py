@@ -14,10 +14,8 @@ against scikit-learn's own transform.
 from __future__ import annotations
 
 import json
-import math
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +33,7 @@ SEVERITIES = ("low", "medium", "high", "critical")
 MAX_CHARS = 3000
 CHAR_NGRAMS = (3, 5)
 _WORD = re.compile(r"\w\w+")
+_WORD_CACHE_SIZE = 200_000  # words; about 100 MB at most, far less in practice
 _SPACES = re.compile(r"\s+")
 
 
@@ -47,29 +46,40 @@ def fold_lower(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+def _normalised(text: str) -> str:
+    return _SPACES.sub(" ", fold_lower(text[:MAX_CHARS]))
+
+
+def _char_grams(word: str) -> list[str]:
+    """A word's character n-grams, padded with a space each side as ``char_wb`` does."""
+    padded = f" {word} "
+    size = len(padded)
+    low, high = CHAR_NGRAMS
+    if size < low:
+        return [padded]
+    return [
+        padded[start : start + n]
+        for n in range(low, min(high, size) + 1)
+        for start in range(size - n + 1)
+    ]
+
+
+def _word_grams(words: list[str]) -> list[str]:
+    return ["w:" + w for w in words] + [f"w:{a} {b}" for a, b in pairwise(words)]
+
+
 def analyze(text: str) -> list[str]:
     """Character n-grams inside words (3 to 5) and word uni- and bigrams (``w:`` prefix).
 
     Character n-grams carry inflection and typos across PT, ES and EN; word n-grams make
     the evidence readable ("w:letter before", "w:procon").
     """
-    text = _SPACES.sub(" ", fold_lower(text[:MAX_CHARS]))
+    text = _normalised(text)
     grams: list[str] = []
-    add = grams.append
-    low, high = CHAR_NGRAMS
     for word in text.split(" "):
-        if not word:
-            continue
-        padded = f" {word} "
-        size = len(padded)
-        for n in range(low, min(high, size) + 1):
-            for start in range(size - n + 1):
-                add(padded[start : start + n])
-        if size < low:
-            add(padded)
-    words = _WORD.findall(text)
-    grams.extend("w:" + w for w in words)
-    grams.extend(f"w:{a} {b}" for a, b in pairwise(words))
+        if word:
+            grams.extend(_char_grams(word))
+    grams.extend(_word_grams(_WORD.findall(text)))
     return grams
 
 
@@ -95,6 +105,7 @@ class _Linear:
         self.names = [""] * len(vocabulary)
         for gram, index in vocabulary.items():
             self.names[index] = gram
+        self.is_word = np.array([name.startswith("w:") for name in self.names], dtype=bool)
 
     def predict(
         self, indices: np.ndarray, values: np.ndarray, dense: Mapping[str, float], top: int = 6
@@ -114,20 +125,25 @@ class _Linear:
         else:  # binary: one row of weights, positive for classes[1]
             contrib_text = self.coef[0, indices] * values * (1 if best else -1)
         contrib_dense = self.coef[best if len(self.classes) > 2 else 0, n_text:] * dense_values
-        pairs = [(float(c), self.names[i]) for c, i in zip(contrib_text, indices, strict=True)]
-        pairs += [(float(c), f"[{n}]") for c, n in zip(contrib_dense, self.dense, strict=True)]
-        pairs = [p for p in pairs if p[0] > 0]
-        pairs.sort(reverse=True)
-        readable = [name for _, name in pairs if name.startswith(("w:", "["))][:top]
+        contributions = np.concatenate([contrib_text, contrib_dense])
+        positions = np.concatenate([indices, np.arange(n_text, n_text + len(self.dense))])
+        strongest = np.argsort(-contributions)[: 4 * top]
+        ranked = [int(positions[k]) for k in strongest if contributions[k] > 0]
+        readable = [self.label_of(i) for i in ranked if i >= n_text or self.is_word[i]][:top]
         if len(readable) < top:
-            readable += [f"'{name}'" for _, name in pairs if not name.startswith(("w:", "["))][
-                : top - len(readable)
-            ]
+            chars = [f"'{self.names[i]}'" for i in ranked if i < n_text and not self.is_word[i]]
+            readable += chars[: top - len(readable)]
         return Prediction(
             {c: float(p) for c, p in zip(self.classes, probs, strict=True)},
             self.classes[best],
-            tuple(n.removeprefix("w:") for n in readable),
+            tuple(readable),
         )
+
+    def label_of(self, position: int) -> str:
+        """A feature as the evidence shows it: a word, a bracketed dense name, or n-gram."""
+        if position >= len(self.names):
+            return f"[{self.dense[position - len(self.names)]}]"
+        return self.names[position].removeprefix("w:")
 
 
 class HumanMailModel:
@@ -141,21 +157,35 @@ class HumanMailModel:
         self.severity = _Linear(data["severity_model"], vocab, self.idf)
         self.thresholds: dict[str, float] = dict(data["thresholds"])
         self.trained_on: dict[str, Any] = dict(data.get("trained_on", {}))
+        self._word_cache: dict[str, list[int]] = {}
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> HumanMailModel:
         return cls(json.loads(path.read_text(encoding="utf-8")))
 
     def vectorize(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """Sublinear tf-idf, l2-normalised: scikit-learn's ``TfidfVectorizer`` arithmetic."""
-        counts = Counter(analyze(text))
-        vocab = self.vocabulary
-        pairs = [(vocab[g], c) for g, c in counts.items() if g in vocab]
-        if not pairs:
+        """Sublinear tf-idf, l2-normalised: scikit-learn's ``TfidfVectorizer`` arithmetic.
+
+        A word's in-vocabulary character n-grams are looked up once and remembered, since
+        the same words recur from message to message.
+        """
+        text = _normalised(text)
+        vocab, cache = self.vocabulary, self._word_cache
+        found: list[int] = []
+        for word in text.split(" "):
+            if not word:
+                continue
+            known = cache.get(word)
+            if known is None:
+                known = [vocab[g] for g in _char_grams(word) if g in vocab]
+                if len(cache) < _WORD_CACHE_SIZE:
+                    cache[word] = known
+            found.extend(known)
+        found.extend(vocab[g] for g in _word_grams(_WORD.findall(text)) if g in vocab)
+        if not found:
             return np.zeros(0, dtype=np.intp), np.zeros(0)
-        pairs.sort()
-        indices = np.fromiter((i for i, _ in pairs), dtype=np.intp, count=len(pairs))
-        tf = np.fromiter((1.0 + math.log(c) for _, c in pairs), dtype=np.float64, count=len(pairs))
+        indices, counts = np.unique(np.array(found, dtype=np.intp), return_counts=True)
+        tf = 1.0 + np.log(counts)
         values = tf * self.idf[indices]
         norm = float(np.sqrt(values @ values))
         return indices, values / norm if norm else values

@@ -53,19 +53,19 @@ from tasks.ingest.normalize import normalize_table
 from tasks.ingest.pipeline import IngestSummary, store_batch
 from tasks.ingest.staging import StagedFile, write_staged
 
-# Senders resolved into contacts: people who write to us about business. Mail the
-# classifier is not sure of (``other``) is stored for review and creates no contact.
-PEOPLE = frozenset({MessageClass.LEAD, MessageClass.COMPLAINT})
+# Senders resolved into contacts: people who write to us about business, and who answer
+# our invitations. Mail the classifier is not sure of (``other``) is stored for review and
+# creates no contact.
+PEOPLE = frozenset({MessageClass.LEAD, MessageClass.COMPLAINT, MessageClass.RSVP})
 # Classes that join a complaint when they follow up on it ("any news?" reads as other);
 # machine mail never does.
-ATTACHABLE = PEOPLE | {MessageClass.OTHER}
+ATTACHABLE = frozenset({MessageClass.LEAD, MessageClass.COMPLAINT, MessageClass.OTHER})
 # Senders we look up (never create) so their message and suppression point at a contact.
 LOOKED_UP = frozenset(
     {
         MessageClass.UNSUBSCRIBE,
         MessageClass.AUTO_REPLY,
         MessageClass.BOUNCE,
-        MessageClass.RSVP,
         MessageClass.OTHER,
     }
 )

@@ -101,7 +101,8 @@ def test_sample_inbox_lands_once_with_every_message_accounted_for(database: str)
     summary = ingest_inbox(eml_dir=sample_inbox())
     assert summary.reconciles and summary.stored == summary.messages_in == 13
     assert summary.by_class == {
-        "lead": 5, "complaint": 4, "auto_reply": 1, "bounce": 1, "unsubscribe": 1, "malformed": 1,
+        "lead": 4, "rsvp": 1, "complaint": 4, "auto_reply": 1, "bounce": 1, "unsubscribe": 1,
+        "malformed": 1,
     }  # fmt: skip
     assert (summary.new_complaints, summary.attached_followups) == (3, 1)
     assert summary.suppressions_by_reason == {"hard_bounce": 1, "opt_out": 1}
@@ -112,7 +113,7 @@ def test_sample_inbox_lands_once_with_every_message_accounted_for(database: str)
     assert mark is not None and msgs["eml:13_lead_again_en.eml"].contact_id == mark
     claudia = msgs["eml:06_complaint_pt.eml"]
     assert msgs["eml:08_complaint_followup_pt.eml"].contact_id == claudia.contact_id
-    people = [m.contact_id for m in msgs.values() if m.label in ("lead", "complaint")]
+    people = [m.contact_id for m in msgs.values() if m.label in ("lead", "complaint", "rsvp")]
     assert count(Contact) == summary.new_contacts == len(set(people)) == 7
 
     again = ingest_inbox(eml_dir=sample_inbox())
