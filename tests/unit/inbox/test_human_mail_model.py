@@ -42,8 +42,10 @@ def test_held_out_corpus_class_and_severity_accuracy(classifier: MailClassifier)
     assert result["messages"] >= 200
     assert result["accuracy"] >= 0.88
     assert result["severity_accuracy"] >= 0.60
-    for cls in ("lead", "complaint", "spam", "other"):
-        assert result["per_class"][cls]["precision"] >= 0.85, cls
+    # A wrong lead makes a contact and a wrong complaint starts an SLA clock: these two
+    # (and spam, which hides mail) must be precise; ``other`` is only a review list.
+    for cls in ("lead", "complaint", "spam"):
+        assert result["per_class"][cls]["precision"] >= 0.9, cls
 
 
 def test_corpus_has_600_messages_in_every_class_and_language() -> None:
