@@ -102,11 +102,31 @@ class InboxPolicy(BaseModel):
     rsvp: list[Rule] = []
     spam_headers: list[HeaderRule] = []
     classes: ClassesPolicy = ClassesPolicy()
-    min_score: float = Field(default=1.0, description="Below this the default class applies.")
-    default_class: Literal["lead", "complaint", "spam"] = "lead"
-    complaint_overrides_unsubscribe_at: float = Field(
-        default=4.0,
-        description="A complaint scoring this much stays a complaint even if it also opts out.",
+    default_class: Literal["other", "lead", "complaint", "spam"] = Field(
+        default="other",
+        description="The class of mail the model is not sure of: a review list, not a lead.",
+    )
+    uncertain_below: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Below this probability of its best class, mail gets the default class.",
+    )
+    lead_needs: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="A lead creates a contact, so it needs at least this probability.",
+    )
+    complaint_needs: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="A complaint starts an SLA clock, so it may need more than other classes.",
+    )
+    cues: dict[str, list[Rule]] = Field(
+        default_factory=dict,
+        description="Broad cue words by family; only the model reads their scores.",
     )
     severity: list[SeverityRule] = []
     reference_patterns: list[str] = []

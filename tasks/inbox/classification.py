@@ -1,20 +1,23 @@
 """Decide what an inbound message is, and show the evidence for the decision.
 
 Precedence follows how certain each signal is: a malformed message is never read further;
-delivery reports and auto-reply headers are machine-set and decisive; opt-outs outrank the
-business classes because ignoring one is a legal problem; lead, complaint and spam are
-weighted pattern scores from ``config/inbox.yaml``, so every decision is explainable by
-rule names and can be tuned by the team that reads the inbox.
+delivery reports, auto-reply and spam headers and calendar replies are machine-set and
+decisive. Human mail is then read twice: by the weighted pattern rules of
+``config/inbox.yaml`` (named, tunable by the team that reads the inbox) and by a linear
+model over character and word n-grams (``tasks/inbox/human_model.py``) that takes the
+rules' scores as features. The model decides; mail it is not sure of is ``other``, a review
+list, because a wrong lead creates a contact. The evidence lists the rules that matched and
+the model's strongest features, so every decision stays explainable.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal, TypeVar
 
 import phonenumbers
@@ -24,6 +27,7 @@ from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from config.inbox_policy import InboxPolicy, Rule, load_inbox_policy
 from tasks.inbox.bounces import DsnRecipient, judge_report
+from tasks.inbox.human_model import HumanMailModel, load_model
 from tasks.inbox.machine_mail import machine_signals
 from tasks.inbox.parsing import Malformed, ParsedMail, ParseResult
 
@@ -35,11 +39,19 @@ class MessageClass(StrEnum):
     BOUNCE = "bounce"
     UNSUBSCRIBE = "unsubscribe"
     SPAM = "spam"
+    RSVP = "rsvp"
+    OTHER = "other"
     MALFORMED = "malformed"
 
 
 Severity = Literal["low", "medium", "high", "critical"]
 _SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+_LEVELS: dict[str, Severity] = {
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "critical": "critical",
+}
 
 
 @dataclass(frozen=True)
@@ -130,11 +142,87 @@ def _score(rules: Sequence[_Compiled], subject: str, body: str) -> tuple[float, 
     return total, hits
 
 
-class MailClassifier:
-    """Compiled form of an ``InboxPolicy``; build once per run, classify many messages."""
+@dataclass(frozen=True)
+class ModelInput:
+    """What the model reads: the text, and named numbers from headers and rules."""
 
-    def __init__(self, policy: InboxPolicy) -> None:
+    text: str
+    dense: Mapping[str, float]
+    folded: str
+    severity_rules: Callable[[str], tuple[str, Evidence | None]]
+
+    @cached_property
+    def severity_dense(self) -> dict[str, float]:
+        """The severity model's numbers, computed only for mail that is a complaint."""
+        level, _ = self.severity_rules(self.folded)
+        out = {f"severity-rule:{name}": float(name == level) for name in _SEVERITY_RANK}
+        out["rules:complaint"] = self.dense["rules:complaint"]
+        out.update({k: v for k, v in self.dense.items() if k.startswith("cues:")})
+        return out
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A message as the rules read it: folded subject and own words, scores, hits."""
+
+    subject: str
+    body: str
+    rsvp: Rsvp | None
+    scores: dict[str, float]
+    hits: dict[MessageClass, list[Evidence]]
+    features: ModelInput
+
+
+_CLOSING_LINE = re.compile(
+    r"^\s*(--\s*|[^\W\d][\w .'!-]{1,38},|atenciosamente|att\.?|abs\.?|cordialmente|"
+    r"saludos|un saludo|atentamente|regards|thanks|cheers|obrigad[oa]|gracias|grato)\s*$",
+    re.IGNORECASE,
+)
+_HEADER_LINE = re.compile(
+    r"^\s*(from|de|to|para|cc|date|data|fecha|sent|enviad[oa]( em| el)?|subject|assunto|asunto)"
+    r"\s*:.*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ADDRESS = re.compile(r"\S+@\S+|https?://\S+")
+_DIGITS = re.compile(r"\d+")
+
+
+def model_text(text: str) -> str:
+    """The words that say what a message is about, without what says who sent it.
+
+    The signature block (from the last closing line on: names, titles, phones,
+    disclaimers), forwarded header lines, addresses and the digits of numbers tell the
+    model who wrote, not what they want, and would otherwise be learnt as if they did.
+    A closing that is the first line of the text is a greeting, and is kept.
+    """
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    for index in range(len(lines) - 1, first, -1):
+        if _CLOSING_LINE.match(lines[index]) and any(x.strip() for x in lines[first + 1 : index]):
+            lines = lines[:index]
+            break
+    cleaned = _HEADER_LINE.sub("", "\n".join(lines))
+    return _DIGITS.sub("0", _ADDRESS.sub(" @ ", cleaned))
+
+
+# Scale for rule scores as model features: a strong rule hit scores about 3.
+_RULE_SCALE = 5.0
+_BULK = re.compile(r"^(bulk|list|junk)", re.IGNORECASE)
+_REPLY_SUBJECT = re.compile(r"^\s*(re|res|resp|aw|sv)\s*:", re.IGNORECASE)
+
+
+class MailClassifier:
+    """Compiled form of an ``InboxPolicy`` with its model; build once, classify many messages.
+
+    ``model=None`` loads the shipped model; the training script passes ``with_model=False``
+    to compute features before any model exists.
+    """
+
+    def __init__(
+        self, policy: InboxPolicy, model: HumanMailModel | None = None, with_model: bool = True
+    ) -> None:
         self.policy = policy
+        self.model = model if model is not None or not with_model else load_model()
         self._auto_headers = [
             (h.name, h.header.lower(), re.compile(h.pattern, re.IGNORECASE), h.weight)
             for h in policy.auto_reply.headers
@@ -146,6 +234,7 @@ class MailClassifier:
         self._auto_text = _compile(policy.auto_reply.text)
         self._unsubscribe = _compile(policy.unsubscribe.rules)
         self._rsvp = _compile(policy.rsvp)
+        self._cues = {family: _compile(rules) for family, rules in policy.cues.items()}
         self._classes: dict[MessageClass, tuple[_Compiled, ...]] = {
             MessageClass.COMPLAINT: _compile(policy.classes.complaint),
             MessageClass.LEAD: _compile(policy.classes.lead),
@@ -175,6 +264,86 @@ class MailClassifier:
         return "\n".join(kept)
 
     def classify(self, parsed: ParseResult) -> Classification:
+        decided = self.decided_by_headers(parsed)
+        if decided is not None:
+            return decided
+        assert isinstance(parsed, ParsedMail)
+        read = self.read(parsed)
+        subject, body, rsvp, scores, hits, features = (
+            read.subject, read.body, read.rsvp, read.scores, read.hits, read.features
+        )  # fmt: skip
+        if self.model is None:
+            raise RuntimeError("this classifier was built without a model")
+        prediction, vector = self.model.predict(features.text, features.dense)
+        label = MessageClass(prediction.label)
+        confidence = prediction.probabilities[prediction.label]
+        evidence = list(hits.get(label, ()))
+        evidence.append(
+            Evidence(
+                f"model:{label.value}", round(confidence, 3), ", ".join(prediction.top_features)
+            )
+        )
+        bar = self.policy.uncertain_below
+        if label is MessageClass.LEAD:
+            bar = max(bar, self.policy.lead_needs)
+        elif label is MessageClass.COMPLAINT:
+            bar = max(bar, self.policy.complaint_needs)
+        if confidence < bar:
+            evidence.insert(
+                0,
+                Evidence(
+                    "uncertain", round(confidence, 3), f"best guess {label.value}, not sure enough"
+                ),
+            )
+            label = MessageClass(self.policy.default_class)
+
+        opt_out = scores[MessageClass.UNSUBSCRIBE.value] >= self.policy.unsubscribe.threshold
+        suppress: tuple[str, ...] = ()
+        if label is MessageClass.UNSUBSCRIBE or (label is MessageClass.COMPLAINT and opt_out):
+            suppress = (parsed.from_address,)
+            if label is MessageClass.COMPLAINT:
+                evidence.extend(hits.get(MessageClass.UNSUBSCRIBE, ()))
+        severity: Severity | None = None
+        if label is MessageClass.COMPLAINT:
+            # The rules are floors: wording the team marked (a lawyer, a regulator, a
+            # cancelled contract) is never graded down by the model, which may grade up.
+            floor, sev_hit = self._severity_of(subject + "\n" + body)
+            if sev_hit is not None:
+                evidence.append(sev_hit)
+            graded = self.model.predict_severity(vector, features.severity_dense)
+            if _SEVERITY_RANK[graded.label] > _SEVERITY_RANK[floor]:
+                severity = _LEVELS[graded.label]
+            else:
+                severity = floor
+            evidence.append(
+                Evidence(
+                    f"model_severity:{graded.label}",
+                    round(graded.probabilities[graded.label], 3),
+                    ", ".join(graded.top_features),
+                )
+            )
+        if label is MessageClass.RSVP and rsvp is None:
+            rsvp = Rsvp("accepted", "text")
+        reference = (
+            self._reference_of(subject, body)
+            if label in (MessageClass.COMPLAINT, MessageClass.LEAD)
+            else None
+        )
+        if rsvp is not None:
+            evidence.append(Evidence(f"rsvp:{rsvp.answer}", 0.0, rsvp.via))
+        return Classification(
+            label,
+            tuple(evidence),
+            {**scores, **{f"model:{k}": round(v, 4) for k, v in prediction.probabilities.items()}},
+            severity=severity,
+            reference=reference,
+            suppress=suppress,
+            suppress_reason="opt_out" if suppress else None,
+            rsvp=rsvp,
+        )
+
+    def decided_by_headers(self, parsed: ParseResult) -> Classification | None:
+        """The class that structure or machine-set headers decide, before any text is read."""
         if isinstance(parsed, Malformed):
             return Classification(
                 MessageClass.MALFORMED,
@@ -184,7 +353,6 @@ class MailClassifier:
         bounce = self._bounce(parsed)
         if bounce is not None:
             return bounce
-
         header_hits = _header_hits(self._auto_headers, parsed.headers)
         if header_hits:
             return Classification(MessageClass.AUTO_REPLY, tuple(header_hits))
@@ -195,69 +363,79 @@ class MailClassifier:
                 MessageClass.AUTO_REPLY,
                 tuple(Evidence(f"machine_mail:{signal}", 1.0) for signal in machine),
             )
+        spam_hits = _header_hits(self._spam_headers, parsed.headers)
+        if spam_hits:
+            return Classification(MessageClass.SPAM, tuple(spam_hits))
+        rsvp = _calendar_rsvp(parsed)
+        if rsvp is not None:
+            return Classification(
+                MessageClass.RSVP, (Evidence(f"rsvp:{rsvp.answer}", 1.0, "icalendar"),), rsvp=rsvp
+            )
+        return None
 
+    def read(self, parsed: ParsedMail) -> Reading:
+        """Everything the rules see in a message, and the model's input built from it."""
         subject = fold(parsed.subject)
         own = self.own_text(parsed.text)
         body = fold(own)
         rsvp = self._rsvp_of(parsed, subject, body)
-        spam_hits = _header_hits(self._spam_headers, parsed.headers)
-        if spam_hits:
-            return Classification(MessageClass.SPAM, tuple(spam_hits), rsvp=rsvp)
+        scores, hits = self.rule_scores(subject, body)
+        return Reading(
+            subject, body, rsvp, scores, hits, self.model_input(parsed, own, scores, rsvp)
+        )
 
+    def rule_scores(
+        self, subject: str, body: str
+    ) -> tuple[dict[str, float], dict[MessageClass, list[Evidence]]]:
+        """Each rule family's score on the folded subject and the sender's own words."""
         scores: dict[str, float] = {}
-        evidence: dict[MessageClass, list[Evidence]] = {}
+        hits: dict[MessageClass, list[Evidence]] = {}
         for label, rules in self._classes.items():
-            scores[label.value], evidence[label] = _score(rules, subject, body)
-        auto_score, auto_hits = _score(self._auto_text, subject, body)
-        unsub_score, unsub_hits = _score(self._unsubscribe, subject, body)
-        scores[MessageClass.AUTO_REPLY.value] = auto_score
-        scores[MessageClass.UNSUBSCRIBE.value] = unsub_score
-        business_max = max(scores[c.value] for c in self._classes)
-        if auto_score >= self.policy.auto_reply.threshold and auto_score >= business_max:
-            return Classification(MessageClass.AUTO_REPLY, tuple(auto_hits), scores, rsvp=rsvp)
+            scores[label.value], hits[label] = _score(rules, subject, body)
+        for label, rules in (
+            (MessageClass.AUTO_REPLY, self._auto_text),
+            (MessageClass.UNSUBSCRIBE, self._unsubscribe),
+            (MessageClass.RSVP, self._rsvp),
+        ):
+            scores[label.value], hits[label] = _score(rules, subject, body)
+        return scores, hits
 
-        opt_out = unsub_score >= self.policy.unsubscribe.threshold
-        suppress = (parsed.from_address,) if opt_out else ()
-        reason: Literal["opt_out"] | None = "opt_out" if opt_out else None
-        complaint_score = scores[MessageClass.COMPLAINT.value]
-        if opt_out and complaint_score < self.policy.complaint_overrides_unsubscribe_at:
-            return Classification(
-                MessageClass.UNSUBSCRIBE,
-                tuple(unsub_hits),
-                scores,
-                suppress=suppress,
-                suppress_reason=reason,
-                rsvp=rsvp,
+    def model_input(
+        self, parsed: ParsedMail, own: str, scores: Mapping[str, float], rsvp: Rsvp | None
+    ) -> ModelInput:
+        """The text and numbers the model reads (the same code trains and predicts).
+
+        A forwarded message is read whole, since its point is below the forwarding line;
+        otherwise only the sender's own words, so our quoted campaign and its unsubscribe
+        footer do not speak for the sender.
+        """
+        text = own
+        if parsed.forwarded:
+            text = "\n".join(
+                line for line in parsed.text.splitlines() if not line.lstrip().startswith(">")
             )
-
-        # Dict order is the tie-break: a missed complaint costs more than a missed lead.
-        label = max(self._classes, key=lambda c: scores[c.value])
-        hits = list(evidence[label]) + (list(unsub_hits) if opt_out else [])
-        if scores[label.value] < self.policy.min_score:
-            label = MessageClass(self.policy.default_class)
-            hits = [Evidence("default_class", 0.0, "no rule reached min_score")]
-        severity: Severity | None = None
-        if label is MessageClass.COMPLAINT:
-            severity, sev_hit = self._severity_of(subject + "\n" + body)
-            if sev_hit is not None:
-                hits.append(sev_hit)
-        reference = (
-            self._reference_of(subject, body)
-            if label in (MessageClass.COMPLAINT, MessageClass.LEAD)
-            else None
+        text = model_text(text)
+        headers = parsed.headers
+        dense = {f"rules:{k}": min(v, 10.0) / _RULE_SCALE for k, v in scores.items()}
+        cue_text = fold(text).lower()
+        for family, rules in self._cues.items():
+            hits = sum(1 for rule in rules if rule.regex.search(cue_text))
+            dense[f"cues:{family}"] = min(hits, 5) / 2
+        dense.update(
+            {
+                "header:list-unsubscribe": float("list-unsubscribe" in headers),
+                "header:list-id": float("list-id" in headers),
+                "header:precedence-bulk": float(bool(_BULK.match(headers.get("precedence", "")))),
+                "html-only": float(parsed.html_only),
+                "attachment": float(bool(parsed.attachments)),
+                "forwarded": float(parsed.forwarded),
+                "reply": float(bool(_REPLY_SUBJECT.match(parsed.subject))),
+                "rsvp-rule": float(rsvp is not None),
+                "short": float(len(text) < 160),
+            }
         )
-        if rsvp is not None:
-            hits.append(Evidence(f"rsvp:{rsvp.answer}", 0.0, rsvp.via))
-        return Classification(
-            label,
-            tuple(hits),
-            scores,
-            severity=severity,
-            reference=reference,
-            suppress=suppress,
-            suppress_reason=reason,
-            rsvp=rsvp,
-        )
+        folded = fold(parsed.subject) + "\n" + fold(text)
+        return ModelInput(f"{parsed.subject}\n{text}", dense, folded, self._severity_of)
 
     def _bounce(self, parsed: ParsedMail) -> Classification | None:
         """Bounces and feedback reports, judged by the policy's per-reason table."""
@@ -299,16 +477,9 @@ class MailClassifier:
         )
 
     def _rsvp_of(self, parsed: ParsedMail, subject: str, body: str) -> Rsvp | None:
-        cal = parsed.calendar
-        if cal is not None and cal.method == "REPLY":
-            answer = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}
-            found = answer.get(cal.partstat or "")
-            if found == "accepted":
-                return Rsvp("accepted", "icalendar", cal.uid)
-            if found == "declined":
-                return Rsvp("declined", "icalendar", cal.uid)
-            if found == "tentative":
-                return Rsvp("tentative", "icalendar", cal.uid)
+        found = _calendar_rsvp(parsed)
+        if found is not None:
+            return found
         _, hits = _score(self._rsvp, subject, body)
         if not hits:
             return None
@@ -331,6 +502,20 @@ class MailClassifier:
                 if match:
                     return match.group(1).upper().rstrip(".-/")
         return None
+
+
+def _calendar_rsvp(parsed: ParsedMail) -> Rsvp | None:
+    """The attendee's answer in an iCalendar REPLY (RFC 5546), if the message carries one."""
+    cal = parsed.calendar
+    if cal is None or cal.method != "REPLY":
+        return None
+    if cal.partstat == "ACCEPTED":
+        return Rsvp("accepted", "icalendar", cal.uid)
+    if cal.partstat == "DECLINED":
+        return Rsvp("declined", "icalendar", cal.uid)
+    if cal.partstat == "TENTATIVE":
+        return Rsvp("tentative", "icalendar", cal.uid)
+    return None
 
 
 def _header_hits(

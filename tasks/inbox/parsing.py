@@ -197,11 +197,12 @@ def _decode_word(match: re.Match[str]) -> str:
 def decode_header_value(raw: str) -> str:
     """Unfold and decode a header value, including encoded words where RFC 2047 forbids them.
 
-    ``raw`` comes from ``raw_items()`` and may carry raw 8-bit bytes as surrogates;
-    encoded words inside quoted strings are decoded too because senders' clients produce
-    them and readers display them decoded.
+    ``raw`` comes from ``raw_items()`` and may carry raw 8-bit bytes as surrogates, or is
+    a value the email package already decoded (an RFC 2231 filename), so real non-ASCII
+    characters pass through as UTF-8; encoded words inside quoted strings are decoded too
+    because senders' clients produce them and readers display them decoded.
     """
-    data = raw.encode("ascii", "surrogateescape")
+    data = raw.encode("utf-8", "surrogateescape")
     text = decode_bytes(data, None) if any(b > 127 for b in data) else raw
     text = re.sub(r"\r?\n(?=[ \t])", "", text)
     if "=?" in text:

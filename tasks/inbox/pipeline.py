@@ -56,12 +56,22 @@ from tasks.ingest.pipeline import IngestSummary, store_batch
 from tasks.ingest.staging import StagedFile, write_staged
 from tasks.outreach.rendering import LinkSigning, parse_return_path
 
-# Senders resolved into contacts: people who write to us about business.
-PEOPLE = frozenset({MessageClass.LEAD, MessageClass.COMPLAINT})
-# Classes that join a complaint when they follow up on it; machine mail never does.
-ATTACHABLE = PEOPLE
+# Senders resolved into contacts: people who write to us about business, and who answer
+# our invitations. Mail the classifier is not sure of (``other``) is stored for review and
+# creates no contact.
+PEOPLE = frozenset({MessageClass.LEAD, MessageClass.COMPLAINT, MessageClass.RSVP})
+# Classes that join a complaint when they follow up on it ("any news?" reads as other);
+# machine mail never does.
+ATTACHABLE = frozenset({MessageClass.LEAD, MessageClass.COMPLAINT, MessageClass.OTHER})
 # Senders we look up (never create) so their message and suppression point at a contact.
-LOOKED_UP = frozenset({MessageClass.UNSUBSCRIBE, MessageClass.AUTO_REPLY, MessageClass.BOUNCE})
+LOOKED_UP = frozenset(
+    {
+        MessageClass.UNSUBSCRIBE,
+        MessageClass.AUTO_REPLY,
+        MessageClass.BOUNCE,
+        MessageClass.OTHER,
+    }
+)
 MAX_BODY_CHARS = 20_000
 SOURCE_KINDS = ("imap", "eml", "maildir")
 

@@ -101,7 +101,8 @@ def test_sample_inbox_lands_once_with_every_message_accounted_for(database: str)
     summary = ingest_inbox(eml_dir=sample_inbox())
     assert summary.reconciles and summary.stored == summary.messages_in == 13
     assert summary.by_class == {
-        "lead": 5, "complaint": 4, "auto_reply": 1, "bounce": 1, "unsubscribe": 1, "malformed": 1,
+        "lead": 4, "rsvp": 1, "complaint": 4, "auto_reply": 1, "bounce": 1, "unsubscribe": 1,
+        "malformed": 1,
     }  # fmt: skip
     assert (summary.new_complaints, summary.attached_followups) == (3, 1)
     assert summary.suppressions_by_reason == {"hard_bounce": 1, "opt_out": 1}
@@ -112,7 +113,7 @@ def test_sample_inbox_lands_once_with_every_message_accounted_for(database: str)
     assert mark is not None and msgs["eml:13_lead_again_en.eml"].contact_id == mark
     claudia = msgs["eml:06_complaint_pt.eml"]
     assert msgs["eml:08_complaint_followup_pt.eml"].contact_id == claudia.contact_id
-    people = [m.contact_id for m in msgs.values() if m.label in ("lead", "complaint")]
+    people = [m.contact_id for m in msgs.values() if m.label in ("lead", "complaint", "rsvp")]
     assert count(Contact) == summary.new_contacts == len(set(people)) == 7
 
     again = ingest_inbox(eml_dir=sample_inbox())
@@ -245,6 +246,33 @@ def test_opt_out_suppresses_the_sender_with_the_message_as_evidence(
     [sup] = rows(Suppression)
     assert msg.label == "unsubscribe" and msg.suppressed_address == "ana@cliente.example"
     assert (sup.reason, sup.source, sup.inbound_message_id) == ("opt_out", "inbox", msg.id)
+
+
+def test_mail_that_is_no_request_goes_to_review_as_other_without_a_contact(
+    database: str, tmp_path: Path
+) -> None:
+    folder = write_eml(
+        tmp_path / "in",
+        {
+            "thanks.eml": mail(
+                1, "Lunch", "Thanks for lunch yesterday, lovely to catch up. Happy holidays!"
+            ),
+            "minutes.eml": mail(2, "Minutes", "FYI, minutes of Tuesday attached, no action."),
+            "lead.eml": mail(3),
+        },
+    )
+    summary = ingest_inbox(eml_dir=str(folder))
+    msgs = {s.removeprefix("eml:"): m for s, m in by_source().items()}
+    assert msgs["thanks.eml"].label == msgs["minutes.eml"].label == "other"
+    assert msgs["thanks.eml"].contact_id is None and msgs["minutes.eml"].contact_id is None
+    assert msgs["lead.eml"].label == "lead" and msgs["lead.eml"].contact_id is not None
+    assert summary.by_class == {"other": 2, "lead": 1} and summary.new_contacts == 1
+    assert count(Contact) == 1 and count(Complaint) == 0 and count(Suppression) == 0
+    assert any(e["rule"].startswith("model:") for e in msgs["thanks.eml"].evidence)
+    out = CliRunner().invoke(app, ["export", "messages", "--format", "csv"])
+    listed = {r["source"]: r for r in csv.DictReader(io.StringIO(out.output))}
+    assert listed["eml:thanks.eml"]["class"] == "other"
+    assert listed["eml:thanks.eml"]["contact_id"] == ""
 
 
 def test_follow_ups_join_the_complaint_they_answer_instead_of_opening_one(

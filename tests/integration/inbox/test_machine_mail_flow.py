@@ -18,7 +18,7 @@ from connectors.database.inbox_models import InboundMessage, SoftBounce, Suppres
 from connectors.database.ingest_models import Contact
 from connectors.database.outreach_models import OutboxItem
 from flows.inbox import ingest_inbox as ingest_inbox_flow
-from tasks.outreach.rendering import return_path_for
+from tasks.outreach.rendering import LinkSigning, return_path_for
 from tests.flow_runs import run_to_end
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -102,7 +102,7 @@ def test_machine_mail_suppresses_who_it_should_and_never_becomes_a_contact(
     database: str, tmp_path: Path
 ) -> None:
     outbox_id = _outbox_item("f.b@a.b.c", "<campaign-7@accountflow.example>")
-    secret = get_settings().unsubscribe_secret
+    secret = LinkSigning.from_settings(get_settings()).secret
     verp = return_path_for(outbox_id, "bounces", "mail.accountflow.example", secret)
     folder = tmp_path / "in"
     folder.mkdir()

@@ -175,3 +175,20 @@ def test_random_bytes_never_raise() -> None:
 
 def test_html_to_text_keeps_block_structure() -> None:
     assert html_to_text("<p>a&amp;b</p><div>c<br>d</div>") == "a&b\n\nc\nd"
+
+
+def test_attachment_named_in_rfc_2231_with_non_ascii_characters_is_read() -> None:
+    raw = (
+        "From: Ana <ana@cliente.com.br>\r\nTo: vendas@accountflow.example\r\n"
+        "Subject: =?utf-8?q?Or=C3=A7amento?=\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSegue a especificação.\r\n"
+        "--b\r\nContent-Type: application/pdf\r\n"
+        "Content-Disposition: attachment;\r\n"
+        " filename*0*=utf-8''Especifica%C3%A7%C3%A3o%20t%C3%A9;\r\n"
+        " filename*1*=cnica%20%E2%80%93%20fase%202.pdf\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+    ).encode()
+    mail = parse_message(raw)
+    assert isinstance(mail, ParsedMail)
+    assert [a.filename for a in mail.attachments] == ["Especificação técnica – fase 2.pdf"]
