@@ -1,6 +1,7 @@
 """Every capability's tables, so Alembic and create-time metadata see them all."""
 
 from connectors.database import (
+    accounts_models,
     complaints_models,
     inbox_models,
     ingest_models,
@@ -9,6 +10,7 @@ from connectors.database import (
 )
 
 __all__ = [
+    "accounts_models",
     "complaints_models",
     "inbox_models",
     "ingest_models",

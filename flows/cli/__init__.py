@@ -27,6 +27,7 @@ CAPABILITY_COMMANDS = (
     "flows.cli.scoring",
     "flows.cli.outreach",
     "flows.cli.complaints",
+    "flows.cli.accounts",
 )
 
 for _name in CAPABILITY_COMMANDS:

@@ -1,0 +1,400 @@
+"""Reads and writes for account relationships; the only module that speaks SQL for them.
+
+The watch reads obligations as plain DBAPI tuples with their due dates already turned into
+day numbers by the database, and writes back only the states that changed, so a quiet
+hourly run over a million obligations writes nothing. Notices rely on their unique key and
+are claimed ``sending`` and committed before anything goes on the wire, as escalations are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Integer, bindparam, case, cast, func, or_, select, text, update
+from sqlalchemy.orm import Session
+
+from connectors.database.accounts_models import (
+    Contract,
+    Obligation,
+    ObligationEvent,
+    ObligationNotice,
+)
+from connectors.database.base import utcnow
+from connectors.database.complaints_models import Complaint
+from connectors.database.ingest_models import Company
+from connectors.database.ingest_store import CHUNK, bulk_insert, insert_rows, insert_with_ids
+
+EMAIL_FINAL = ("sent", "failed_permanent", "unknown", "skipped", "sending")
+WEBHOOK_FINAL = ("delivered", "skipped", "sending")
+FINAL_STATES = ("met", "missed")
+
+
+def lock_accounts(session: Session) -> None:
+    """Serialise imports and watches (PostgreSQL advisory lock; SQLite's BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(727023)"))
+
+
+def _rows(session: Session, stmt: Any) -> pd.DataFrame:
+    """Rows as an all-object DataFrame straight from the DBAPI cursor (no Row objects)."""
+    result = session.connection().execute(stmt)
+    names = list(result.keys())
+    rows = result.cursor.fetchall() if result.cursor is not None else []
+    result.close()
+    return pd.DataFrame(rows, columns=names, dtype=object)
+
+
+def _day_number(session: Session, column: Any) -> Any:
+    """A DATE column as days since 1970-01-01, computed by the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column - text("DATE '1970-01-01'")
+    return cast(func.julianday(column) - 2440587.5, Integer)
+
+
+# --- contracts ---------------------------------------------------------------------------
+
+
+def contracts_by_reference(session: Session, refs: Sequence[str]) -> dict[str, Contract]:
+    found: dict[str, Contract] = {}
+    for i in range(0, len(refs), CHUNK):
+        for c in session.scalars(
+            select(Contract).where(Contract.reference.in_(refs[i : i + CHUNK]))
+        ):
+            found[c.reference] = c
+    return found
+
+
+def company_owners(session: Session, ids: Iterable[int]) -> dict[int, str | None]:
+    id_list = sorted(set(ids))
+    found: dict[int, str | None] = {}
+    for i in range(0, len(id_list), CHUNK):
+        rows = session.execute(
+            select(Company.id, Company.owner_id).where(Company.id.in_(id_list[i : i + CHUNK]))
+        )
+        found.update({int(c): o for c, o in rows})
+    return found
+
+
+def add_contract(session: Session, values: dict[str, Any]) -> int:
+    return insert_with_ids(session, Contract, [values])[0]
+
+
+def update_contract(session: Session, contract: Contract, values: dict[str, Any]) -> bool:
+    """Apply ``values``; True when something changed."""
+    changed = False
+    for key, value in values.items():
+        if getattr(contract, key) != value:
+            setattr(contract, key, value)
+            changed = True
+    if changed:
+        contract.updated_at = utcnow()
+        session.flush()
+    return changed
+
+
+def obligations_of(session: Session, contract_ids: Sequence[int]) -> pd.DataFrame:
+    columns = [
+        Obligation.id,
+        Obligation.contract_id,
+        Obligation.ref,
+        Obligation.kind,
+        Obligation.item,
+        Obligation.quantity,
+        Obligation.metric,
+        Obligation.target,
+        Obligation.due_date,
+        Obligation.derived,
+        Obligation.owner_id,
+    ]
+    frames = [pd.DataFrame(columns=[c.key for c in columns])]
+    for i in range(0, len(contract_ids), CHUNK):
+        stmt = select(*columns).where(Obligation.contract_id.in_(contract_ids[i : i + CHUNK]))
+        frames.append(pd.DataFrame([dict(r._mapping) for r in session.execute(stmt)]))
+    return pd.concat([f for f in frames if len(f.columns)], ignore_index=True)
+
+
+def insert_obligations(session: Session, rows: list[dict[str, Any]]) -> None:
+    insert_rows(session, Obligation, rows)
+
+
+def update_obligations(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Each dict: ``id`` and the columns to set (an edited due date clears the state)."""
+    if rows:
+        session.execute(update(Obligation), rows)
+
+
+def contract_references(session: Session, contract_ids: Sequence[int]) -> dict[int, str]:
+    rows = session.execute(
+        select(Contract.id, Contract.reference).where(Contract.id.in_(list(contract_ids)))
+    )
+    return {int(i): str(r) for i, r in rows}
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+def existing_event_refs(session: Session, refs: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(refs), CHUNK):
+        found.update(
+            session.scalars(
+                select(ObligationEvent.external_ref).where(
+                    ObligationEvent.external_ref.in_(refs[i : i + CHUNK])
+                )
+            )
+        )
+    return found
+
+
+def insert_obligation_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    insert_rows(session, ObligationEvent, rows)
+
+
+def breached_complaints(session: Session) -> pd.DataFrame:
+    """Complaints naming a known contract whose response or resolution SLA was breached,
+    with the instant the breach was due: facts the obligations' service levels must hear."""
+    stmt = (
+        select(
+            Complaint.id.label("complaint_id"),
+            Contract.reference,
+            Complaint.response_state,
+            Complaint.response_due_at,
+            Complaint.resolution_state,
+            Complaint.resolution_due_at,
+        )
+        .join(Contract, Contract.reference == Complaint.reference)
+        .where(
+            or_(Complaint.response_state == "breached", Complaint.resolution_state == "breached")
+        )
+    )
+    return pd.DataFrame([dict(r._mapping) for r in session.execute(stmt)])
+
+
+def service_levels_of(session: Session, references: Sequence[str]) -> pd.DataFrame:
+    stmt = (
+        select(Obligation.id, Contract.reference, Obligation.metric)
+        .join(Contract, Contract.id == Obligation.contract_id)
+        .where(Obligation.kind == "service_level", Contract.reference.in_(list(references)))
+    )
+    return pd.DataFrame(
+        [dict(r._mapping) for r in session.execute(stmt)], columns=["id", "reference", "metric"]
+    )
+
+
+# --- the watch ---------------------------------------------------------------------------
+
+
+def load_watch_input(session: Session, as_of: datetime) -> pd.DataFrame:
+    """Obligations not yet met or missed, with what their events up to ``as_of`` say.
+
+    Columns: obligation_id, kind, quantity, due_day, owner_id, stored_state, delivered,
+    completed, sla_missed (all object dtype; the caller converts).
+    """
+    ev = ObligationEvent
+    delivered = func.sum(
+        case(
+            (ev.kind.in_(("delivered", "partially_delivered")), func.coalesce(ev.quantity, 0.0)),
+            else_=0.0,
+        )
+    )
+    completed = func.max(
+        case(
+            (ev.kind == "completed", 1),
+            ((ev.kind == "delivered") & ev.quantity.is_(None), 1),
+            else_=0,
+        )
+    )
+    missed = func.max(case((ev.kind == "sla_missed", 1), else_=0))
+    events = (
+        select(
+            ev.obligation_id.label("oid"),
+            delivered.label("delivered"),
+            completed.label("completed"),
+            missed.label("sla_missed"),
+        )
+        .where(ev.at <= as_of)
+        .group_by(ev.obligation_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            Obligation.id.label("obligation_id"),
+            Obligation.kind,
+            Obligation.quantity,
+            _day_number(session, Obligation.due_date).label("due_day"),
+            Obligation.owner_id,
+            Obligation.state.label("stored_state"),
+            func.coalesce(events.c.delivered, 0.0).label("delivered"),
+            func.coalesce(events.c.completed, 0).label("completed"),
+            func.coalesce(events.c.sla_missed, 0).label("sla_missed"),
+        )
+        .outerjoin(events, events.c.oid == Obligation.id)
+        .where(or_(Obligation.state.is_(None), Obligation.state.not_in(FINAL_STATES)))
+    )
+    return _rows(session, stmt)
+
+
+def update_states(
+    session: Session, ids: Sequence[int], states: Sequence[str], at: datetime
+) -> None:
+    table: Any = Obligation.__table__
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(state=bindparam("b_state"), state_as_of=at)
+    )
+    conn = session.connection()
+    params = [{"b_id": int(i), "b_state": s} for i, s in zip(ids, states, strict=True)]
+    for i in range(0, len(params), CHUNK * 4):
+        conn.execute(stmt, params[i : i + CHUNK * 4])
+
+
+def known_notice_keys(session: Session, keys: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(keys), CHUNK):
+        found.update(
+            session.scalars(
+                select(ObligationNotice.idempotency_key).where(
+                    ObligationNotice.idempotency_key.in_(keys[i : i + CHUNK])
+                )
+            )
+        )
+    return found
+
+
+def insert_notices(session: Session, frame: pd.DataFrame) -> int:
+    bulk_insert(session, ObligationNotice, frame)
+    return len(frame)
+
+
+_NOTICE_FIELDS = (
+    ObligationNotice.id,
+    ObligationNotice.idempotency_key,
+    ObligationNotice.obligation_id,
+    ObligationNotice.state,
+    ObligationNotice.due_date,
+    ObligationNotice.owner_id,
+    ObligationNotice.recipient_id,
+    ObligationNotice.delegation,
+    Obligation.kind,
+    Obligation.item,
+    Obligation.quantity,
+    Obligation.target,
+    Contract.reference,
+    Company.name.label("company"),
+)
+
+
+def claim_notices(session: Session, channel: str, limit: int) -> list[dict[str, Any]]:
+    """Pending notices of one channel, marked ``sending`` in this transaction (the caller
+    commits before sending: a crash leaves ``sending`` for review, never a resend)."""
+    col = ObligationNotice.email_outcome if channel == "email" else ObligationNotice.webhook_outcome
+    final = EMAIL_FINAL if channel == "email" else WEBHOOK_FINAL
+    stmt = (
+        select(*_NOTICE_FIELDS, col.label("previous"))
+        .join(Obligation, Obligation.id == ObligationNotice.obligation_id)
+        .join(Contract, Contract.id == Obligation.contract_id)
+        .join(Company, Company.id == Contract.company_id)
+        .where(or_(col.is_(None), col.not_in(final)))
+        .order_by(ObligationNotice.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=ObligationNotice)
+    rows = [dict(r._mapping) for r in session.execute(stmt)]
+    ids = [r["id"] for r in rows]
+    for i in range(0, len(ids), CHUNK):
+        session.execute(
+            update(ObligationNotice)
+            .where(ObligationNotice.id.in_(ids[i : i + CHUNK]))
+            .values({col.key: "sending"})
+        )
+    return rows
+
+
+def record_notices(session: Session, channel: str, results: list[dict[str, Any]]) -> None:
+    """Each dict: ``id``, ``outcome``, ``error``, ``attempts`` (webhook), ``delivered``."""
+    now = utcnow()
+    table: Any = ObligationNotice.__table__
+    for r in results:
+        values: dict[str, Any] = {"last_error": r.get("error")}
+        if channel == "email":
+            values["email_outcome"] = r["outcome"]
+        else:
+            values["webhook_outcome"] = r["outcome"]
+            values["webhook_attempts"] = table.c.webhook_attempts + int(r.get("attempts") or 0)
+        if r.get("delivered"):
+            values["notified_at"] = func.coalesce(table.c.notified_at, now)
+        session.execute(update(table).where(table.c.id == r["id"]).values(values))
+
+
+def pending_notices(session: Session) -> int:
+    t = ObligationNotice
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(t)
+            .where(
+                or_(
+                    t.email_outcome.is_(None),
+                    t.email_outcome.not_in(EMAIL_FINAL),
+                    t.webhook_outcome.is_(None),
+                    t.webhook_outcome.not_in(WEBHOOK_FINAL),
+                )
+            )
+        )
+        or 0
+    )
+
+
+def attention(session: Session, limit: int) -> pd.DataFrame:
+    """Late, missed and due-soon obligations, worst and earliest first (the run's table)."""
+    order = case((Obligation.state == "missed", 0), (Obligation.state == "late", 1), else_=2)
+    stmt = (
+        select(
+            Contract.reference.label("contract"),
+            Company.name.label("company"),
+            Obligation.kind,
+            Obligation.item,
+            Obligation.target,
+            Obligation.due_date,
+            Obligation.state,
+            Obligation.owner_id,
+        )
+        .join(Contract, Contract.id == Obligation.contract_id)
+        .join(Company, Company.id == Contract.company_id)
+        .where(Obligation.state.in_(("missed", "late", "due_soon")))
+        .order_by(order, Obligation.due_date, Obligation.id)
+        .limit(limit)
+    )
+    return pd.DataFrame([dict(r._mapping) for r in session.execute(stmt)])
+
+
+def state_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(func.coalesce(Obligation.state, "unwatched"), func.count()).group_by(
+            Obligation.state
+        )
+    )
+    return {str(s): int(n) for s, n in rows}
+
+
+def notices_of(session: Session, obligation_ids: Iterable[int] | None = None) -> pd.DataFrame:
+    stmt = select(ObligationNotice).order_by(ObligationNotice.id)
+    if obligation_ids is not None:
+        stmt = stmt.where(ObligationNotice.obligation_id.in_(list(obligation_ids)))
+    return pd.read_sql(stmt, session.connection())
+
+
+def as_date(value: Any) -> date | None:
+    """A date from a stored value (SQLite gives text through raw cursors)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])

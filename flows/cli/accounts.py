@@ -1,0 +1,102 @@
+"""`accountflow contracts import|events FILE` and the obligations watch."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flows.cli.options import AsOfOpt, JsonOpt, parse_instant
+
+contracts_app = typer.Typer(no_args_is_help=True, help="Contracts, obligations and their watch.")
+FileArg = Annotated[Path, typer.Argument(help="CSV (header = field names) or JSON file.")]
+
+
+def _rejections(rows: list[Any]) -> None:
+    for r in rows:
+        typer.echo(f"  {r.text()}")
+
+
+@contracts_app.command("import")
+def import_cmd(file: FileArg, as_json: JsonOpt = False) -> None:
+    """Run the `import-contracts` flow; rejected rows name the file, row and field."""
+    from flows.accounts import import_contracts
+
+    if not file.is_file():
+        raise typer.BadParameter(f"file not found: {file}")
+    try:
+        summary = import_contracts(str(file))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    if as_json:
+        typer.echo(summary.model_dump_json(indent=2))
+    else:
+        typer.echo(
+            f"Contracts from {file.name}: {summary.rows_in} rows in = {summary.rows_accepted}"
+            f" accepted + {summary.rows_rejected} rejected; contracts {summary.contracts_created}"
+            f" created, {summary.contracts_updated} updated, {summary.contracts_unchanged}"
+            f" unchanged; obligations {summary.obligations_created} created,"
+            f" {summary.obligations_updated} updated"
+        )
+        _rejections(summary.rejected_rows)
+    if summary.rows_rejected:
+        raise typer.Exit(code=1)
+
+
+@contracts_app.command("events")
+def events_cmd(file: FileArg, as_json: JsonOpt = False) -> None:
+    """Record fulfilment events (delivered, partially_delivered, invoiced, credited, sla_met,
+    sla_missed, completed) from a file."""
+    from flows.accounts import import_contract_events
+
+    if not file.is_file():
+        raise typer.BadParameter(f"file not found: {file}")
+    try:
+        summary = import_contract_events(str(file))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    if as_json:
+        typer.echo(summary.model_dump_json(indent=2))
+    else:
+        typer.echo(
+            f"Events from {file.name}: {summary.rows_in} rows in = {summary.recorded} recorded"
+            f" + {summary.duplicates} duplicates + {summary.rejected} rejected"
+        )
+        _rejections(summary.rejected_rows)
+    if summary.rejected:
+        raise typer.Exit(code=1)
+
+
+@contracts_app.command("watch")
+def watch_cmd(as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the `watch-obligations` flow once."""
+    from flows.accounts import watch_obligations
+
+    summary = asyncio.run(watch_obligations(as_of=parse_instant(as_of)))
+    if as_json:
+        typer.echo(summary.model_dump_json(indent=2))
+        return
+    states = ", ".join(f"{k} {v}" for k, v in sorted(summary.states.items())) or "none"
+    typer.echo(
+        "\n".join(
+            [
+                f"Obligations watch at {summary.as_of.isoformat()}",
+                f"  watched        {summary.watched:>8}   ({states})",
+                f"  changed        {summary.changed:>8}",
+                f"  notices        {summary.new_notices:>8} new",
+                f"  email          {summary.emails_sent:>8} sent, {summary.emails_failed} failed"
+                f"  ({summary.email_channel})",
+                f"  webhook        {summary.webhooks_delivered:>8} delivered,"
+                f" {summary.webhooks_failed} failed ({summary.webhook_channel})",
+                f"  seconds        {summary.seconds:>8.2f}",
+            ]
+        )
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(contracts_app, name="contracts")
