@@ -101,6 +101,14 @@ SPECS: tuple[DeploymentSpec, ...] = (
         ("reports", "complaints"),
         cron="30 7 * * 1",
     ),
+    DeploymentSpec(
+        "flows.accounts",
+        "watch-obligations",
+        "hourly",
+        "Contract obligations: on track, due soon, late, met; notify owners or deputies once.",
+        ("accounts", "contracts"),
+        every=timedelta(hours=1),
+    ),
 )
 
 

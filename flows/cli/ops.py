@@ -66,7 +66,10 @@ def register(app: typer.Typer) -> None:
     def export(
         kind: Annotated[
             str,
-            typer.Argument(help="rows | contacts | quarantine | messages | complaints | outbox"),
+            typer.Argument(
+                help="rows | contacts | quarantine | messages | complaints | outbox"
+                " | contracts | obligations"
+            ),
         ],
         fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",
         out: Annotated[

@@ -7,8 +7,9 @@ import importlib.util
 
 from fastapi import FastAPI
 
-# Modules exposing ``router``: outreach (unsubscribe, fax callbacks), complaints (intake).
-ROUTERS = ("flows.web.outreach", "flows.web.complaints")
+# Modules exposing ``router``: outreach (unsubscribe, fax callbacks), complaints (intake),
+# accounts (contracts).
+ROUTERS = ("flows.web.outreach", "flows.web.complaints", "flows.web.accounts")
 
 
 def create_app() -> FastAPI:

@@ -71,6 +71,8 @@ PLUGGED_EXPORTS = {
     "messages": ("tasks.inbox.exports", "messages_query"),
     "complaints": ("tasks.complaints.exports", "complaints_query"),
     "outbox": ("tasks.outreach.exports", "outbox_query"),
+    "contracts": ("tasks.accounts.exports", "contracts_query"),
+    "obligations": ("tasks.accounts.exports", "obligations_query"),
 }
 KINDS = ("rows", "contacts", "quarantine", *PLUGGED_EXPORTS)
 
