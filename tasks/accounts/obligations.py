@@ -160,11 +160,9 @@ def evaluate_obligations(
         dtype=np.intp,
     )
     kind = obligations["kind"].to_numpy(dtype=object)
-    warning = (
-        pd.Series(kind).map(lambda k: policy.warning_days(str(k))).to_numpy(dtype=np.int64)
-        if n
-        else np.empty(0, dtype=np.int64)
-    )
+    # One dictionary lookup per row (a Python call per row cost a fifth of the pure part).
+    days_of = {k: policy.warning_days(str(k)) for k in pd.unique(kind)}
+    warning = pd.Series(kind, dtype=object).map(days_of).to_numpy(dtype=np.int64)
     due_day = obligations["due_day"].to_numpy(dtype=np.int64)
     warn_at, late_at = deadline_instants(
         due_day, warning, calendar_code, [calendars[c] for c in names]
