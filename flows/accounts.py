@@ -1,4 +1,5 @@
-"""Flows: contracts and their fulfilment events in, the hourly obligations watch."""
+"""Flows: contracts and their fulfilment events in, the hourly obligations watch, account
+health with the next best actions."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ from prefect import flow
 from flows.common.api_client import one_sync_client
 from flows.common.run_names import as_of_stamp
 from tasks.accounts.pipeline import (
+    AccountsSummary,
     ContractImportSummary,
     EventImportSummary,
     WatchSummary,
     aware,
+    emit_account_band_events,
     evaluate_watch_task,
     import_contracts_file,
     import_events_file,
     notify_obligations,
+    publish_accounts,
     publish_watch,
+    score_accounts_task,
 )
 
 
@@ -46,4 +51,17 @@ async def watch_obligations(as_of: datetime | None = None) -> WatchSummary:
         summary = notify_obligations(summary)
         summary.seconds = round(time.perf_counter() - started, 3)
         publish_watch(summary)
+        return summary
+
+
+@flow(
+    name="score-accounts",
+    flow_run_name=lambda: f"score-accounts-{as_of_stamp('%Y-%m-%dT%H:%M')}",
+)
+async def score_accounts(as_of: datetime | None = None) -> AccountsSummary:
+    """Health per company → band-change events → next best actions (table artifacts)."""
+    with one_sync_client():
+        summary = score_accounts_task(aware(as_of))
+        summary = emit_account_band_events(summary)
+        publish_accounts(summary)
         return summary

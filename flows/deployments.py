@@ -109,6 +109,14 @@ SPECS: tuple[DeploymentSpec, ...] = (
         ("accounts", "contracts"),
         every=timedelta(hours=1),
     ),
+    DeploymentSpec(
+        "flows.accounts",
+        "score-accounts",
+        "daily",
+        "Account health (0-100, band, reasons), band-change events and next best actions.",
+        ("accounts",),
+        cron="30 6 * * *",
+    ),
 )
 
 

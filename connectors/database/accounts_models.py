@@ -8,8 +8,9 @@ complaints), so a hand-over of a dismissed manager's work is one UPDATE per tabl
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from connectors.database.base import Base, utcnow
@@ -90,3 +91,36 @@ class ObligationNotice(Base):
 
 
 Index("ix_obligation_notices_pending", ObligationNotice.email_outcome)
+
+
+class AccountHealth(Base):
+    """Every health score given to a company, so a band change can be explained later."""
+
+    __tablename__ = "account_health"
+    __table_args__ = (UniqueConstraint("company_id", "as_of"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    as_of: Mapped[datetime]
+    score: Mapped[float]
+    band: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[str] = mapped_column(Text)
+    factors: Mapped[dict[str, Any]] = mapped_column(JSON)
+    owner_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccountAction(Base):
+    """The next best action each scoring run gave an account, with its reason and owner."""
+
+    __tablename__ = "account_actions"
+    __table_args__ = (UniqueConstraint("company_id", "as_of"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("companies.id"))
+    as_of: Mapped[datetime] = mapped_column(index=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(Text)
+    due_date: Mapped[date]
+    owner_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    assignee_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -13,10 +13,12 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Integer, bindparam, case, cast, func, or_, select, text, update
+from sqlalchemy import Integer, bindparam, case, cast, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from connectors.database.accounts_models import (
+    AccountAction,
+    AccountHealth,
     Contract,
     Obligation,
     ObligationEvent,
@@ -398,3 +400,260 @@ def as_date(value: Any) -> date | None:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
+
+
+# --- account health and next actions -----------------------------------------------------
+
+
+def _read(session: Session, stmt: Any) -> pd.DataFrame:
+    return pd.read_sql(stmt, session.connection())
+
+
+def load_health_signals(
+    session: Session, as_of: datetime, window_start: datetime, recent_start: datetime
+) -> pd.DataFrame:
+    """One row per company with what the health factors and action rules read.
+
+    Timestamps come back as naive UTC datetimes; the caller turns them into day counts.
+    ``recent_start`` bounds "replied recently" (an interested reply still waiting on us).
+    """
+    from connectors.database.inbox_models import InboundMessage
+    from connectors.database.ingest_models import Contact
+    from connectors.database.outreach_models import OutboxItem
+
+    companies = _read(
+        session,
+        select(Company.id.label("company_id"), Company.name, Company.owner_id).order_by(Company.id),
+    ).set_index("company_id")
+    hot = func.lower(func.coalesce(Contact.lead_rating, ""))
+    contacts = _read(
+        session,
+        select(
+            Contact.company_id,
+            func.min(Contact.band).label("best_band"),
+            func.max(func.coalesce(Contact.last_seen_at, Contact.updated_at)).label("data_seen"),
+            func.max(case((hot.in_(("hot", "quente", "caliente")), 1), else_=0)).label("hot"),
+        )
+        .where(Contact.company_id.is_not(None))
+        .group_by(Contact.company_id),
+    )
+    inbound = _read(
+        session,
+        select(
+            Contact.company_id,
+            func.sum(
+                case(
+                    (
+                        (InboundMessage.label == "lead")
+                        & (InboundMessage.received_at >= window_start),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ).label("replies"),
+            func.sum(
+                case(
+                    (
+                        (InboundMessage.rsvp_answer == "accepted")
+                        & (InboundMessage.received_at >= window_start),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ).label("rsvps_accepted"),
+            func.max(
+                case(
+                    (
+                        (InboundMessage.label == "lead")
+                        & (InboundMessage.received_at >= recent_start),
+                        1,
+                    ),
+                    else_=0,
+                )
+            ).label("interested"),
+            func.max(InboundMessage.received_at).label("last_inbound"),
+        )
+        .join(Contact, Contact.id == InboundMessage.contact_id)
+        .where(InboundMessage.received_at <= as_of, Contact.company_id.is_not(None))
+        .group_by(Contact.company_id),
+    )
+    outreach_start = as_of - (as_of - window_start) * 2
+    outbound = _read(
+        session,
+        select(
+            Contact.company_id,
+            func.sum(case((OutboxItem.status == "sent", 1), else_=0)).label("outreach_sent"),
+            func.sum(
+                case(
+                    (OutboxItem.status.in_(("failed_permanent", "suppressed")), 1),
+                    else_=0,
+                )
+            ).label("outreach_failed"),
+            func.max(OutboxItem.sent_at).label("last_outbound"),
+        )
+        .join(Contact, Contact.id == OutboxItem.contact_id)
+        .where(
+            OutboxItem.due_at >= outreach_start,
+            OutboxItem.due_at <= as_of,
+            Contact.company_id.is_not(None),
+        )
+        .group_by(Contact.company_id),
+    )
+    is_open = Complaint.closed_at.is_(None)
+    in_window = Complaint.created_at >= window_start
+
+    def open_of(severity: str) -> Any:
+        return func.sum(case((is_open & (Complaint.severity == severity), 1), else_=0)).label(
+            f"open_{severity}"
+        )
+
+    complaints = _read(
+        session,
+        select(
+            Complaint.company_id,
+            open_of("low"),
+            open_of("medium"),
+            open_of("high"),
+            open_of("critical"),
+            func.sum(case((in_window & (Complaint.sla_state == "breached"), 1), else_=0)).label(
+                "breaches"
+            ),
+            func.sum(case((in_window, 1), else_=0)).label("complaints_window"),
+        )
+        .where(Complaint.company_id.is_not(None), Complaint.created_at <= as_of)
+        .group_by(Complaint.company_id),
+    )
+    obligations = _read(
+        session,
+        select(
+            Contract.company_id,
+            func.sum(case((Obligation.state == "late", 1), else_=0)).label("late_obligations"),
+            func.sum(case((Obligation.state == "missed", 1), else_=0)).label("missed_obligations"),
+            func.sum(case((Obligation.derived.is_(False), 1), else_=0)).label("obligations_total"),
+        )
+        .join(Contract, Contract.id == Obligation.contract_id)
+        .group_by(Contract.company_id),
+    )
+    contracts = _read(
+        session,
+        select(
+            Contract.company_id,
+            func.min(Contract.owner_id).label("contract_owner"),
+            func.min(
+                case((Contract.renewal_date >= as_of.date(), Contract.renewal_date), else_=None)
+            ).label("next_renewal"),
+        ).group_by(Contract.company_id),
+    )
+    frame = companies
+    for part in (contacts, inbound, outbound, complaints, obligations, contracts):
+        frame = frame.join(part.set_index("company_id"), how="left")
+    return frame.reset_index()
+
+
+def previous_health(session: Session, before: datetime) -> pd.DataFrame:
+    """Each company's latest score at or before ``before`` (company_id, score, band)."""
+    latest = (
+        select(AccountHealth.company_id, func.max(AccountHealth.as_of).label("at"))
+        .where(AccountHealth.as_of <= before)
+        .group_by(AccountHealth.company_id)
+        .subquery()
+    )
+    return _read(
+        session,
+        select(AccountHealth.company_id, AccountHealth.score, AccountHealth.band).join(
+            latest,
+            (latest.c.company_id == AccountHealth.company_id)
+            & (latest.c.at == AccountHealth.as_of),
+        ),
+    )
+
+
+def delete_run(session: Session, as_of: datetime) -> None:
+    """A rerun at the same ``as_of`` replaces that run's scores and actions."""
+    session.execute(delete(AccountHealth).where(AccountHealth.as_of == as_of))
+    session.execute(delete(AccountAction).where(AccountAction.as_of == as_of))
+
+
+def insert_health(session: Session, frame: pd.DataFrame) -> None:
+    bulk_insert(session, AccountHealth, frame)
+
+
+def insert_actions(session: Session, frame: pd.DataFrame) -> None:
+    bulk_insert(session, AccountAction, frame)
+
+
+def latest_actions(session: Session, company: str | None = None) -> pd.DataFrame:
+    """The actions of the latest scoring run, soonest due first (optionally one company)."""
+    last = session.scalar(select(func.max(AccountAction.as_of)))
+    stmt = (
+        select(
+            AccountAction.company_id,
+            Company.name.label("company"),
+            AccountAction.action,
+            AccountAction.reason,
+            AccountAction.due_date,
+            AccountAction.owner_id,
+            AccountAction.assignee_id,
+            AccountAction.rule,
+            AccountHealth.score.label("health"),
+            AccountHealth.band,
+        )
+        .join(Company, Company.id == AccountAction.company_id)
+        .outerjoin(
+            AccountHealth,
+            (AccountHealth.company_id == AccountAction.company_id)
+            & (AccountHealth.as_of == AccountAction.as_of),
+        )
+        .where(AccountAction.as_of == last)
+        .order_by(AccountAction.due_date, AccountAction.company_id)
+    )
+    if company is not None:
+        stmt = stmt.where(Company.name == company)
+    return _read(session, stmt)
+
+
+def health_history(session: Session, company_id: int) -> pd.DataFrame:
+    return _read(
+        session,
+        select(AccountHealth.as_of, AccountHealth.score, AccountHealth.band, AccountHealth.reasons)
+        .where(AccountHealth.company_id == company_id)
+        .order_by(AccountHealth.as_of),
+    )
+
+
+ACCOUNT_BAND_CHANGED = "account.health.band.changed"
+
+
+def record_band_changes(session: Session, moved: pd.DataFrame, as_of: datetime) -> list[int]:
+    """An app_events row per band change, keyed so a rerun records nothing new; new ids."""
+    from connectors.database.scoring_models import AppEvent
+
+    if moved.empty:
+        return []
+    stamp = as_of.isoformat()
+    keys = [f"account:{int(c)}:band:{stamp}" for c in moved["company_id"]]
+    seen = set(session.scalars(select(AppEvent.key).where(AppEvent.key.in_(keys))))
+    values = [
+        {
+            "kind": ACCOUNT_BAND_CHANGED,
+            "key": key,
+            "payload": {
+                "company_id": int(cid),
+                "previous_band": str(prev),
+                "new_band": str(new),
+                "score": float(score),
+                "as_of": stamp,
+            },
+            "created_at": utcnow(),
+        }
+        for key, cid, prev, new, score in zip(
+            keys,
+            moved["company_id"],
+            moved["previous_band"],
+            moved["band"],
+            moved["score"],
+            strict=True,
+        )
+        if key not in seen
+    ]
+    return insert_with_ids(session, AppEvent, values)

@@ -1,8 +1,9 @@
-"""`accountflow contracts import|events FILE` and the obligations watch."""
+"""`accountflow contracts import|events FILE|watch` and `accountflow accounts score|actions`."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -98,5 +99,51 @@ def watch_cmd(as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
     )
 
 
+accounts_app = typer.Typer(no_args_is_help=True, help="Account health and next best actions.")
+
+
+@accounts_app.command("score")
+def score_cmd(as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
+    """Run the `score-accounts` flow: health, band changes and next actions."""
+    from flows.accounts import score_accounts
+
+    summary = asyncio.run(score_accounts(as_of=parse_instant(as_of)))
+    if as_json:
+        typer.echo(summary.model_dump_json(indent=2))
+        return
+    bands = ", ".join(f"{k} {v}" for k, v in sorted(summary.bands.items())) or "none"
+    typer.echo(
+        f"Account health at {summary.as_of.isoformat()}: {summary.companies} companies"
+        f" ({bands}); {summary.band_changes} band changes; {summary.actions} next actions"
+    )
+
+
+@accounts_app.command("actions")
+def actions_cmd(
+    company: Annotated[str | None, typer.Argument(help="Only this company (its name).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The next best actions of the latest `score-accounts` run, soonest due first."""
+    from connectors.database import accounts_store
+    from connectors.database.engine import session_scope
+    from connectors.database.migrate import ensure_schema
+    from tasks.accounts.pipeline import action_table
+
+    ensure_schema()
+    with session_scope() as s:
+        rows = action_table(accounts_store.latest_actions(s, company))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("No next actions (run `accountflow accounts score` first).")
+    for r in rows:
+        typer.echo(
+            f"{r['due']}  {r['assignee']:<10} {r['company']}: {r['action']}"
+            f"  [health {r['health']} {r['band']}; {r['reason']}]"
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(contracts_app, name="contracts")
+    app.add_typer(accounts_app, name="accounts")

@@ -591,3 +591,203 @@ def publish_watch(summary: WatchSummary) -> None:
             f" (first {ATTENTION_ROWS})"
         ),
     )
+
+
+# --- account health and next best actions ------------------------------------------------
+
+
+class AccountsSummary(BaseModel):
+    as_of: datetime
+    companies: int = 0
+    bands: dict[str, int] = {}
+    band_changes: int = 0
+    actions: int = 0
+    actions_by_rule: dict[str, int] = {}
+    event_ids: list[int] = []
+    events_emitted: int = 0
+    seconds: float = 0.0
+
+
+def _owners(frame: pd.DataFrame, team: TeamPolicy) -> pd.Series:
+    """The company's owner, else its contracts' owner, else the head."""
+    owner = frame["owner_id"].astype(object)
+    owner = owner.where(owner.isin(list(team.by_id)), frame.get("contract_owner"))
+    return owner.where(owner.isin(list(team.by_id)), team.head)
+
+
+def _due_dates(
+    owners: pd.Series, days: pd.Series, as_of: datetime, calendars: dict[str, Any]
+) -> list[date]:
+    from zoneinfo import ZoneInfo
+
+    from tasks.accounts.obligations import add_business_days
+
+    memo: dict[tuple[str, int], date] = {}
+    out = []
+    for owner, n in zip(owners, days, strict=True):
+        key = (str(owner), int(n))
+        if key not in memo:
+            cal = calendars.get(key[0]) or calendars[CALENDAR_DEFAULT]
+            today = as_of.astimezone(ZoneInfo(cal.timezone)).date()
+            memo[key] = add_business_days(cal, today, key[1])
+        out.append(memo[key])
+    return out
+
+
+def score_accounts_at(as_of: datetime) -> AccountsSummary:
+    """Health for every company, the band changes as events, and each one's next action."""
+    from tasks.accounts.actions import next_actions
+    from tasks.accounts.health import score_accounts, signals_from
+    from tasks.complaints.escalation import delegations
+
+    started = time.perf_counter()
+    policy = get_accounts_policy()
+    complaints = get_complaint_policies()
+    team = complaints.team
+    summary = AccountsSummary(as_of=as_of)
+    stamp = utc_naive(as_of)
+    window = pd.Timedelta(days=policy.health.window_days)
+    with session_scope() as s:
+        store.lock_accounts(s)
+        raw = store.load_health_signals(
+            s,
+            stamp,
+            stamp - window.to_pytimedelta(),
+            stamp - pd.Timedelta(days=14).to_pytimedelta(),
+        )
+        if raw.empty:
+            return summary
+        previous = store.previous_health(s, stamp - window.to_pytimedelta())
+        last = store.previous_health(s, stamp - pd.Timedelta(seconds=1).to_pytimedelta())
+        signals = signals_from(raw, previous, pd.Timestamp(stamp))
+        result = score_accounts(signals, policy.health)
+        signals["health"] = result.score
+        signals["band"] = result.band
+        signals["health_change_90d"] = result.base_score - signals["previous_score"].to_numpy(float)
+        owners = _owners(signals, team)
+        health = pd.DataFrame(
+            {
+                "company_id": signals["company_id"].astype(np.int64),
+                "as_of": stamp,
+                "score": result.score,
+                "band": result.band,
+                "reasons": result.reasons,
+                "factors": [
+                    {k: round(float(v), 3) for k, v in row.items()}
+                    for row in result.factors.to_dict("records")
+                ],
+                "owner_id": owners.to_numpy(dtype=object),
+            }
+        )
+        actions = next_actions(signals, policy.actions)
+        chosen = actions["rule"].notna().to_numpy(dtype=bool)
+        table = delegations(team, as_of)
+        picked = actions[chosen]
+        picked_owners = owners[chosen]
+        action_rows = pd.DataFrame(
+            {
+                "company_id": signals.loc[chosen, "company_id"].astype(np.int64),
+                "as_of": stamp,
+                "rule": picked["rule"],
+                "action": picked["action"],
+                "reason": picked["reason"],
+                "due_date": _due_dates(
+                    picked_owners, picked["due_in_business_days"], as_of, complaints.calendars
+                ),
+                "owner_id": picked_owners,
+                "assignee_id": picked_owners.map(lambda o: table[o].assignee_id),
+            }
+        )
+        store.delete_run(s, stamp)
+        store.insert_health(s, health)
+        store.insert_actions(s, action_rows)
+        before = last.set_index("company_id")["band"] if len(last) else pd.Series(dtype=object)
+        was = health["company_id"].map(before)
+        changed = (was.notna() & (was != health["band"])).to_numpy(dtype=bool)
+        # (assigning a Series to an empty frame would take the Series' index as its rows)
+        moved = health[changed].assign(previous_band=was[changed].to_numpy(dtype=object))
+        summary.event_ids = store.record_band_changes(s, moved, stamp)
+    summary.companies = len(health)
+    summary.bands = {str(k): int(v) for k, v in health["band"].value_counts().items()}
+    summary.band_changes = len(moved)
+    summary.actions = len(action_rows)
+    summary.actions_by_rule = {
+        str(k): int(v) for k, v in action_rows["rule"].value_counts().items()
+    }
+    summary.seconds = round(time.perf_counter() - started, 3)
+    return summary
+
+
+@task(name="score-accounts", cache_policy=NO_CACHE, retries=1)
+def score_accounts_task(as_of: datetime) -> AccountsSummary:
+    ensure_schema()
+    return score_accounts_at(as_of)
+
+
+@task(name="emit-account-band-events", cache_policy=NO_CACHE)
+def emit_account_band_events(summary: AccountsSummary) -> AccountsSummary:
+    """Announce recorded band changes as Prefect events (event ids from the app_events rows,
+    so a retried emission is the same event)."""
+    import uuid
+
+    from prefect.events import emit_event
+
+    from connectors.database import scoring_store
+
+    limit = get_settings().band_event_emit_limit
+    with session_scope() as s:
+        events = scoring_store.load_events(s, summary.event_ids[:limit])
+    for event_id, payload in events:
+        emit_event(
+            event=store.ACCOUNT_BAND_CHANGED,
+            resource={
+                "prefect.resource.id": f"accountflow.company.{payload['company_id']}",
+                "prefect.resource.role": "company",
+            },
+            payload=payload,
+            id=uuid.uuid5(uuid.NAMESPACE_URL, f"accountflow:app_events:{event_id}"),
+        )
+    return summary.model_copy(update={"events_emitted": len(events)})
+
+
+def action_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            "company": str(r["company"]),
+            "action": str(r["action"]),
+            "reason": str(r["reason"]),
+            "due": str(r["due_date"])[:10],
+            "owner": str(r["owner_id"]),
+            "assignee": str(r["assignee_id"]),
+            "health": None if pd.isna(r["health"]) else float(r["health"]),
+            "band": None if pd.isna(r["band"]) else str(r["band"]),
+        }
+        for r in frame.to_dict("records")
+    ]
+
+
+@task(name="publish-account-actions", cache_policy=NO_CACHE)
+def publish_accounts(summary: AccountsSummary) -> None:
+    table: list[dict[str, Any]] = [
+        {"measure": "as of (UTC)", "value": summary.as_of.astimezone(UTC).isoformat()},
+        {"measure": "companies scored", "value": summary.companies},
+        {"measure": "band changes", "value": summary.band_changes},
+        {"measure": "next actions", "value": summary.actions},
+        {"measure": "seconds", "value": summary.seconds},
+    ]
+    table += [{"measure": f"band {k}", "value": v} for k, v in sorted(summary.bands.items())]
+    table += [
+        {"measure": f"rule {k}", "value": v} for k, v in sorted(summary.actions_by_rule.items())
+    ]
+    create_table_artifact(
+        key="score-accounts-summary",
+        table=table,
+        description=f"Account health at {summary.as_of.isoformat()}",
+    )
+    with session_scope() as s:
+        rows = store.latest_actions(s).head(ATTENTION_ROWS)
+    create_table_artifact(
+        key="account-actions",
+        table=action_table(rows) or [{"company": "", "action": "no action due"}],
+        description=f"Next best actions at {summary.as_of.isoformat()} (first {ATTENTION_ROWS})",
+    )

@@ -1,0 +1,110 @@
+"""`score-accounts` against real SQLite and PostgreSQL: health from what the other
+capabilities stored, history, band-change events, next actions routed to stand-ins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from config.accounts_policy import clear_accounts_caches
+from connectors.database.accounts_models import AccountAction, AccountHealth
+from connectors.database.engine import session_scope
+from connectors.database.scoring_models import AppEvent
+from flows.accounts import score_accounts as score_accounts_flow
+from flows.cli import app
+from tasks.accounts.contracts import ContractIn, ObligationIn
+from tasks.accounts.pipeline import evaluate_watch, store_contracts
+from tasks.complaints.intake import ComplaintIn
+from tasks.complaints.pipeline import record_complaint_event, store_complaints
+from tests.flow_runs import run_to_end
+from tests.integration.complaints.support import at, complaint_policies  # noqa: F401
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness", "database", "complaint_policies")]
+score = run_to_end(score_accounts_flow)
+
+
+@pytest.fixture(autouse=True)
+def _accounts_policy() -> Iterator[None]:
+    clear_accounts_caches()
+    yield
+    clear_accounts_caches()
+
+
+def troubled_account() -> int:
+    """Cliente Ltda (São Paulo: ana's territory) with an open critical complaint."""
+    return store_complaints(
+        [
+            ComplaintIn(
+                email="cliente@example.com.br",
+                company="Cliente Ltda",
+                country="BR",
+                state="SP",
+                severity="critical",
+                subject="everything broke",
+                created_at=at(7, 9),
+            )
+        ],
+        "api",
+    ).complaint_ids[0]
+
+
+def test_a_critical_complaint_gives_a_call_today_action_to_the_owner_or_stand_in() -> None:
+    complaint = troubled_account()
+    store_contracts(
+        [
+            (
+                [1],
+                ContractIn(
+                    reference="CT-7",
+                    company="Cliente Ltda",
+                    start_date="2026-01-01",
+                    obligations=[
+                        ObligationIn(
+                            kind="delivery", item="kits", quantity=5, due_date="2026-12-01"
+                        )
+                    ],
+                ),
+            )
+        ],
+        "api",
+        rows_in=1,
+        rejected=[],
+    )
+    first = score(as_of=at(7, 12))
+    assert first.companies == 1 and first.actions_by_rule == {"call-critical-complaint": 1}
+    with session_scope() as s:
+        action = s.scalars(select(AccountAction)).one()
+        health = s.scalars(select(AccountHealth)).one()
+    assert (action.owner_id, action.assignee_id) == ("ana", "ana")
+    assert str(action.due_date) == "2026-12-07"  # today: 0 business days
+    assert "critical complaints open 1 (>= 1.0)" in action.reason
+    assert "lowers: 1 open complaints (1 critical)" in health.reasons
+    assert health.band == "at_risk"
+
+    again = score(as_of=at(7, 12))  # a rerun replaces the run, it does not add to it
+    assert again.band_changes == 0
+    with session_scope() as s:
+        assert len(s.scalars(select(AccountHealth)).all()) == 1
+
+    record_complaint_event(complaint, "resolved", at(8, 10))
+    assert evaluate_watch(at(14, 11)).states == {"late": 1}
+    absent = score(as_of=at(14, 12))  # ana and bia away: caio stands in
+    assert absent.band_changes == 1 and absent.events_emitted == 1
+    with session_scope() as s:
+        history = s.scalars(select(AccountHealth).order_by(AccountHealth.as_of)).all()
+        event = s.scalars(select(AppEvent).where(AppEvent.kind.like("account.%"))).one()
+        latest = s.scalars(select(AccountAction).order_by(AccountAction.as_of.desc())).first()
+    assert [h.band for h in history] == ["at_risk", "watch"]
+    assert event.payload["previous_band"] == "at_risk" and event.payload["new_band"] == "watch"
+    # The contract's delivery is still open: the next action is about it, for caio.
+    assert latest is not None and latest.rule == "recover-late-obligation"
+    assert (latest.owner_id, latest.assignee_id) == ("ana", "caio")
+
+    result = CliRunner().invoke(app, ["accounts", "actions", "Cliente Ltda", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["company"] for r in rows] == ["Cliente Ltda"]
