@@ -14,6 +14,7 @@ from tasks.accounts.pipeline import (
     AccountsSummary,
     ContractImportSummary,
     EventImportSummary,
+    PlanResult,
     WatchSummary,
     aware,
     emit_account_band_events,
@@ -22,8 +23,10 @@ from tasks.accounts.pipeline import (
     import_events_file,
     notify_obligations,
     publish_accounts,
+    publish_plan,
     publish_watch,
     score_accounts_task,
+    write_account_plan_task,
 )
 
 
@@ -65,3 +68,11 @@ async def score_accounts(as_of: datetime | None = None) -> AccountsSummary:
         summary = emit_account_band_events(summary)
         publish_accounts(summary)
         return summary
+
+
+@flow(name="account-plan", flow_run_name="account-plan-{company}")
+def account_plan(company: str, as_of: datetime | None = None) -> PlanResult:
+    """The account plan of ``company`` as HTML and PDF, linked from a markdown artifact."""
+    result = write_account_plan_task(company, aware(as_of))
+    publish_plan(result)
+    return result

@@ -117,6 +117,14 @@ SPECS: tuple[DeploymentSpec, ...] = (
         ("accounts",),
         cron="30 6 * * *",
     ),
+    DeploymentSpec(
+        "flows.accounts",
+        "account-plan",
+        "manual",
+        "The account plan of one company (HTML and PDF, health over time); give its name.",
+        ("accounts", "reports"),
+        parameters={"company": ""},
+    ),
 )
 
 

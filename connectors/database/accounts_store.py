@@ -657,3 +657,131 @@ def record_band_changes(session: Session, moved: pd.DataFrame, as_of: datetime) 
         if key not in seen
     ]
     return insert_with_ids(session, AppEvent, values)
+
+
+# --- the account plan --------------------------------------------------------------------
+
+
+def company_by_name(session: Session, name: str) -> tuple[int, str, str | None] | None:
+    """(id, name, owner) of the company with this name (case-insensitive; lowest id wins)."""
+    row = session.execute(
+        select(Company.id, Company.name, Company.owner_id)
+        .where(func.lower(Company.name) == name.lower())
+        .order_by(Company.id)
+        .limit(1)
+    ).first()
+    return (int(row[0]), str(row[1]), row[2]) if row else None
+
+
+def plan_data(session: Session, company_id: int, as_of: datetime) -> dict[str, pd.DataFrame]:
+    """Everything the account plan shows about one company, as small frames."""
+    from connectors.database.inbox_models import InboundMessage
+    from connectors.database.ingest_models import Contact
+    from connectors.database.outreach_models import OutboxItem
+
+    contacts = _read(
+        session,
+        select(
+            Contact.id,
+            Contact.full_name,
+            Contact.job_title,
+            Contact.email,
+            Contact.band,
+            Contact.lead_rating,
+            Contact.last_seen_at,
+        )
+        .where(Contact.company_id == company_id)
+        .order_by(Contact.band.is_(None), Contact.band, Contact.id),
+    )
+    ids = contacts["id"].astype(int).tolist()
+    inbound = _read(
+        session,
+        select(
+            InboundMessage.received_at.label("at"),
+            InboundMessage.label.label("what"),
+            InboundMessage.subject.label("detail"),
+        )
+        .where(InboundMessage.contact_id.in_(ids), InboundMessage.received_at <= as_of)
+        .order_by(InboundMessage.received_at.desc())
+        .limit(30),
+    ).assign(direction="in")
+    outbound = _read(
+        session,
+        select(
+            func.coalesce(OutboxItem.sent_at, OutboxItem.due_at).label("at"),
+            OutboxItem.status.label("what"),
+            (OutboxItem.campaign + " / " + func.coalesce(OutboxItem.step_name, "")).label("detail"),
+            OutboxItem.status,
+        )
+        .where(OutboxItem.contact_id.in_(ids))
+        .order_by(OutboxItem.due_at.desc())
+        .limit(60),
+    )
+    is_planned = outbound["status"] == "planned" if len(outbound) else pd.Series(dtype=bool)
+    planned = outbound[is_planned].drop(columns="status")
+    done = outbound[~is_planned].drop(columns="status").assign(direction="out")
+    history = pd.concat([inbound, done], ignore_index=True)
+    if len(history):
+        history = history.sort_values("at", ascending=False).head(30)
+    obligations = _read(
+        session,
+        select(
+            Contract.reference,
+            Contract.end_date,
+            Contract.renewal_date,
+            Obligation.kind,
+            Obligation.item,
+            Obligation.quantity,
+            Obligation.target,
+            Obligation.due_date,
+            Obligation.state,
+        )
+        .join(Contract, Contract.id == Obligation.contract_id)
+        .where(Contract.company_id == company_id)
+        .order_by(Contract.reference, Obligation.due_date),
+    )
+    complaints = _read(
+        session,
+        select(
+            Complaint.id,
+            Complaint.severity,
+            Complaint.subject,
+            Complaint.status,
+            Complaint.sla_state,
+            Complaint.created_at,
+        )
+        .where(Complaint.company_id == company_id, Complaint.closed_at.is_(None))
+        .order_by(Complaint.created_at),
+    )
+    health = _read(
+        session,
+        select(AccountHealth.as_of, AccountHealth.score, AccountHealth.band, AccountHealth.reasons)
+        .where(AccountHealth.company_id == company_id, AccountHealth.as_of <= as_of)
+        .order_by(AccountHealth.as_of),
+    )
+    actions = _read(
+        session,
+        select(
+            AccountAction.as_of,
+            AccountAction.action,
+            AccountAction.reason,
+            AccountAction.due_date,
+            AccountAction.owner_id,
+            AccountAction.assignee_id,
+        ).where(
+            AccountAction.company_id == company_id,
+            AccountAction.as_of
+            == select(func.max(AccountAction.as_of))
+            .where(AccountAction.company_id == company_id, AccountAction.as_of <= as_of)
+            .scalar_subquery(),
+        ),
+    )
+    return {
+        "contacts": contacts,
+        "history": history,
+        "planned": planned.sort_values("at") if len(planned) else planned,
+        "obligations": obligations,
+        "complaints": complaints,
+        "health": health,
+        "actions": actions,
+    }

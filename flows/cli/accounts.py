@@ -144,6 +144,28 @@ def actions_cmd(
         )
 
 
+@accounts_app.command("plan")
+def plan_cmd(
+    company: Annotated[str, typer.Argument(help="The company's name.")],
+    as_of: AsOfOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the account plan (HTML and PDF) of a company: run the `account-plan` flow."""
+    from prefect.states import State
+
+    from flows.accounts import account_plan
+
+    state: State = account_plan(company, as_of=parse_instant(as_of), return_state=True)
+    if not state.is_completed():
+        typer.echo(f"error: {state.message}", err=True)
+        raise typer.Exit(code=1)
+    result = state.result()
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+        return
+    typer.echo(f"Account plan for {result.company}:\n  {result.html_path}\n  {result.pdf_path}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(contracts_app, name="contracts")
     app.add_typer(accounts_app, name="accounts")

@@ -121,9 +121,10 @@ def factor_scores(signals: pd.DataFrame, policy: HealthPolicy) -> tuple[pd.DataF
     )
 
     bad = c["late_obligations"] + 2 * c["missed_obligations"]
-    f["obligations"] = np.where(
-        c["obligations_total"] > 0, np.clip(1.0 - 0.25 * bad, 0.0, 1.0), 0.5
-    )
+    # All on track is full marks; one late obligation is already below neutral (0.4), and
+    # every further late one (a missed one counts twice) takes another 0.2.
+    troubled = np.clip(0.4 - 0.2 * (bad - 1), 0.0, 0.4)
+    f["obligations"] = np.where(c["obligations_total"] > 0, np.where(bad > 0, troubled, 1.0), 0.5)
     words["obligations"] = np.where(
         c["obligations_total"] > 0,
         _int_text(c["late_obligations"])

@@ -791,3 +791,84 @@ def publish_accounts(summary: AccountsSummary) -> None:
         table=action_table(rows) or [{"company": "", "action": "no action due"}],
         description=f"Next best actions at {summary.as_of.isoformat()} (first {ATTENTION_ROWS})",
     )
+
+
+# --- the account plan --------------------------------------------------------------------
+
+
+class PlanResult(BaseModel):
+    company: str
+    company_id: int
+    html_path: str
+    pdf_path: str
+    health: float | None = None
+    band: str | None = None
+
+
+def _slug(name: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "company"
+
+
+def write_account_plan(company: str, as_of: datetime) -> PlanResult:
+    """Write the plan's HTML and PDF under ``<data dir>/reports/accounts/``."""
+    from tasks.accounts.plan import PlanHeader, html_template, render_html, render_pdf
+    from tasks.complaints.escalation import resolve_delegate
+
+    team = get_complaint_policies().team
+    stamp = utc_naive(as_of)
+    with session_scope() as s:
+        found = store.company_by_name(s, company)
+        if found is None:
+            raise LookupError(f"no company named {company!r}")
+        company_id, name, owner = found
+        frames = store.plan_data(s, company_id, stamp)
+    if owner not in team.by_id and len(frames["obligations"]):
+        owner = None
+    owner_id = owner if owner in team.by_id else team.head
+    stand_in = resolve_delegate(team, owner_id, as_of).assignee_id
+    header = PlanHeader(
+        company=name,
+        owner=team.by_id[owner_id].name,
+        stand_in=team.by_id[stand_in].name if stand_in != owner_id else None,
+        as_of=as_of,
+    )
+    folder = get_settings().data_dir / "reports" / "accounts"
+    folder.mkdir(parents=True, exist_ok=True)
+    base = folder / f"{_slug(name)}-{as_of:%Y-%m-%d}"
+    html_path, pdf_path = base.with_suffix(".html"), base.with_suffix(".pdf")
+    page = get_settings().config_dir / "templates" / "_accounts" / "plan.html.j2"
+    template = html_template(page.read_text(encoding="utf-8"))
+    html_path.write_text(render_html(header, frames, template), encoding="utf-8")
+    pdf_path.write_bytes(render_pdf(header, frames))
+    health = frames["health"]
+    return PlanResult(
+        company=name,
+        company_id=company_id,
+        html_path=str(html_path.resolve()),
+        pdf_path=str(pdf_path.resolve()),
+        health=float(health["score"].iloc[-1]) if len(health) else None,
+        band=str(health["band"].iloc[-1]) if len(health) else None,
+    )
+
+
+@task(name="write-account-plan", cache_policy=NO_CACHE)
+def write_account_plan_task(company: str, as_of: datetime) -> PlanResult:
+    ensure_schema()
+    return write_account_plan(company, as_of)
+
+
+@task(name="publish-account-plan", cache_policy=NO_CACHE)
+def publish_plan(result: PlanResult) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    health = f"{result.health} ({result.band})" if result.health is not None else "not scored yet"
+    create_markdown_artifact(
+        key=f"account-plan-{result.company_id}",
+        markdown=(
+            f"# Account plan: {result.company}\n\nHealth: {health}\n\n"
+            f"- [HTML](file://{result.html_path})\n- [PDF](file://{result.pdf_path})\n"
+        ),
+        description=f"Account plan for {result.company}",
+    )

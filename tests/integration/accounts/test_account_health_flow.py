@@ -4,7 +4,10 @@ capabilities stored, history, band-change events, next actions routed to stand-i
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -14,12 +17,14 @@ from config.accounts_policy import clear_accounts_caches
 from connectors.database.accounts_models import AccountAction, AccountHealth
 from connectors.database.engine import session_scope
 from connectors.database.scoring_models import AppEvent
+from flows.accounts import account_plan
 from flows.accounts import score_accounts as score_accounts_flow
 from flows.cli import app
 from tasks.accounts.contracts import ContractIn, ObligationIn
 from tasks.accounts.pipeline import evaluate_watch, store_contracts
 from tasks.complaints.intake import ComplaintIn
 from tasks.complaints.pipeline import record_complaint_event, store_complaints
+from tests.conftest import missing_peer
 from tests.flow_runs import run_to_end
 from tests.integration.complaints.support import at, complaint_policies  # noqa: F401
 
@@ -108,3 +113,45 @@ def test_a_critical_complaint_gives_a_call_today_action_to_the_owner_or_stand_in
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert [r["company"] for r in rows] == ["Cliente Ltda"]
+
+
+def test_the_account_plan_renders_html_and_a_pdf_that_pdftoppm_turns_into_pages(
+    tmp_path: Path,
+) -> None:
+    if shutil.which("pdftoppm") is None:
+        missing_peer("pdftoppm (poppler-utils)")
+    troubled_account()
+    store_contracts(
+        [
+            (
+                [1],
+                ContractIn(
+                    reference="CT-8",
+                    company="Cliente Ltda",
+                    start_date="2026-01-01",
+                    renewal_date="2027-01-31",
+                    notice_days=30,
+                    obligations=[
+                        ObligationIn(
+                            kind="delivery", item="kits", quantity=5, due_date="2026-12-01"
+                        )
+                    ],
+                ),
+            )
+        ],
+        "api",
+        rows_in=1,
+        rejected=[],
+    )
+    for day in (1, 7):
+        score(as_of=at(day, 12))
+    result = account_plan("cliente ltda", as_of=at(7, 13))
+    html = Path(result.html_path).read_text()
+    assert "Account plan: Cliente Ltda" in html and "<svg" in html and "CT-8" in html
+    assert html.count("<circle") == 2  # one point per stored score
+    pages = tmp_path / "page"
+    subprocess.run(["pdftoppm", "-png", "-r", "60", result.pdf_path, str(pages)], check=True)
+    pngs = sorted(tmp_path.glob("page*.png"))
+    assert pngs and all(p.stat().st_size > 5_000 for p in pngs)
+    result = CliRunner().invoke(app, ["accounts", "plan", "Nobody Inc"])
+    assert result.exit_code == 1 and "no company named 'Nobody Inc'" in result.output
