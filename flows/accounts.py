@@ -15,6 +15,8 @@ from tasks.accounts.pipeline import (
     ContractImportSummary,
     EventImportSummary,
     PlanResult,
+    TalkResult,
+    TalkSync,
     WatchSummary,
     aware,
     emit_account_band_events,
@@ -22,10 +24,13 @@ from tasks.accounts.pipeline import (
     import_contracts_file,
     import_events_file,
     notify_obligations,
+    propose_talk_task,
     publish_accounts,
     publish_plan,
     publish_watch,
     score_accounts_task,
+    send_talk_proposals,
+    sync_talk_replies_task,
     write_account_plan_task,
 )
 
@@ -76,3 +81,21 @@ def account_plan(company: str, as_of: datetime | None = None) -> PlanResult:
     result = write_account_plan_task(company, aware(as_of))
     publish_plan(result)
     return result
+
+
+@flow(name="propose-talk", flow_run_name="propose-talk-{company}")
+def propose_talk(
+    company: str, contact: str | None = None, as_of: datetime | None = None
+) -> TalkResult:
+    """A meeting proposal with 2-3 slots, each an invitation, sent at most once."""
+    talk = propose_talk_task(company, contact, aware(as_of))
+    sent = send_talk_proposals(aware(None))
+    if talk.email_outcome is None and sent["sent"]:
+        talk.email_outcome = "sent"
+    return talk
+
+
+@flow(name="sync-talk-replies")
+def sync_talk_replies() -> TalkSync:
+    """The RSVPs the inbox recognised, applied to their talks (run after `ingest-inbox`)."""
+    return sync_talk_replies_task()

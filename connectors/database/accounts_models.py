@@ -124,3 +124,31 @@ class AccountAction(Base):
     owner_id: Mapped[str | None] = mapped_column(String(64), index=True)
     assignee_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Talk(Base):
+    """A preliminary talk: the proposal (2-3 slots, each an invitation), the answer the inbox
+    recognised, and the outcome the manager recorded. The proposal email is claimed
+    ``sending`` and committed before it goes out, so it goes at most once."""
+
+    __tablename__ = "talks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    owner_id: Mapped[str] = mapped_column(String(64), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    timezone: Mapped[str] = mapped_column(String(64))  # the client's
+    slots: Mapped[list[Any]] = mapped_column(JSON)  # ISO 8601 UTC starts
+    duration_minutes: Mapped[int]
+    message_id: Mapped[str] = mapped_column(String(300), index=True)
+    # proposed | accepted | tentative | declined | held | no_show | cancelled | won | lost
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    email_outcome: Mapped[str | None] = mapped_column(String(32))
+    accepted_slot: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    inbound_message_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+    outcome_note: Mapped[str | None] = mapped_column(Text)
+    proposed_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -23,6 +23,7 @@ from connectors.database.accounts_models import (
     Obligation,
     ObligationEvent,
     ObligationNotice,
+    Talk,
 )
 from connectors.database.base import utcnow
 from connectors.database.complaints_models import Complaint
@@ -421,12 +422,12 @@ def load_health_signals(
     from connectors.database.ingest_models import Contact
     from connectors.database.outreach_models import OutboxItem
 
-    companies = _read(
+    companies = _rows(
         session,
         select(Company.id.label("company_id"), Company.name, Company.owner_id).order_by(Company.id),
     ).set_index("company_id")
     hot = func.lower(func.coalesce(Contact.lead_rating, ""))
-    contacts = _read(
+    contacts = _rows(
         session,
         select(
             Contact.company_id,
@@ -437,7 +438,7 @@ def load_health_signals(
         .where(Contact.company_id.is_not(None))
         .group_by(Contact.company_id),
     )
-    inbound = _read(
+    inbound = _rows(
         session,
         select(
             Contact.company_id,
@@ -478,7 +479,7 @@ def load_health_signals(
         .group_by(Contact.company_id),
     )
     outreach_start = as_of - (as_of - window_start) * 2
-    outbound = _read(
+    outbound = _rows(
         session,
         select(
             Contact.company_id,
@@ -507,7 +508,7 @@ def load_health_signals(
             f"open_{severity}"
         )
 
-    complaints = _read(
+    complaints = _rows(
         session,
         select(
             Complaint.company_id,
@@ -523,7 +524,7 @@ def load_health_signals(
         .where(Complaint.company_id.is_not(None), Complaint.created_at <= as_of)
         .group_by(Complaint.company_id),
     )
-    obligations = _read(
+    obligations = _rows(
         session,
         select(
             Contract.company_id,
@@ -534,7 +535,7 @@ def load_health_signals(
         .join(Contract, Contract.id == Obligation.contract_id)
         .group_by(Contract.company_id),
     )
-    contracts = _read(
+    contracts = _rows(
         session,
         select(
             Contract.company_id,
@@ -544,8 +545,18 @@ def load_health_signals(
             ).label("next_renewal"),
         ).group_by(Contract.company_id),
     )
+    talks = _rows(
+        session,
+        select(Talk.company_id, func.count().label("talks_held"))
+        .where(
+            Talk.status.in_(("held", "won")),
+            Talk.proposed_at >= window_start,
+            Talk.company_id.is_not(None),
+        )
+        .group_by(Talk.company_id),
+    )
     frame = companies
-    for part in (contacts, inbound, outbound, complaints, obligations, contracts):
+    for part in (contacts, inbound, outbound, complaints, obligations, contracts, talks):
         frame = frame.join(part.set_index("company_id"), how="left")
     return frame.reset_index()
 
@@ -574,8 +585,8 @@ def delete_run(session: Session, as_of: datetime) -> None:
     session.execute(delete(AccountAction).where(AccountAction.as_of == as_of))
 
 
-def insert_health(session: Session, frame: pd.DataFrame) -> None:
-    bulk_insert(session, AccountHealth, frame)
+def insert_health(session: Session, frame: pd.DataFrame, json_text: Sequence[str] = ()) -> None:
+    bulk_insert(session, AccountHealth, frame, json_text=json_text)
 
 
 def insert_actions(session: Session, frame: pd.DataFrame) -> None:
@@ -785,3 +796,96 @@ def plan_data(session: Session, company_id: int, as_of: datetime) -> dict[str, p
         "health": health,
         "actions": actions,
     }
+
+
+# --- preliminary talks -------------------------------------------------------------------
+
+
+def talk_party(session: Session, company: str, contact_email: str | None) -> dict[str, Any] | None:
+    """The contact a talk with ``company`` is proposed to (the given email, else the best
+    rated contact with an email), with what the proposal needs."""
+    from connectors.database.ingest_models import Contact
+    from connectors.database.outreach_models import OutreachProfile
+
+    stmt = (
+        select(
+            Contact.id.label("contact_id"),
+            Contact.full_name,
+            Contact.email,
+            Contact.country,
+            Company.id.label("company_id"),
+            Company.name.label("company"),
+            Company.owner_id,
+            OutreachProfile.timezone,
+        )
+        .join(Company, Company.id == Contact.company_id)
+        .outerjoin(OutreachProfile, OutreachProfile.contact_id == Contact.id)
+        .where(func.lower(Company.name) == company.lower(), Contact.email.is_not(None))
+        .order_by(Contact.band.is_(None), Contact.band, Contact.id)
+        .limit(1)
+    )
+    if contact_email:
+        stmt = stmt.where(Contact.email == contact_email.lower())
+    row = session.execute(stmt).first()
+    return dict(row._mapping) if row else None
+
+
+def talk_by_key(session: Session, key: str) -> Talk | None:
+    return session.scalars(select(Talk).where(Talk.idempotency_key == key)).first()
+
+
+def add_talk(session: Session, values: dict[str, Any]) -> Talk:
+    talk = Talk(**values)
+    session.add(talk)
+    session.flush()
+    return talk
+
+
+def get_talk(session: Session, talk_id: int) -> Talk | None:
+    return session.get(Talk, talk_id, with_for_update=True)
+
+
+def claim_talk_emails(session: Session) -> list[Talk]:
+    """Proposals not sent yet, marked ``sending`` (the caller commits before sending)."""
+    stmt = select(Talk).where(Talk.email_outcome.is_(None)).order_by(Talk.id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    talks = list(session.scalars(stmt))
+    for t in talks:
+        t.email_outcome = "sending"
+    session.flush()
+    return talks
+
+
+def record_talk_email(session: Session, talk_id: int, outcome: str) -> None:
+    session.execute(
+        update(Talk).where(Talk.id == talk_id).values(email_outcome=outcome, updated_at=utcnow())
+    )
+
+
+def talk_rsvps(session: Session) -> pd.DataFrame:
+    """RSVPs the inbox stored that quote one of our talk invitations, oldest first."""
+    from connectors.database.inbox_models import InboundMessage
+
+    return _read(
+        session,
+        select(
+            InboundMessage.id,
+            InboundMessage.rsvp_uid,
+            InboundMessage.rsvp_answer,
+            InboundMessage.received_at,
+        )
+        .where(InboundMessage.rsvp_answer.is_not(None), InboundMessage.rsvp_uid.like("talk-%"))
+        .order_by(InboundMessage.id),
+    )
+
+
+def talk_party_of(session: Session, contact_id: int) -> dict[str, Any]:
+    from connectors.database.ingest_models import Contact
+
+    row = session.execute(
+        select(Contact.full_name, Company.name.label("company"))
+        .outerjoin(Company, Company.id == Contact.company_id)
+        .where(Contact.id == contact_id)
+    ).one()
+    return dict(row._mapping)

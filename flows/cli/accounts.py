@@ -166,6 +166,66 @@ def plan_cmd(
     typer.echo(f"Account plan for {result.company}:\n  {result.html_path}\n  {result.pdf_path}")
 
 
+talks_app = typer.Typer(no_args_is_help=True, help="Preliminary talks with interested clients.")
+
+
+def _talk_line(talk: Any) -> str:
+    slots = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in talk.slots)
+    return (
+        f"talk {talk.talk_id} with {talk.company} ({talk.recipient}), owner {talk.owner_id}:"
+        f" {talk.status}; slots (UTC) {slots}; email {talk.email_outcome or 'pending'}"
+    )
+
+
+@talks_app.command("propose")
+def talks_propose(
+    company: Annotated[str, typer.Argument(help="The company's name.")],
+    contact: Annotated[str | None, typer.Option(help="The contact's email.")] = None,
+    as_of: AsOfOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose a preliminary talk: 2-3 slots in the owner's hours, each an invitation."""
+    from flows.accounts import propose_talk
+
+    try:
+        talk = propose_talk(company, contact, as_of=parse_instant(as_of))
+    except LookupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(talk.model_dump_json(indent=2) if as_json else _talk_line(talk))
+
+
+@talks_app.command("sync")
+def talks_sync(as_json: JsonOpt = False) -> None:
+    """Apply the RSVPs the inbox recognised to their talks."""
+    from flows.accounts import sync_talk_replies
+
+    summary = sync_talk_replies()
+    typer.echo(
+        summary.model_dump_json(indent=2)
+        if as_json
+        else f"{summary.rsvps_seen} RSVPs to talks seen, {summary.talks_updated} talks updated"
+    )
+
+
+@talks_app.command("record")
+def talks_record(
+    talk_id: Annotated[int, typer.Argument(help="Talk id.")],
+    outcome: Annotated[str, typer.Option(help="held | no_show | cancelled | won | lost")],
+    note: Annotated[str | None, typer.Option(help="What was agreed.")] = None,
+) -> None:
+    """Record what came of a talk."""
+    from tasks.accounts.pipeline import record_talk_outcome
+
+    try:
+        talk = record_talk_outcome(talk_id, outcome, note)
+    except (LookupError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(_talk_line(talk))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(contracts_app, name="contracts")
     app.add_typer(accounts_app, name="accounts")
+    app.add_typer(talks_app, name="talks")

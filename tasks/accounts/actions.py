@@ -45,11 +45,13 @@ def _holds(signals: pd.DataFrame, condition: Condition) -> np.ndarray:
     return result & known
 
 
-def _word(condition: Condition, value: object) -> str:
+def _words(condition: Condition, values: pd.Series) -> pd.Series:
+    """``<signal> <value> (<op> <threshold>)`` for each account, built column-wise."""
     name = condition.signal.replace("_", " ")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return f"{name} {value} ({condition.op} {condition.value})"
+    numbers = pd.to_numeric(values, errors="coerce")
+    whole = numbers.notna() & (numbers % 1 == 0)
+    text = values.astype(str).where(~whole, numbers.fillna(0).astype(np.int64).astype(str))
+    return name + " " + text + f" ({condition.op} {condition.value})"
 
 
 def next_actions(signals: pd.DataFrame, rules: list[ActionRule]) -> pd.DataFrame:
@@ -65,9 +67,12 @@ def next_actions(signals: pd.DataFrame, rules: list[ActionRule]) -> pd.DataFrame
             continue
         taken |= mask
         rows = signals.index[mask]
-        reasons = [" and ".join(_word(c, signals.at[i, c.signal]) for c in rule.when) for i in rows]
+        parts = [_words(c, signals.loc[rows, c.signal]) for c in rule.when]
+        reasons = parts[0]
+        for more in parts[1:]:
+            reasons = reasons + " and " + more
         out.loc[rows, "rule"] = rule.id
         out.loc[rows, "action"] = rule.action
-        out.loc[rows, "reason"] = reasons
+        out.loc[rows, "reason"] = reasons.to_numpy(dtype=object)
         out.loc[rows, "due_in_business_days"] = rule.due_in_business_days
     return out

@@ -202,7 +202,11 @@ def score_accounts(signals: pd.DataFrame, policy: HealthPolicy) -> HealthResult:
     matrix = f[list(HEALTH_FACTORS)].to_numpy(float)
     w = np.array([weights[k] for k in HEALTH_FACTORS])
     score = np.round(100.0 * (matrix @ w) / total_w, 1)
-    band = np.array([policy.bands.band_for(s) for s in score], dtype=object)
+    band = np.where(
+        score >= policy.bands.healthy,
+        "healthy",
+        np.where(score >= policy.bands.watch, "watch", "at_risk"),
+    ).astype(object)
     return HealthResult(
         factors=f[list(HEALTH_FACTORS)],
         score=score,
@@ -259,3 +263,13 @@ def signals_from(
     prev = previous.set_index("company_id")["score"] if len(previous) else pd.Series(dtype=float)
     s["previous_score"] = s["company_id"].map(prev).astype(float)
     return s
+
+
+def factors_json(factors: pd.DataFrame) -> npt.NDArray[np.object_]:
+    """Each row's factor scores as JSON text, built column-wise (a dict per row and
+    ``json.dumps`` cost more than the scoring itself)."""
+    text = pd.Series("{", index=factors.index)
+    for i, column in enumerate(factors.columns):
+        values = factors[column].astype(float).round(3).astype(str)
+        text = text + ("" if i == 0 else ", ") + f'"{column}": ' + values
+    return (text + "}").to_numpy(dtype=object)

@@ -637,7 +637,7 @@ def _due_dates(
 def score_accounts_at(as_of: datetime) -> AccountsSummary:
     """Health for every company, the band changes as events, and each one's next action."""
     from tasks.accounts.actions import next_actions
-    from tasks.accounts.health import score_accounts, signals_from
+    from tasks.accounts.health import factors_json, score_accounts, signals_from
     from tasks.complaints.escalation import delegations
 
     started = time.perf_counter()
@@ -672,10 +672,7 @@ def score_accounts_at(as_of: datetime) -> AccountsSummary:
                 "score": result.score,
                 "band": result.band,
                 "reasons": result.reasons,
-                "factors": [
-                    {k: round(float(v), 3) for k, v in row.items()}
-                    for row in result.factors.to_dict("records")
-                ],
+                "factors": factors_json(result.factors),
                 "owner_id": owners.to_numpy(dtype=object),
             }
         )
@@ -699,7 +696,7 @@ def score_accounts_at(as_of: datetime) -> AccountsSummary:
             }
         )
         store.delete_run(s, stamp)
-        store.insert_health(s, health)
+        store.insert_health(s, health, json_text=("factors",))
         store.insert_actions(s, action_rows)
         before = last.set_index("company_id")["band"] if len(last) else pd.Series(dtype=object)
         was = health["company_id"].map(before)
@@ -872,3 +869,199 @@ def publish_plan(result: PlanResult) -> None:
         ),
         description=f"Account plan for {result.company}",
     )
+
+
+# --- preliminary talks -------------------------------------------------------------------
+
+TALK_OUTCOMES = ("held", "no_show", "cancelled", "won", "lost")
+
+
+class TalkResult(BaseModel):
+    talk_id: int
+    company: str
+    recipient: str
+    owner_id: str
+    status: str
+    slots: list[datetime]
+    created: bool
+    email_outcome: str | None = None
+
+
+def propose_talk(company: str, contact: str | None, as_of: datetime) -> TalkResult:
+    """Create the proposal (at most one per contact and day) with its slots; not sent yet."""
+    from tasks.accounts.talks import propose_slots
+
+    policies = get_complaint_policies()
+    talks = get_accounts_policy().talks
+    team = policies.team
+    with session_scope() as s:
+        store.lock_accounts(s)
+        party = store.talk_party(s, company, contact)
+        if party is None:
+            raise LookupError(f"no contact with an email at a company named {company!r}")
+        key = f"talk:{party['contact_id']}:{as_of.astimezone(UTC):%Y-%m-%d}"
+        talk = store.talk_by_key(s, key)
+        created = talk is None
+        if talk is None:
+            owner = party["owner_id"] if party["owner_id"] in team.by_id else team.head
+            calendar = policies.calendars.get(owner) or policies.calendars[CALENDAR_DEFAULT]
+            zone = party["timezone"] or calendar.timezone
+            slots = propose_slots(
+                calendar,
+                zone,
+                as_of,
+                talks.slots,
+                talks.duration_minutes,
+                talks.earliest_business_hours_ahead,
+            )
+            domain = talks.sender.rpartition("@")[2] or "localhost"
+            talk = store.add_talk(
+                s,
+                {
+                    "idempotency_key": key,
+                    "company_id": party["company_id"],
+                    "contact_id": party["contact_id"],
+                    "owner_id": owner,
+                    "recipient": party["email"],
+                    "timezone": zone,
+                    "slots": [t.isoformat() for t in slots],
+                    "duration_minutes": talks.duration_minutes,
+                    "message_id": f"<talk.{party['contact_id']}.{as_of:%Y%m%d}@{domain}>",
+                    "status": "proposed",
+                    "proposed_at": utc_naive(as_of),
+                },
+            )
+        return TalkResult(
+            talk_id=talk.id,
+            company=str(party["company"]),
+            recipient=talk.recipient,
+            owner_id=talk.owner_id,
+            status=talk.status,
+            slots=[datetime.fromisoformat(v) for v in talk.slots],
+            created=created,
+            email_outcome=talk.email_outcome,
+        )
+
+
+@task(name="propose-talk", cache_policy=NO_CACHE)
+def propose_talk_task(company: str, contact: str | None, as_of: datetime) -> TalkResult:
+    ensure_schema()
+    return propose_talk(company, contact, as_of)
+
+
+@task(name="send-talk-proposals", cache_policy=NO_CACHE)
+def send_talk_proposals(now: datetime) -> dict[str, int]:
+    """Send every unsent proposal: claimed ``sending`` and committed first (at most once)."""
+    from tasks.accounts.talks import proposal_email, slot_starts
+
+    email, _ = notification_channels()
+    counts = {"sent": 0, "failed": 0, "skipped": 0}
+    talks = get_accounts_policy().talks
+    team = get_complaint_policies().team
+    with session_scope() as s:
+        claimed = store.claim_talk_emails(s)
+        details = {t.id: store.talk_party_of(s, t.contact_id) for t in claimed}
+    if not claimed:
+        return counts
+    if email == "off":
+        with session_scope() as s:
+            for t in claimed:
+                store.record_talk_email(s, t.id, "skipped")
+        counts["skipped"] = len(claimed)
+        return counts
+    sender, close = mail_sender(email, "talks")
+    try:
+        messages = [
+            proposal_email(
+                talk_id=t.id,
+                outbox_id=t.id,
+                message_id=t.message_id,
+                slots=slot_starts(t.slots),
+                duration_minutes=t.duration_minutes,
+                company=details[t.id]["company"],
+                client_name=details[t.id]["full_name"] or t.recipient,
+                client_address=t.recipient,
+                client_timezone=t.timezone,
+                owner_name=team.by_id[t.owner_id].name if t.owner_id in team.by_id else t.owner_id,
+                sender=talks.sender,
+                now=now,
+            )
+            for t in claimed
+        ]
+        results = sender.send(messages)
+    finally:
+        if close is not None:
+            close()
+    with session_scope() as s:
+        for r in results:
+            ok = r.outcome == SendOutcome.SENT
+            counts["sent" if ok else "failed"] += 1
+            # A retry-able failure is not resent blindly: ops look at `unknown` talks.
+            store.record_talk_email(s, r.outbox_id, "sent" if ok else r.outcome.value)
+    return counts
+
+
+class TalkSync(BaseModel):
+    rsvps_seen: int = 0
+    talks_updated: int = 0
+
+
+def sync_talk_replies() -> TalkSync:
+    """Apply the RSVPs the inbox recognised to their talks (by the invitation's UID)."""
+    from tasks.accounts.talks import answer_of, parse_uid, slot_starts
+
+    summary = TalkSync()
+    with session_scope() as s:
+        store.lock_accounts(s)
+        rsvps = store.talk_rsvps(s)
+        summary.rsvps_seen = len(rsvps)
+        for r in rsvps.to_dict("records"):
+            parsed = parse_uid(str(r["rsvp_uid"]))
+            if parsed is None:
+                continue
+            talk = store.get_talk(s, parsed[0])
+            if talk is None or (talk.inbound_message_id or 0) >= int(r["id"]):
+                continue  # unknown talk, or this answer (or a later one) already applied
+            status = answer_of(talk.status, str(r["rsvp_answer"]))
+            talk.inbound_message_id = int(r["id"])
+            if status is None:
+                continue
+            talk.status = status
+            talk.answered_at = pd.Timestamp(r["received_at"]).to_pydatetime()
+            slots = slot_starts(talk.slots)
+            if status == "accepted" and parsed[1] < len(slots):
+                talk.accepted_slot = utc_naive(slots[parsed[1]])
+            talk.updated_at = datetime.now(UTC).replace(tzinfo=None)
+            summary.talks_updated += 1
+    return summary
+
+
+@task(name="sync-talk-replies", cache_policy=NO_CACHE)
+def sync_talk_replies_task() -> TalkSync:
+    ensure_schema()
+    return sync_talk_replies()
+
+
+def record_talk_outcome(talk_id: int, outcome: str, note: str | None) -> TalkResult:
+    """What came of the talk (held, no_show, cancelled, won, lost), recorded by the manager."""
+    if outcome not in TALK_OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}; expected one of {list(TALK_OUTCOMES)}")
+    ensure_schema()
+    with session_scope() as s:
+        talk = store.get_talk(s, talk_id)
+        if talk is None:
+            raise LookupError(f"no talk {talk_id}")
+        talk.status = outcome
+        talk.outcome_note = note
+        talk.updated_at = datetime.now(UTC).replace(tzinfo=None)
+        party = store.talk_party_of(s, talk.contact_id)
+        return TalkResult(
+            talk_id=talk.id,
+            company=str(party["company"]),
+            recipient=talk.recipient,
+            owner_id=talk.owner_id,
+            status=talk.status,
+            slots=[datetime.fromisoformat(v) for v in talk.slots],
+            created=False,
+            email_outcome=talk.email_outcome,
+        )
