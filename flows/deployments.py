@@ -151,6 +151,30 @@ SPECS: tuple[DeploymentSpec, ...] = (
         ("reports", "governance"),
         cron="0 8 * * 1",
     ),
+    DeploymentSpec(
+        "flows.accounts",
+        "watch-obligations",
+        "hourly",
+        "Contract obligations: on track, due soon, late, met; notify owners or deputies once.",
+        ("accounts", "contracts"),
+        every=timedelta(hours=1),
+    ),
+    DeploymentSpec(
+        "flows.accounts",
+        "score-accounts",
+        "daily",
+        "Account health (0-100, band, reasons), band-change events and next best actions.",
+        ("accounts",),
+        cron="30 6 * * *",
+    ),
+    DeploymentSpec(
+        "flows.accounts",
+        "account-plan",
+        "manual",
+        "The account plan of one company (HTML and PDF, health over time); give its name.",
+        ("accounts", "reports"),
+        parameters={"company": ""},
+    ),
 )
 
 

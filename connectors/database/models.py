@@ -1,6 +1,7 @@
 """Every capability's tables, so Alembic and create-time metadata see them all."""
 
 from connectors.database import (
+    accounts_models,
     competitors_models,
     complaints_models,
     governance_models,
@@ -11,6 +12,7 @@ from connectors.database import (
 )
 
 __all__ = [
+    "accounts_models",
     "competitors_models",
     "complaints_models",
     "governance_models",

@@ -29,6 +29,7 @@ CAPABILITY_COMMANDS = (
     "flows.cli.complaints",
     "flows.cli.competitors",
     "flows.cli.governance",
+    "flows.cli.accounts",
 )
 
 for _name in CAPABILITY_COMMANDS:

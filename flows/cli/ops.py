@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Argument(
                 help="rows | contacts | quarantine | messages | complaints | outbox"
-                " | competitor-changes"
+                " | contracts | obligations | competitor-changes | audit"
             ),
         ],
         fmt: Annotated[str, typer.Option("--format", help="csv | json")] = "csv",

@@ -10,8 +10,13 @@ from fastapi import FastAPI
 from flows.web.contract import ExactAllowMiddleware, document_errors
 
 # Modules exposing ``router``: outreach (unsubscribe, fax callbacks), complaints (intake),
-# governance (the team, over an authenticated member's token).
-ROUTERS = ("flows.web.outreach", "flows.web.complaints", "flows.web.governance")
+# accounts (contracts), governance (the team, over an authenticated member's token).
+ROUTERS = (
+    "flows.web.outreach",
+    "flows.web.complaints",
+    "flows.web.accounts",
+    "flows.web.governance",
+)
 
 
 def create_app() -> FastAPI:

@@ -32,8 +32,9 @@ from connectors.database import complaints_store as store
 from connectors.database import ingest_store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
-from connectors.smtp_sender import MailSender, OutboxDirSender, SendOutcome, SmtpSender
+from connectors.smtp_sender import SendOutcome
 from connectors.webhook import WebhookConfigError, WebhookSender
+from tasks.common.notify import mail_sender, notification_channels
 from tasks.complaints.analysis import analysis_frame, render_report
 from tasks.complaints.escalation import (
     EscalationBatch,
@@ -367,16 +368,6 @@ class EscalationSummary(BaseModel):
     evaluate_seconds: float = 0.0
 
 
-def _channels() -> tuple[str, str]:
-    """Which email and webhook channels this run uses (``off`` ones store ``skipped``)."""
-    own, settings = get_complaint_settings(), get_settings()
-    email = own.email
-    if email == "auto":
-        email = "smtp" if "smtp" in settings.model_fields_set else "dir"
-    webhook = "on" if settings.webhook_url is not None else "off"
-    return email, webhook
-
-
 def _new_escalations(
     batch: EscalationBatch, new: npt.NDArray[np.bool_], email: str, webhook: str
 ) -> pd.DataFrame:
@@ -394,7 +385,7 @@ def evaluate_escalations(as_of: datetime) -> EscalationSummary:
     """The first unit of work of ``escalate-complaints`` (see module docstring)."""
     started = time.perf_counter()
     policies = get_complaint_policies()
-    email, webhook = _channels()
+    email, webhook = notification_channels()
     summary = EscalationSummary(as_of=as_of, email_channel=email, webhook_channel=webhook)
     with session_scope() as s:
         store.lock_escalation(s)
@@ -550,15 +541,6 @@ class _Notified:
     failed: int = 0
 
 
-def _mail_sender(email: str) -> tuple[MailSender, Any]:
-    settings, own = get_settings(), get_complaint_settings()
-    if email == "smtp":
-        sender = SmtpSender(settings.smtp)
-        return sender, sender.close
-    folder = own.outbox_dir or settings.data_dir / "outbox" / "escalations"
-    return OutboxDirSender(Path(folder)), None
-
-
 def notify_email(email: str, now: datetime) -> _Notified:
     """Send pending escalation emails; ``retry`` outcomes are tried again next run."""
     done = _Notified()
@@ -566,7 +548,7 @@ def notify_email(email: str, now: datetime) -> _Notified:
         return done
     team = get_complaint_policies().team
     sender_addr = get_complaint_settings().email_from
-    sender, close = _mail_sender(email)
+    sender, close = mail_sender(email, "escalations")
     try:
         while True:
             with session_scope() as s:

@@ -1,0 +1,292 @@
+"""A month of obligations watched every hour, checked against a day-by-day brute-force oracle.
+
+The scheduler side runs the real pure pipeline (``evaluate_obligations`` then
+``decide_notices``) at each hourly ``as_of``, keeps the recorded states as the store does
+(met and missed are final and no longer loaded) and inserts keys into a set standing in for
+the unique constraint. The oracle knows nothing of day numbers or binary searches: it takes
+each ``as_of`` to the owner's local wall clock, walks back from the due date one calendar
+day at a time counting working days (weekday with working hours, not a holiday of the
+owner's country and region, nor a company day off), and replays the events up to ``as_of``.
+Every notice must fire exactly once, at the first hour the oracle's state says so, to the
+stand-in the oracle's own delegation walk names.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import holidays
+import numpy as np
+import pandas as pd
+import pytest
+
+from config.accounts_policy import ObligationPolicy
+from config.sla_policy import HolidayCalendar, SlaPolicy, SlaTarget
+from config.team_policy import TeamPolicy
+from tasks.accounts.obligations import (
+    FINAL_STATES,
+    day_number,
+    decide_notices,
+    evaluate_obligations,
+)
+from tasks.complaints.sla_clock import team_calendars
+
+START = datetime(2026, 10, 22, tzinfo=UTC)  # spans both DST ends (25 Oct EU, 1 Nov US)
+DAYS = 31
+STEPS = DAYS * 24  # hourly, as the schedule
+
+TEAM = TeamPolicy.model_validate(
+    {
+        "head": "hq",
+        "managers": [
+            {"id": "hq", "name": "HQ", "timezone": "Europe/Berlin", "holiday_country": "DE"},
+            {
+                "id": "sp1",
+                "name": "SP1",
+                "timezone": "America/Sao_Paulo",
+                "holiday_country": "BR",
+                "holiday_subdivision": "SP",
+                "deputy": "sp2",
+                "absences": [{"start": "2026-11-02", "end": "2026-11-06", "reason": "vacation"}],
+            },
+            {
+                "id": "sp2",
+                "name": "SP2",
+                "timezone": "America/Sao_Paulo",
+                "holiday_country": "BR",
+                "deputy": "ny1",
+                "absences": [{"start": "2026-11-04", "end": "2026-11-05", "reason": "sick"}],
+            },
+            {
+                "id": "ny1",
+                "name": "NY1",
+                "timezone": "America/New_York",
+                "holiday_country": "US",
+                "deputy": "ny2",
+                "absences": [{"start": "2026-11-16", "end": "2026-11-18", "reason": "conference"}],
+            },
+            {
+                "id": "ny2",
+                "name": "NY2",
+                "timezone": "America/New_York",
+                "holiday_country": "US",
+                "deputy": "ny1",
+                "absences": [{"start": "2026-11-16", "end": "2026-11-17", "reason": "vacation"}],
+            },
+            {
+                "id": "de1",
+                "name": "DE1",
+                "timezone": "Europe/Berlin",
+                "holiday_country": "DE",
+                "holiday_subdivision": "BY",
+                "deputy": "sp1",
+                "working_hours": {
+                    "mon": ["07:30-16:00"],
+                    "tue": ["07:30-16:00"],
+                    "wed": ["07:30-16:00"],
+                    "thu": ["07:30-16:00"],
+                    "fri": ["07:30-13:00"],
+                    "sat": ["09:00-11:00"],
+                },
+                "absences": [{"start": "2026-10-28", "end": "2026-10-30", "reason": "training"}],
+            },
+        ],
+    }
+)
+SLA = SlaPolicy(
+    targets={
+        s: SlaTarget(first_response_minutes=60, resolution_minutes=480)
+        for s in ("low", "medium", "high", "critical")
+    },
+    holiday_calendars={"BR": HolidayCalendar(extra_dates=[date(2026, 10, 30)])},
+)
+POLICY = ObligationPolicy(
+    warning_business_days={"default": 3, "renewal": 10, "notice": 0},
+    notify_states=["due_soon", "late", "missed"],
+)
+OWNERS = [m.id for m in TEAM.managers]
+KINDS = ("delivery", "delivery", "report", "price_review", "renewal", "notice", "service_level")
+
+
+def make_obligations(n: int, seed: int = 23) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Obligations due around the month, and events (hours after START) that fulfil some."""
+    rng = np.random.default_rng(seed)
+    rows, events = [], []
+    for oid in range(n):
+        kind = KINDS[rng.integers(len(KINDS))]
+        owner = OWNERS[rng.integers(len(OWNERS))]
+        due = (START + timedelta(days=int(rng.integers(-3, DAYS + 20)))).date()
+        quantity = float(rng.integers(1, 50)) if kind == "delivery" else np.nan
+        rows.append((oid, kind, quantity, due, owner))
+        due_hour = int(
+            (datetime(due.year, due.month, due.day, tzinfo=UTC) - START) / timedelta(hours=1)
+        )
+        script = rng.random()
+        if kind == "delivery" and script < 0.6:
+            first = int(rng.integers(0, STEPS))
+            if script < 0.3:  # in two parts
+                events.append((oid, "partially_delivered", quantity / 2, first))
+                events.append(
+                    (oid, "partially_delivered", quantity / 2, first + int(rng.integers(1, 200)))
+                )
+            else:
+                events.append((oid, "delivered", None, first))
+        elif kind in ("report", "price_review", "renewal", "notice") and script < 0.5:
+            events.append((oid, "completed", None, int(rng.integers(0, STEPS))))
+        elif kind == "service_level" and script < 0.3:
+            # Missed within the period (a miss after the period closed would come too late).
+            last = max(1, min(STEPS, due_hour))
+            events.append((oid, "sla_missed", None, int(rng.integers(0, last))))
+    obligations = pd.DataFrame(
+        rows, columns=["obligation_id", "kind", "quantity", "due", "owner_id"]
+    )
+    ev = pd.DataFrame(events, columns=["obligation_id", "kind", "quantity", "hour"])
+    return obligations, ev
+
+
+# -- the oracle -------------------------------------------------------------------------------
+
+
+@cache
+def is_working_day(manager_id: str, day: date) -> bool:
+    m = TEAM.by_id[manager_id]
+    hours = TEAM.hours_of(manager_id).minutes_by_weekday()
+    if not hours[day.weekday()]:
+        return False
+    off = holidays.country_holidays(m.holiday_country, subdiv=m.holiday_subdivision, years=day.year)
+    extra = SLA.holiday_calendars.get(m.holiday_country or "")
+    return day not in off and not (extra and day in extra.extra_dates)
+
+
+def warn_date(manager_id: str, due: date, k: int) -> date:
+    day, counted = due, 0
+    while counted < k:
+        day -= timedelta(days=1)
+        counted += is_working_day(manager_id, day)
+    return day
+
+
+def stand_in(manager_id: str, when: datetime) -> str:
+    seen = set()
+    while TEAM.by_id[manager_id].is_absent(when):
+        seen.add(manager_id)
+        deputy = TEAM.by_id[manager_id].deputy
+        if deputy is None or deputy in seen:
+            return TEAM.head
+        manager_id = deputy
+    return manager_id
+
+
+def oracle_state(row: dict, events: list[tuple[str, float | None, int]], when: datetime) -> str:
+    today = when.astimezone(ZoneInfo(TEAM.by_id[row["owner_id"]].timezone)).date()
+    hour = int((when - START) / timedelta(hours=1))
+    seen = [(kind, qty) for kind, qty, at in events if at <= hour]
+    kinds = {kind for kind, _ in seen}
+    kind = row["kind"]
+    if kind == "service_level":
+        if "sla_missed" in kinds:
+            return "missed"
+        return "met" if today > row["due"] else "on_track"
+    if kind == "delivery":
+        delivered = sum(q for k, q in seen if k == "partially_delivered" and q is not None)
+        if "delivered" in kinds or delivered >= row["quantity"] - 1e-9:
+            return "met"
+    elif "completed" in kinds:
+        return "met"
+    if today > row["due"]:
+        return "late"
+    if today >= warn_date(row["owner_id"], row["due"], POLICY.warning_days(kind)):
+        return "due_soon"
+    return "on_track"
+
+
+def oracle(obligations: pd.DataFrame, events: pd.DataFrame) -> dict[str, tuple[int, str]]:
+    """Expected notices: key -> (hour at which it fires, recipient)."""
+    expected: dict[str, tuple[int, str]] = {}
+    by_obligation: dict[int, list[tuple[str, float | None, int]]] = {}
+    for e in events.itertuples(index=False):
+        qty = None if pd.isna(e.quantity) else float(e.quantity)
+        by_obligation.setdefault(int(e.obligation_id), []).append((str(e.kind), qty, int(e.hour)))
+    for row in obligations.to_dict("records"):
+        mine = by_obligation.get(row["obligation_id"], [])
+        for hour in range(STEPS):
+            when = START + timedelta(hours=hour)
+            state = oracle_state(row, mine, when)
+            if state in POLICY.notify_states:
+                key = f"obligation:{row['obligation_id']}:{state}:{row['due']}"
+                expected.setdefault(key, (hour, stand_in(row["owner_id"], when)))
+            if state in FINAL_STATES:
+                break
+    return expected
+
+
+# -- the scheduler ---------------------------------------------------------------------------
+
+
+def run_schedule(obligations: pd.DataFrame, events: pd.DataFrame) -> dict[str, tuple[int, str]]:
+    calendars = team_calendars(TEAM, SLA)
+    stored = pd.Series([None] * len(obligations), index=obligations["obligation_id"], dtype=object)
+    fired: dict[str, tuple[int, str]] = {}
+    base = pd.DataFrame(
+        {
+            "obligation_id": obligations["obligation_id"].to_numpy(dtype=np.int64),
+            "kind": obligations["kind"].to_numpy(dtype=object),
+            "quantity": obligations["quantity"].to_numpy(dtype=np.float64),
+            "due_day": [day_number(d) for d in obligations["due"]],
+            "calendar": obligations["owner_id"].to_numpy(dtype=object),
+            "owner_id": obligations["owner_id"].to_numpy(dtype=object),
+        }
+    )
+    for hour in range(STEPS):
+        when = START + timedelta(hours=hour)
+        seen = events[events["hour"] <= hour]
+        delivered = (
+            seen[seen["kind"].isin(["delivered", "partially_delivered"])]
+            .groupby("obligation_id")["quantity"]
+            .sum()
+        )
+        completed = set(seen.loc[seen["kind"] == "completed", "obligation_id"]) | set(
+            seen.loc[(seen["kind"] == "delivered") & seen["quantity"].isna(), "obligation_id"]
+        )
+        missed = set(seen.loc[seen["kind"] == "sla_missed", "obligation_id"])
+        live = ~stored.isin(FINAL_STATES).to_numpy()
+        frame = base[live].reset_index(drop=True)
+        ids = frame["obligation_id"]
+        frame["delivered"] = ids.map(delivered).fillna(0.0).to_numpy(dtype=np.float64)
+        frame["completed"] = ids.isin(completed).to_numpy()
+        frame["sla_missed"] = ids.isin(missed).to_numpy()
+        frame["stored_state"] = stored.to_numpy()[live]
+        states = evaluate_obligations(frame, calendars, POLICY, when)
+        notices = decide_notices(frame, states, TEAM, POLICY, when)
+        for key, recipient in zip(notices["idempotency_key"], notices["recipient_id"], strict=True):
+            if key not in fired:  # the unique constraint
+                fired[key] = (hour, recipient)
+        stored.loc[states.obligation_id] = states.state
+    return fired
+
+
+@pytest.fixture(scope="module")
+def month() -> tuple[pd.DataFrame, dict[str, tuple[int, str]]]:
+    obligations, events = make_obligations(240)
+    return obligations, oracle(obligations, events)
+
+
+def test_a_month_of_hourly_watches_notifies_each_state_once_when_the_oracle_says(
+    month: tuple[pd.DataFrame, dict[str, tuple[int, str]]],
+) -> None:
+    obligations, expected = month
+    fired = run_schedule(obligations, make_obligations(240)[1])
+    assert len(expected) > 150  # the month exercises every notified state
+    assert {k.split(":")[2] for k in expected} == {"due_soon", "late", "missed"}
+    assert fired == expected
+
+
+def test_the_simulation_crosses_absences_so_deputies_receive_notices(
+    month: tuple[pd.DataFrame, dict[str, tuple[int, str]]],
+) -> None:
+    obligations, expected = month
+    owners = obligations.set_index("obligation_id")["owner_id"]
+    delegated = [k for k, (_, who) in expected.items() if who != owners[int(k.split(":")[1])]]
+    assert len(delegated) >= 5
