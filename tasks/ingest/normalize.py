@@ -724,15 +724,17 @@ def normalize_table(
 
     particles = policy.name_particles
     first, last, full = col("first_name"), col("last_name"), col("full_name")
-    comma = full.str.contains(",", regex=False) & first.isna() & last.isna()
-    full = full.where(
-        ~comma,
-        full.str.split(",", n=1).str[1].str.strip()
-        + " "
-        + full.str.split(",", n=1).str[0].str.strip(),
-    )
-    first = first.fillna(full.str.split(" ", n=1).str[0])
-    last = last.fillna(full.str.split(" ", n=1).str[1])
+    comma = (full.str.contains(",", regex=False) & first.isna() & last.isna()).fillna(False)
+
+    def surname_last(names: pd.Series) -> pd.Series:
+        parts = names.str.split(",", n=1)
+        return parts.str[1].str.strip() + " " + parts.str[0].str.strip()
+
+    full = _rewrite_where(full, comma, surname_last)
+    # As text: a column where no name has a space gives no second part at all (floats).
+    words = full.str.split(" ", n=1)
+    first = first.fillna(words.str[0].astype("string"))
+    last = last.fillna(words.str[1].astype("string"))
     first, last = display_name(first, particles), display_name(last, particles)
     composed = (first.fillna("") + " " + last.fillna("")).str.strip()
     df["first_name"], df["last_name"] = first, last
