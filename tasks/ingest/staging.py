@@ -79,8 +79,12 @@ def stage_one(
     reason nobody foresaw (a bug): it costs that file, not the batch's other files.
     """
     settings, policies = get_settings(), get_ingest_policies()
+    # A piece's name holds the entry's order too: the same content given twice in one
+    # command is two entries whose pieces must not meet.
     out = Path(staging_dir) / (
-        f"{entry.sha256}.arrow" if piece is None else f"{entry.sha256}.{piece.index}.arrow"
+        f"{entry.sha256}.arrow"
+        if piece is None
+        else f"{entry.sha256}-{entry.order}.{piece.index}.arrow"
     )
     try:
         return _stage(entry, source, out, timezone, piece, settings, policies)
@@ -93,15 +97,20 @@ def stage_one(
     return entry.model_copy(update={"status": "rejected", "error": error})
 
 
+# Where our packages live: the innermost frame in one is where an error met our code.
+_OURS = tuple(
+    str(Path(__file__).resolve().parents[2] / name) + os.sep
+    for name in ("config", "connectors", "tasks", "flows")
+)
+
+
 def _where(exc: BaseException) -> str:
     """An unexpected error in a line: its type, our innermost frame, its message (cut)."""
-    ours = [
-        f for f in traceback.extract_tb(exc.__traceback__) if "/site-packages/" not in f.filename
-    ]
-    frame = (
-        f" in {Path(ours[-1].filename).name}:{ours[-1].lineno} ({ours[-1].name})" if ours else ""
-    )
-    return f"{type(exc).__name__}{frame}: {str(exc)[:300]}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if f.filename.startswith(_OURS)]
+    at = ours[-1] if ours else None
+    place = f" in {Path(at.filename).name}:{at.lineno} ({at.name})" if at else ""
+    return f"{type(exc).__name__}{place}: {str(exc)[:300]}"
 
 
 def _stage(

@@ -193,3 +193,17 @@ def test_a_piece_that_fails_rejects_its_file_and_leaves_no_piece_behind(
     staged = stage_all(entries, None, str(tmp_path / "st"), parallel_min_bytes=0, split_min_bytes=0)
     assert staged[0].status == "rejected" and "KeyError" in (staged[0].error or "")
     assert not list((tmp_path / "st").glob("*.arrow"))
+
+
+def test_the_same_large_export_given_twice_is_staged_twice_in_pieces_that_do_not_meet(
+    database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCOUNTFLOW_STAGING_WORKERS", "2")
+    get_settings.cache_clear()
+    path = tmp_path / "big.csv"
+    _export_with_quoted_newlines(path, 600)
+    entries = register_files.fn([str(path), str(path)], "fair")
+    staged = stage_all(entries, None, str(tmp_path / "st"), parallel_min_bytes=0, split_min_bytes=0)
+    assert [f.status for f in staged] == ["ingested", "ingested"]
+    assert [f.rows_in for f in staged] == [602, 602]
+    assert read_staged(str(staged[1].staged_path))["row_number"].iloc[-1] == 602
