@@ -323,9 +323,14 @@ def cli_run(
     }
 
 
-def run_cli(rows: int, compare: Path | None, rounds: int) -> dict[str, Any]:
-    """The CLI on one file and on three, with the temporary and a running Prefect server,
-    this code and ``compare`` alternating, beside each set's floor."""
+PREFECTS = ("temporary server", "running server")
+
+
+def run_cli(
+    rows: int, compare: Path | None, rounds: int, prefects: tuple[str, ...] = PREFECTS
+) -> dict[str, Any]:
+    """The CLI on one file and on three, with the temporary and a running Prefect server
+    (``prefects``), this code and ``compare`` alternating, beside each set's floor."""
     sets = {"one file": [one_file(rows)], "three files": dataset(rows)}
     codes: dict[str, Path | None] = {"this": None}
     if compare is not None:
@@ -336,7 +341,8 @@ def run_cli(rows: int, compare: Path | None, rounds: int) -> dict[str, Any]:
     for name, paths in sets.items():
         url = f"sqlite:///{scratch / 'floor.db'}"
         result[f"floor_s ({name})"] = round(floor(paths, url), 2)
-    for prefect in ("temporary server", "running server"):
+        print(json.dumps({f"floor_s ({name})": result[f"floor_s ({name})"]}), file=sys.stderr)
+    for prefect in prefects:
         with (
             prefect_server(home / "server")
             if prefect == "running server"
@@ -384,9 +390,13 @@ def main() -> None:
     parser.add_argument("--cli", action="store_true", help="time `accountflow ingest exhibition`")
     parser.add_argument("--compare", type=Path, default=None, help="another checkout, for --cli")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each --cli case")
+    parser.add_argument(
+        "--prefect", choices=PREFECTS, action="append", help="only this Prefect, for --cli"
+    )
     args = parser.parse_args()
     if args.cli:
-        print(json.dumps(run_cli(args.rows, args.compare, args.rounds), indent=2))
+        prefects = tuple(args.prefect or PREFECTS)
+        print(json.dumps(run_cli(args.rows, args.compare, args.rounds, prefects), indent=2))
         return
     if args.staging_workers:
         os.environ["ACCOUNTFLOW_STAGING_WORKERS"] = str(args.staging_workers)

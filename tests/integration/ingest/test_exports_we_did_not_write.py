@@ -205,5 +205,5 @@ def test_the_same_large_export_given_twice_is_staged_twice_in_pieces_that_do_not
     entries = register_files.fn([str(path), str(path)], "fair")
     staged = stage_all(entries, None, str(tmp_path / "st"), parallel_min_bytes=0, split_min_bytes=0)
     assert [f.status for f in staged] == ["ingested", "ingested"]
-    assert [f.rows_in for f in staged] == [602, 602]
+    assert [f.rows_in for f in staged] == [601, 601]  # the blank record is no row
     assert read_staged(str(staged[1].staged_path))["row_number"].iloc[-1] == 602
