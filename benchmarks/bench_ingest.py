@@ -3,25 +3,39 @@
 Run: ``python -m benchmarks.bench_ingest --rows 200000 [--database-url URL]``.
 Stages are the task functions themselves (``.fn``), so the figures are ours, not Prefect's;
 ``--flow`` also times the whole flow on a Prefect test harness.
+
+``--cli`` measures the user's path instead: ``accountflow ingest exhibition FILE...`` as a
+subprocess (process start, Prefect and all), on one file of ``--rows`` rows and on the
+three-file set, each with Prefect's temporary server and with a running ``prefect server
+start`` (``PREFECT_API_URL``), beside the floor; ``--compare DIR`` runs a checkout of other
+code (``git archive main | tar -x -C DIR``) the same way, alternating with this one.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
+import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Column, Integer, MetaData, Table, Text, create_engine, insert
 
-from benchmarks.leadgen import generate, write_mixed
+from benchmarks.leadgen import generate, write_csv, write_mixed
 from config.settings import get_settings
 
 DATA = Path(__file__).resolve().parent / ".data"
@@ -35,6 +49,17 @@ def dataset(rows: int, seed: int = 5) -> list[Path]:
         write_mixed([g[0] for g in generated], folder)
         marker.write_text("ok")
     return sorted(p for p in folder.iterdir() if p.suffix in (".csv", ".xlsx"))
+
+
+def one_file(rows: int, seed: int = 5) -> Path:
+    """The same leads as ``dataset`` in one cp1252 ``;`` export with two title rows."""
+    path = DATA / f"one-{rows}-{seed}" / "big-cp1252-semicolon.csv"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        write_csv([g[0] for g in generate(rows, seed=seed)], partial, title_rows=2)
+        partial.rename(path)
+    return path
 
 
 def _peak_mb() -> float:
@@ -203,6 +228,148 @@ def run(rows: int, database_url: str | None = None, with_flow: bool = False) -> 
     return result
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def prefect_server(home: Path) -> Iterator[str]:
+    """A ``prefect server start`` on loopback (SQLite in ``home``); yields its API URL."""
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api}
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "server.log").open("wb") as log:
+        command = [sys.executable, "-m", "prefect", "server", "start"]
+        proc = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{api}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"prefect server did not start: see {home / 'server.log'}")
+            time.sleep(0.5)
+        yield api
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def cli_run(
+    paths: list[Path], rows: int, code: Path | None, api_url: str | None, prefect_home: Path
+) -> dict[str, Any]:
+    """``accountflow ingest exhibition PATHS --json`` into a new, migrated SQLite database:
+    wall time from process start to exit, and the process tree's peak memory (sampled)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-cli-"))
+    env = {**os.environ, "ACCOUNTFLOW_DATA_DIR": str(data_dir), "PREFECT_HOME": str(prefect_home)}
+    env.pop("ACCOUNTFLOW_DATABASE_URL", None)
+    env.pop("PREFECT_API_URL", None)
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    if code is None:
+        cli = [str(Path(sys.executable).with_name("accountflow"))]
+    else:  # another checkout: its packages first on the path
+        cli = [sys.executable, "-m", "flows.cli"]
+        env["PYTHONPATH"] = str(code)
+    cwd = str(code) if code else None
+    subprocess.run([*cli, "db", "upgrade"], env=env, cwd=cwd, check=True, capture_output=True)
+    peak = [0.0]
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*cli, "ingest", "exhibition", *map(str, paths), "--json"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss_mb(proc.pid))
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    shutil.rmtree(data_dir, ignore_errors=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"accountflow exited with {proc.returncode}: {err[-2000:]}")
+    summary = json.loads(out[out.index("{") :])
+    return {
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(rows / seconds),
+        "peak_tree_mb": round(peak[0]),
+        "rows_in": summary["rows_in"],
+        "reconciles": summary["rows_in"]
+        == summary["accepted"] + summary["duplicates"] + summary["quarantined"],
+    }
+
+
+PREFECTS = ("temporary server", "running server")
+
+
+def run_cli(
+    rows: int, compare: Path | None, rounds: int, prefects: tuple[str, ...] = PREFECTS
+) -> dict[str, Any]:
+    """The CLI on one file and on three, with the temporary and a running Prefect server
+    (``prefects``), this code and ``compare`` alternating, beside each set's floor."""
+    sets = {"one file": [one_file(rows)], "three files": dataset(rows)}
+    codes: dict[str, Path | None] = {"this": None}
+    if compare is not None:
+        codes = {"compare": compare.resolve(), **codes}
+    home = Path(tempfile.mkdtemp(prefix="bench-prefect-"))
+    scratch = Path(tempfile.mkdtemp(prefix="bench-floor-"))
+    result: dict[str, Any] = {"rows": rows, "runs": []}
+    for name, paths in sets.items():
+        url = f"sqlite:///{scratch / 'floor.db'}"
+        result[f"floor_s ({name})"] = round(floor(paths, url), 2)
+        print(json.dumps({f"floor_s ({name})": result[f"floor_s ({name})"]}), file=sys.stderr)
+    for prefect in prefects:
+        with (
+            prefect_server(home / "server")
+            if prefect == "running server"
+            else contextlib.nullcontext(None)
+        ) as api_url:
+            # A first run of each code warms the Prefect database and the file cache.
+            for code in codes.values():
+                cli_run([Path(p) for p in _sample_paths()], 21, code, api_url, home)
+            for name, paths in sets.items():
+                for _ in range(rounds):
+                    for label, code in codes.items():
+                        figures = cli_run(paths, rows, code, api_url, home)
+                        floor_s = result[f"floor_s ({name})"]
+                        figures["ratio_to_floor"] = round(figures["seconds"] / floor_s, 2)
+                        run = {"code": label, "files": name, "prefect": prefect, **figures}
+                        result["runs"].append(run)
+                        print(json.dumps(run), file=sys.stderr, flush=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return result
+
+
+def _sample_paths() -> list[str]:
+    from flows.ingest import sample_exports
+
+    return sample_exports()
+
+
 def _reset_postgres(url: str) -> None:
     from connectors.database.base import Base
     from connectors.database.engine import get_engine
@@ -220,7 +387,17 @@ def main() -> None:
     parser.add_argument(
         "--staging-workers", type=int, default=None, help="processes staging files in parallel"
     )
+    parser.add_argument("--cli", action="store_true", help="time `accountflow ingest exhibition`")
+    parser.add_argument("--compare", type=Path, default=None, help="another checkout, for --cli")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each --cli case")
+    parser.add_argument(
+        "--prefect", choices=PREFECTS, action="append", help="only this Prefect, for --cli"
+    )
     args = parser.parse_args()
+    if args.cli:
+        prefects = tuple(args.prefect or PREFECTS)
+        print(json.dumps(run_cli(args.rows, args.compare, args.rounds, prefects), indent=2))
+        return
     if args.staging_workers:
         os.environ["ACCOUNTFLOW_STAGING_WORKERS"] = str(args.staging_workers)
     if args.database_url:

@@ -14,7 +14,7 @@ import io
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -40,24 +40,54 @@ class RawTable:
     meta: dict[str, object] = field(default_factory=dict)
 
 
-def decode_text(data: bytes) -> tuple[str, str]:
-    """Decode CSV bytes: BOMs first, then strict UTF-8, then cp1252 (latin-1 for its gaps)."""
-    for bom, enc in (
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if data.startswith(bom):
-            return data.decode(enc), enc
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError:
-        # cp1252 leaves five byte values undefined; latin-1 maps every byte.
-        return data.decode("latin-1"), "latin-1"
+# Bytes read at a time while the encoding is checked, so a large export is never held whole.
+DECODE_BLOCK = 1 << 22
+BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is read: its encoding, delimiter, and whether it holds NUL bytes."""
+
+    encoding: str
+    delimiter: str
+    has_nul: bool
+
+
+def csv_dialect(path: Path) -> CsvDialect:
+    """Encoding (BOMs first, then strict UTF-8, then cp1252, latin-1 for cp1252's five
+    gaps), delimiter (``sniff_delimiter``) and NULs of a CSV file, read block by block."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    bom = next((enc for mark, enc in BOMS if head.startswith(mark)), None)
+    for encoding in (bom,) if bom else ("utf-8", "cp1252", "latin-1"):
+        try:
+            sample, has_nul = _decode_all(path, encoding)
+        except UnicodeDecodeError:
+            continue
+        delimiter = sniff_delimiter(sample.replace("\x00", NUL_MARK))
+        return CsvDialect(encoding, delimiter, has_nul)
+    raise AssertionError("latin-1 decodes every byte")
+
+
+def _decode_all(path: Path, encoding: str) -> tuple[str, bool]:
+    """The first ``SNIFF_CHARS`` characters and whether any is NUL; raises
+    ``UnicodeDecodeError`` when the whole file is not ``encoding``."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    sample, has_nul = "", False
+    with path.open("rb") as fh:
+        while True:
+            block = fh.read(DECODE_BLOCK)
+            text = decoder.decode(block, final=not block)
+            has_nul = has_nul or "\x00" in text
+            if len(sample) < SNIFF_CHARS:
+                sample += text[: SNIFF_CHARS - len(sample)]
+            if not block:
+                return sample, has_nul
 
 
 def sniff_delimiter(text: str) -> str:
@@ -88,26 +118,120 @@ def _head(rows: Iterable[list[str]], n: int) -> list[list[str]]:
     return out
 
 
-def read_csv(
-    path: Path, is_header: Callable[[Sequence[str]], bool], slice_rows: int | None = None
-) -> Generator[RawTable, None, None]:
-    """The file's rows in slices (see ``read_table_slices``).
+@dataclass(frozen=True)
+class CsvPiece:
+    """A byte range of a CSV file that starts and ends at record boundaries, so it can be
+    read on its own (in another process) and give the rows the whole file gives there.
 
-    The whole text is decoded once to choose the encoding and delimiter, then dropped: the
-    records are read from the file as a stream, so a slice's cells, not the file's, are
-    held at a time.
+    The first piece (``header`` None) finds the header as the whole file would; the
+    others carry it, and the number of their first record.
     """
-    text, encoding = decode_text(path.read_bytes())
-    delimiter = sniff_delimiter(text[:SNIFF_CHARS].replace("\x00", NUL_MARK))
-    has_nul = "\x00" in text
-    del text
-    meta: dict[str, object] = {"encoding": encoding, "delimiter": delimiter, "format": "csv"}
+
+    index: int
+    start: int
+    end: int | None  # None: to the end of the file
+    first_number: int
+    header: list[str] | None
+    dialect: CsvDialect
+
+
+def plan_csv_pieces(
+    path: Path, is_header: Callable[[Sequence[str]], bool], pieces: int
+) -> list[CsvPiece]:
+    """``pieces`` byte ranges of about equal size, each starting at a record boundary, for
+    reading one large CSV in several processes; none (read it whole) when it is not worth
+    it or not safe: UTF-16, no header found, fewer records than pieces.
+
+    The boundaries come from the csv module reading the file as ``read_csv`` does (a
+    quoted field's newlines, the dialect, title rows and blank records all count as they
+    do there), and only as far as the last boundary.
+    """
+    dialect = csv_dialect(path)
+    if pieces < 2 or dialect.encoding == "utf-16":
+        return []
+    size = path.stat().st_size
+    _allow_fields_of(size)
+    # Each line's length in bytes: in cp1252, latin-1 and UTF-8 a line ends at the same
+    # bytes whatever comes before it, so byte offsets of line ends are record boundaries.
+    measure = "utf-8" if dialect.encoding == "utf-8-sig" else dialect.encoding
+    consumed = [len(codecs.BOM_UTF8) if dialect.encoding == "utf-8-sig" else 0]
+
+    def lines(fh: Iterable[str]) -> Iterator[str]:
+        for line in fh:
+            consumed[0] += len(line.encode(measure))
+            yield line.replace("\x00", NUL_MARK) if dialect.has_nul else line
+
+    targets = [size * k // pieces for k in range(1, pieces)]
+    bounds: list[tuple[int, int]] = []  # (byte offset, number of the record starting there)
+    with path.open(encoding=dialect.encoding, newline="") as fh:
+        records = csv.reader(lines(fh), delimiter=dialect.delimiter, strict=False)
+        found = _find_header(records, is_header)
+        if found is None or found[1]:  # no header: read whole, the mapping will say why
+            return []
+        for number, _ in enumerate(records, start=1):
+            if consumed[0] >= targets[len(bounds)]:
+                bounds.append((consumed[0], number + 1))
+                if len(bounds) == len(targets):
+                    break
+    bounds = [b for b in bounds if b[0] < size]
+    if not bounds:
+        return []
+    header = _clean_header(found[0])
+    starts = [(0, 1), *bounds]
+    ends: list[int | None] = [b[0] for b in bounds]
+    ends.append(None)
+    return [
+        CsvPiece(i, start, end, first, None if i == 0 else header, dialect)
+        for i, ((start, first), end) in enumerate(zip(starts, ends, strict=True))
+    ]
+
+
+def _allow_fields_of(size: int) -> None:
+    """Let the csv module read a field as long as the file (its default stops at 128 KiB
+    and raises; long cells are truncated and flagged later, not refused here)."""
+    if csv.field_size_limit() < size + 1:
+        csv.field_size_limit(size + 1)
+
+
+def read_csv(
+    path: Path,
+    is_header: Callable[[Sequence[str]], bool],
+    slice_rows: int | None = None,
+    piece: CsvPiece | None = None,
+) -> Generator[RawTable, None, None]:
+    """The file's rows in slices (see ``read_table_slices``), or one piece's rows.
+
+    The encoding and delimiter are found first, block by block; then the records are read
+    from the file as a stream, so a slice's cells, not the file's, are held at a time.
+    """
+    dialect = piece.dialect if piece is not None else csv_dialect(path)
+    _allow_fields_of(path.stat().st_size)
+    meta: dict[str, object] = {
+        "encoding": dialect.encoding,
+        "delimiter": dialect.delimiter,
+        "format": "csv",
+    }
     # newline="" as csv wants: lines end at \r, \n or \r\n, and quoted newlines are kept.
-    with path.open(encoding=encoding, newline="") as fh:
+    with _open_text(path, dialect.encoding, piece) as fh:
         # Only a file with NUL bytes pays for a generator step per line.
-        lines = (line.replace("\x00", NUL_MARK) for line in fh) if has_nul else fh
-        records = csv.reader(lines, delimiter=delimiter, strict=False)
-        yield from _tabulate(records, is_header, meta, slice_rows)
+        lines = (line.replace("\x00", NUL_MARK) for line in fh) if dialect.has_nul else fh
+        records = csv.reader(lines, delimiter=dialect.delimiter, strict=False)
+        if piece is None or piece.header is None:
+            yield from _tabulate(records, is_header, meta, slice_rows)
+        else:
+            yield from _numbered(records, piece.header, piece.first_number, meta, slice_rows)
+
+
+def _open_text(path: Path, encoding: str, piece: CsvPiece | None) -> io.TextIOBase:
+    """The file, or only its piece's bytes, as text (newlines untranslated)."""
+    if piece is None or (piece.start == 0 and piece.end is None):
+        return path.open(encoding=encoding, newline="")
+    with path.open("rb") as raw:
+        raw.seek(piece.start)
+        data = raw.read(-1 if piece.end is None else piece.end - piece.start)
+    if piece.start > 0 and encoding == "utf-8-sig":
+        encoding = "utf-8"  # the mark is at the start of the file only
+    return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
 
 
 def check_zip_limits(path: Path, settings: Settings) -> None:
@@ -262,6 +386,7 @@ def read_table_slices(
     settings: Settings,
     is_header: Callable[[Sequence[str]], bool],
     slice_rows: int | None = None,
+    piece: CsvPiece | None = None,
 ) -> Generator[RawTable, None, None]:
     """``read_table`` a slice at a time: tables of up to ``slice_rows`` rows (all of them
     when None), each with the header, the file's meta and the malformed records met among
@@ -272,11 +397,39 @@ def read_table_slices(
     if suffix in (".xlsx", ".xlsm"):
         yield from read_xlsx(path, settings, is_header, slice_rows)
     elif suffix in (".csv", ".txt", ".tsv"):
-        yield from read_csv(path, is_header, slice_rows)
+        yield from read_csv(path, is_header, slice_rows, piece)
     else:
         raise FileRejected(
             f"{path.name}: unsupported file type {suffix!r} (expected .csv or .xlsx)"
         )
+
+
+def _find_header(
+    records: Iterator[list[str]], is_header: Callable[[Sequence[str]], bool]
+) -> tuple[list[str], list[list[str]], int] | None:
+    """The header among the first records: (header, the records read after it that are
+    rows, how many records were above it); the first non-empty record when none looks
+    like a header (so the mapping error can list what the headers were); None when all
+    are empty."""
+    preface: list[list[str]] = []
+    for rec in records:
+        preface.append(rec)
+        if is_header(rec):
+            return rec, [], len(preface) - 1
+        if len(preface) >= HEADER_SCAN_ROWS:
+            break
+    nonempty = [r for r in preface if any(c.strip() for c in r)]
+    if not nonempty:
+        return None
+    at = preface.index(nonempty[0])
+    return nonempty[0], preface[at + 1 :], at
+
+
+def _clean_header(header: list[str]) -> list[str]:
+    header = [h.strip() for h in header]
+    while header and not header[-1]:
+        header.pop()
+    return header
 
 
 def _tabulate(
@@ -286,37 +439,29 @@ def _tabulate(
     slice_rows: int | None,
 ) -> Generator[RawTable, None, None]:
     it = iter(records)
-    preface: list[list[str]] = []
-    header: list[str] | None = None
-    for rec in it:
-        preface.append(rec)
-        if is_header(rec):
-            header = rec
-            break
-        if len(preface) >= HEADER_SCAN_ROWS:
-            break
-    if header is None:
-        # No recognisable header: use the first non-empty record, so the mapping error can
-        # list what the file's headers actually were.
-        nonempty = [r for r in preface if any(c.strip() for c in r)]
-        if not nonempty:
-            raise FileRejected("the file has no header row and no data")
-        header = nonempty[0]
-        rest: Iterable[list[str]] = preface[preface.index(header) + 1 :]
-        title_rows = preface.index(header)
-    else:
-        rest = []
-        title_rows = len(preface) - 1
-    header = [h.strip() for h in header]
-    while header and not header[-1]:
-        header.pop()
-    width = len(header)
+    found = _find_header(it, is_header)
+    if found is None:
+        raise FileRejected("the file has no header row and no data")
+    header, rest, title_rows = found
     meta = {"title_rows": title_rows, **meta}
+    yield from _numbered(_chain(rest, it), _clean_header(header), 1, meta, slice_rows)
+
+
+def _numbered(
+    records: Iterable[list[str]],
+    header: list[str],
+    first_number: int,
+    meta: dict[str, object],
+    slice_rows: int | None,
+) -> Generator[RawTable, None, None]:
+    """Records after the header as numbered rows (blank ones counted, not kept) and
+    malformed records, in slices of ``slice_rows`` rows."""
+    width = len(header)
     rows: list[tuple[int, list[str]]] = []
     malformed: list[tuple[int, list[str], str]] = []
-    number = 0
+    number = first_number - 1
     first = True
-    for rec in _chain(rest, it):
+    for rec in records:
         number += 1
         if not "".join(rec).strip():  # a blank record (one join beats a test per cell)
             continue

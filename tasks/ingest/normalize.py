@@ -603,8 +603,22 @@ def _lookup(values: pd.Series, table: dict[str, list[str]]) -> pd.Series:
     return values.map(key_of).astype("object")
 
 
+# An ISO 8601 value that carries its own offset ("Z", "+01:00", "-0300") after a time:
+# it is read as that instant; one without is local time in the file's zone.
+_ISO_OFFSET = (
+    r"[Tt ][0-9]{2}(?::?[0-9]{2}(?::?[0-9]{2}(?:[.,][0-9]+)?)?)?"
+    r"\s*(?:[zZ]|[+-][0-9]{2}(?::?[0-9]{2})?)$"
+)
+# Scan times outside these years are typing errors, and outside datetime64[ns] besides.
+_PLAUSIBLE = (pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01"))
+
+
 def parse_scan_times(values: pd.Series, tz: str) -> pd.Series:
-    """Local timestamps (ISO or day-first PT/ES, month-first EN) to naive UTC."""
+    """Local timestamps (ISO or day-first PT/ES, month-first EN) to naive UTC; a value
+    with its own offset is that instant, whatever the other values' offsets.
+
+    Total: a value no format reads, or one outside 1900-2200, is NaT (the caller flags it).
+    """
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     for fmt in _DATE_FORMATS:
         todo = values.notna() & out.isna()
@@ -618,15 +632,22 @@ def parse_scan_times(values: pd.Series, tz: str) -> pd.Series:
             todo[todo] = fits.to_numpy(zero_copy_only=False)
             if not todo.any():
                 continue
-        parsed = pd.to_datetime(values[todo], format=fmt, errors="coerce")
-        if parsed.dt.tz is not None:
-            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+        text = values[todo]
+        # utc=True: pandas refuses a column of several offsets (or offsets and none)
+        # otherwise. Values without an offset come out as if they were UTC, and are then
+        # read again as the wall time they are.
+        parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=True).dt.tz_localize(None)
+        if shape is None:
+            aware = pc.match_substring_regex(pa.array(text.str.strip().array), _ISO_OFFSET)
+            naive = ~pd.Series(_bools(aware), index=text.index)
         else:
-            parsed = parsed.dt.tz_localize(
+            naive = pd.Series(True, index=text.index)
+        if naive.any():
+            local = parsed[naive].dt.tz_localize(
                 ZoneInfo(tz), ambiguous="NaT", nonexistent="shift_forward"
             )
-            parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-        good = parsed.notna()
+            parsed[naive] = local.dt.tz_convert("UTC").dt.tz_localize(None)
+        good = parsed.notna() & (parsed >= _PLAUSIBLE[0]) & (parsed < _PLAUSIBLE[1])
         out[good[good].index] = parsed[good].astype("datetime64[ns]")
     return out
 
@@ -694,15 +715,17 @@ def normalize_table(
 
     particles = policy.name_particles
     first, last, full = col("first_name"), col("last_name"), col("full_name")
-    comma = full.str.contains(",", regex=False) & first.isna() & last.isna()
-    full = full.where(
-        ~comma,
-        full.str.split(",", n=1).str[1].str.strip()
-        + " "
-        + full.str.split(",", n=1).str[0].str.strip(),
-    )
-    first = first.fillna(full.str.split(" ", n=1).str[0])
-    last = last.fillna(full.str.split(" ", n=1).str[1])
+    comma = (full.str.contains(",", regex=False) & first.isna() & last.isna()).fillna(False)
+
+    def surname_last(names: pd.Series) -> pd.Series:
+        parts = names.str.split(",", n=1)
+        return parts.str[1].str.strip() + " " + parts.str[0].str.strip()
+
+    full = _rewrite_where(full, comma, surname_last)
+    # As text: a column where no name has a space gives no second part at all (floats).
+    words = full.str.split(" ", n=1)
+    first = first.fillna(words.str[0].astype("string"))
+    last = last.fillna(words.str[1].astype("string"))
     first, last = display_name(first, particles), display_name(last, particles)
     composed = (first.fillna("") + " " + last.fillna("")).str.strip()
     df["first_name"], df["last_name"] = first, last

@@ -1,4 +1,5 @@
-"""A staging worker process: ``python -m tasks.ingest.staging_worker`` stages files one by one.
+"""A staging worker process: ``python -m tasks.ingest.staging_worker`` stages files (or pieces of
+one) one by one.
 
 Each job (an entry and the staging arguments) arrives as a JSON line on stdin; its staged
 entry goes back on stdout, as a line starting with ``RESULT_PREFIX``. The worker ends when
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 
+from connectors.exhibition_files import CsvDialect, CsvPiece
 from tasks.ingest.staging import RESULT_PREFIX, StagedFile, stage_one
 
 
@@ -20,7 +22,9 @@ def main() -> None:
     for line in sys.stdin:
         job = json.loads(line)
         entry = StagedFile.model_validate(job["entry"])
-        staged = stage_one(entry, job["source"], job["staging_dir"], job["timezone"])
+        found = job.get("piece")
+        piece = found and CsvPiece(**{**found, "dialect": CsvDialect(**found["dialect"])})
+        staged = stage_one(entry, job["source"], job["staging_dir"], job["timezone"], piece)
         sys.stdout.write(RESULT_PREFIX + staged.model_dump_json() + "\n")
         sys.stdout.flush()
 

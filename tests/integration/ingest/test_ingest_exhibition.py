@@ -348,10 +348,12 @@ def _two_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int) -> 
 
 
 def _staged_in_process_and_in_workers_alike(entries: list[StagedFile], tmp_path: Path) -> list[int]:
-    """Stage ``entries`` in this process and in workers; assert both give the same entries
-    and the same staged frames; return the rows each file held."""
+    """Stage ``entries`` in this process and in workers (each CSV in pieces); assert both
+    give the same entries and the same staged frames; return the rows each file held."""
     inline = stage_all(entries, None, str(tmp_path / "one"), parallel_min_bytes=10**12)
-    parallel = stage_all(entries, None, str(tmp_path / "two"), parallel_min_bytes=0)
+    parallel = stage_all(
+        entries, None, str(tmp_path / "two"), parallel_min_bytes=0, split_min_bytes=0
+    )
     assert [f.rows_in for f in parallel] == [f.rows_in for f in inline]
     for a, b in zip(inline, parallel, strict=True):
         assert a.model_dump(exclude={"staged_path"}) == b.model_dump(exclude={"staged_path"})

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
 import datetime as dt
+import io
 import zipfile
 from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config.policies import get_ingest_policies
 from config.settings import Settings
-from connectors.exhibition_files import NUL_MARK, FileRejected, read_table, read_table_slices
+from connectors.exhibition_files import (
+    NUL_MARK,
+    FileRejected,
+    plan_csv_pieces,
+    read_table,
+    read_table_slices,
+)
 from tasks.ingest.mapping import looks_like_header
 
 HEADER_PT = "Nome;Sobrenome;E-mail;Empresa;Celular"
@@ -193,3 +204,76 @@ def test_a_file_that_is_not_a_spreadsheet_is_rejected_with_a_reason(tmp_path: Pa
     other.write_bytes(b"%PDF")
     with pytest.raises(FileRejected, match="unsupported file type"):
         read_table(other, Settings(), _is_header)
+
+
+_PIECE_CELLS = st.one_of(
+    st.sampled_from(["", " ", "a@x.com", "João", '5" screen', 'say "hi"', "a;b", "a,b"]),
+    st.sampled_from(["two\nlines", "cr\ronly", "crlf\r\ninside", "\n", "ç\r\n\r\n", "x\x00y"]),
+    st.text(alphabet=st.sampled_from('ab;,"\n\r\x00 éç€'), max_size=12),
+)
+
+
+def _pieces_read(path: Path, pieces: int) -> tuple[list, list, list]:
+    planned = plan_csv_pieces(path, _is_header, pieces)
+    tables = [t for p in planned for t in read_table_slices(path, Settings(), _is_header, 3, p)]
+    return planned, [r for t in tables for r in t.rows], [m for t in tables for m in t.malformed]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    rows=st.lists(st.lists(_PIECE_CELLS, min_size=4, max_size=6), min_size=2, max_size=40),
+    dialect=st.sampled_from(
+        [("cp1252", ";", 2, "\r\n"), ("utf-8-sig", ",", 0, "\n"), ("utf-8", "\t", 1, "\r")]
+    ),
+    pieces=st.integers(2, 5),
+)
+def test_a_csv_read_in_byte_pieces_gives_the_rows_and_numbers_read_whole_gives(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[list[str]],
+    dialect: tuple[str, str, int, str],
+    pieces: int,
+) -> None:
+    """Quoted newlines (\\n, \\r, \\r\\n), quotes inside unquoted cells, blank and short
+    records, NULs, title rows and a BOM: every piece starts where a record does."""
+    encoding, delimiter, title_rows, newline = dialect
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator=newline)
+    for _ in range(title_rows):
+        writer.writerow(["Exportação de leads"])
+    writer.writerow(["Nome", "E-mail", "Empresa", "Observações"])
+    for row in rows:
+        # A cell with a quote but no delimiter or newline is written bare, as some
+        # exporters do: the csv module then reads its quote as text.
+        writer.writerow(row)
+    path = tmp_path_factory.mktemp("pieces") / "export.csv"
+    path.write_bytes(buf.getvalue().encode("utf-8" if encoding == "utf-8-sig" else encoding))
+    if encoding == "utf-8-sig":
+        path.write_bytes(codecs.BOM_UTF8 + path.read_bytes())
+    whole = list(read_table_slices(path, Settings(), _is_header))
+    planned, got_rows, got_malformed = _pieces_read(path, pieces)
+    if not planned:  # too few records for the pieces asked
+        return
+    assert [p.index for p in planned] == list(range(len(planned)))
+    assert planned[0].start == 0 and planned[-1].end is None
+    assert got_rows == [r for t in whole for r in t.rows]
+    assert got_malformed == [m for t in whole for m in t.malformed]
+
+
+def test_a_large_csv_is_cut_into_pieces_of_about_equal_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    rows = [f'A{i};B;a{i}@x.com;C;1;"Line one\nline two"' for i in range(1, 2001)]
+    path.write_text("Feira\n" + HEADER_PT + ";Notas\n" + "\n".join(rows) + "\n", encoding="cp1252")
+    planned, got_rows, _ = _pieces_read(path, 4)
+    size = path.stat().st_size
+    assert len(planned) == 4
+    sizes = [(p.end or size) - p.start for p in planned]
+    assert max(sizes) - min(sizes) < size // 20
+    assert [r[0] for r in got_rows] == list(range(1, 2001))
+    assert got_rows[1500][1][0] == "A1501" and got_rows[1500][1][5] == "Line one\nline two"
+
+
+def test_a_cell_longer_than_the_csv_modules_limit_is_read_not_refused(tmp_path: Path) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text(f"Nome;E-mail;Notas\nAna;a@x.com;{'x' * 200_000}\n", encoding="utf-8")
+    _, rows, _, _ = _read(path)
+    assert len(rows[0][1][2]) == 200_000

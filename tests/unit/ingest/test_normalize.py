@@ -402,6 +402,30 @@ def test_every_date_format_is_read_in_one_file_mixed_with_the_others() -> None:
     assert str(out.iloc[9]) == "2026-03-04 12:05:00"
 
 
+def test_iso_times_with_mixed_offsets_are_each_read_as_their_instant() -> None:
+    """One column of "+01:00", "Z", "+00:00" with fractions, and local times without an
+    offset: pandas refuses such a column unless told to read it as UTC."""
+    values = [
+        "2026-10-06T09:00:01+01:00",
+        "2026-10-06T09:00:01Z",
+        "2026-10-06T09:00:00.123+00:00",
+        "2026-10-06 09:00:01 -0300",
+        "2026-10-06T09:00:01",  # local (Sao Paulo, UTC-3)
+        "2026-10-06",
+        "0001-01-01T00:00:00+00:00",  # a typing error, not a scan time
+    ]
+    out = parse_scan_times(pd.Series(values, dtype="string"), "America/Sao_Paulo")
+    assert [str(v) for v in out] == [
+        "2026-10-06 08:00:01",
+        "2026-10-06 09:00:01",
+        "2026-10-06 09:00:00.123000",
+        "2026-10-06 12:00:01",
+        "2026-10-06 12:00:01",
+        "2026-10-06 03:00:00",
+        "NaT",
+    ]
+
+
 def test_lead_ratings_in_three_languages_map_to_hot_warm_cold() -> None:
     out = normalize([_row(rating=r) for r in ["Quente", "Tibio", "cold", "★★★", "?"]])
     assert out["lead_rating"].tolist()[:4] == ["hot", "warm", "cold", "warm"]
