@@ -35,6 +35,7 @@ from connectors.exhibition_files import (
     plan_csv_pieces,
     read_table_slices,
 )
+from tasks.common.masking import mask_personal_data
 from tasks.ingest.mapping import UnmappableFile, choose_source, looks_like_header, map_columns
 from tasks.ingest.normalize import normalize_table
 
@@ -105,12 +106,13 @@ _OURS = tuple(
 
 
 def _where(exc: BaseException) -> str:
-    """An unexpected error in a line: its type, our innermost frame, its message (cut)."""
+    """An unexpected error in a line: its type, our innermost frame, its message (cut, and
+    masked: an exception may quote the cell it choked on, and summaries are shared)."""
     frames = traceback.extract_tb(exc.__traceback__)
     ours = [f for f in frames if f.filename.startswith(_OURS)]
     at = ours[-1] if ours else None
     place = f" in {Path(at.filename).name}:{at.lineno} ({at.name})" if at else ""
-    return f"{type(exc).__name__}{place}: {str(exc)[:300]}"
+    return f"{type(exc).__name__}{place}: {mask_personal_data(str(exc)[:300])}"
 
 
 def _stage(
