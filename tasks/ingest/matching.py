@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -344,11 +345,166 @@ def _name_similarity(names: pd.Series, a: np.ndarray, b: np.ndarray) -> np.ndarr
     )
 
 
-def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
+@dataclass(frozen=True)
+class CompanyTokens:
+    """What company names are made of: each name's distinct tokens, and how rare each is.
+
+    A token's weight is its inverse document frequency over the distinct names compared
+    (the batch's and the stored companies'), so an industry word or a legal form that
+    thousands of names share weighs little and a brand weighs much. On a handful of names
+    every weight is about equal, which still tells two brands apart.
+    """
+
+    codes: np.ndarray  # token codes, name after name
+    bounds: np.ndarray  # name i's tokens are codes[bounds[i] : bounds[i + 1]]
+    words: list[str]  # token text per code
+    weight: np.ndarray  # per code
+    distinctive: np.ndarray  # per code: rare enough to identify a company
+
+    def tokens(self, i: int) -> list[int]:
+        return self.codes[self.bounds[i] : self.bounds[i + 1]].tolist()
+
+    @classmethod
+    def of(cls, names: np.ndarray, policy: MatchingPolicy) -> CompanyTokens:
+        split = pc.utf8_split_whitespace(pa.array(names.tolist(), type=pa.large_string()))
+        owner = pc.list_parent_indices(split).to_numpy().astype(np.int64)
+        code, words = pd.factorize(pc.list_flatten(split).to_numpy(zero_copy_only=False))
+        once = ~pd.Series(owner * (len(words) + 1) + code).duplicated().to_numpy()
+        owner, code = owner[once], code[once].astype(np.int64)
+        df = np.bincount(code, minlength=len(words))
+        n = len(names)
+        bounds = np.searchsorted(owner, np.arange(n + 1))  # owners arrive in order
+        return cls(
+            codes=code,
+            bounds=bounds,
+            words=list(words),
+            weight=np.log1p(n / np.maximum(df, 1)),
+            distinctive=df <= max(2.0, policy.company_distinctive_share * n),
+        )
+
+
+def _one_typo_apart(x: str, y: str) -> bool:
+    """One keying error apart (a letter added, dropped, replaced, or two swapped), in words
+    of at least five letters: shorter words differ by a letter too often between real
+    brands. One error, not more, is what the deletion neighbourhood of
+    ``_company_candidates`` finds."""
+    if min(len(x), len(y)) < 5:
+        return False
+    return bool(OSA.distance(x, y, score_cutoff=1) <= 1)
+
+
+def company_names_agree(i: int, j: int, t: CompanyTokens, policy: MatchingPolicy) -> bool:
+    """Whether names ``i`` and ``j`` name one company: the tokens they share (equal, or one
+    typo apart) include a distinctive one and outweigh what either name adds.
+
+    Weighted, a name that only adds common words to the other ("Luvia" and "Luvia
+    Equipamentos Industriais") is the same company; names that share the common words and
+    differ in their brands ("Luvia Equipamentos Industriais", "Quintec Equipamentos
+    Industriais") are not, however long the shared part.
+    """
+    a, b = t.tokens(i), t.tokens(j)
+    w = t.weight
+    rest_b = [y for y in b if y not in a]
+    shared, extra_a, distinctive = 0.0, 0.0, False
+    for x in a:
+        if x in b:
+            shared += w[x]
+            distinctive |= bool(t.distinctive[x])
+            continue
+        hit = next((y for y in rest_b if _one_typo_apart(t.words[x], t.words[y])), None)
+        if hit is None:
+            extra_a += w[x]
+        else:
+            rest_b.remove(hit)
+            shared += (w[x] + w[hit]) / 2
+            # Both rare, as a brand and its typo are (and as the candidates are found).
+            distinctive |= bool(t.distinctive[x] and t.distinctive[hit])
+    if not distinctive:
+        return False
+    extra_b = float(w[rest_b].sum()) if rest_b else 0.0
+    contained = shared / (shared + min(extra_a, extra_b))
+    overlap = shared / (shared + max(extra_a, extra_b))
+    return contained >= policy.company_containment and overlap >= policy.company_overlap
+
+
+# A block of names sharing a distinctive token (or one typo of it) is listed pair by pair
+# up to this size; a larger one is a token too common to tell companies apart.
+COMPANY_BLOCK = 300
+
+
+def _company_candidates(
+    t: CompanyTokens, eligible: np.ndarray, side: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a < b) of eligible names sharing a distinctive token, or a form of one with
+    a letter deleted (two words one keying error apart share one: the deletion
+    neighbourhood), so a typo in the brand still meets the brand. With ``side``, only
+    pairs of names on different sides (a batch against stored names)."""
+    names: list[int] = []
+    keys: list[str] = []
+    for i in np.flatnonzero(eligible).tolist():
+        for code in t.tokens(i):
+            if not t.distinctive[code]:
+                continue
+            word = t.words[code]
+            forms = {word}
+            if len(word) >= 5:
+                forms.update(word[:k] + word[k + 1 :] for k in range(len(word)))
+            names.extend([i] * len(forms))
+            keys.extend(forms)
+    if not names:
+        empty = np.array([], dtype=np.int64)
+        return empty, empty
+    codes, _ = pd.factorize(pd.Series(keys, dtype="object"))
+    once = ~pd.Series(np.asarray(names) * (int(codes.max()) + 1) + codes).duplicated()
+    blocks = _groups(codes[once.to_numpy()], np.asarray(names)[once.to_numpy()], COMPANY_BLOCK)
+    a, b, _ = _listed_pairs(blocks)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    if side is not None:
+        cross = side[lo] != side[hi]
+        lo, hi = lo[cross], hi[cross]
+    n = len(t.bounds) - 1
+    pairs = pd.unique(lo * n + hi)
+    return np.divmod(pairs, n)
+
+
+def _agreeing_pairs(
+    t: CompanyTokens, eligible: np.ndarray, policy: MatchingPolicy, side: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _company_candidates(t, eligible, side)
+    agree = np.fromiter(
+        (company_names_agree(i, j, t, policy) for i, j in zip(a.tolist(), b.tolist(), strict=True)),
+        dtype=bool,
+        count=len(a),
+    )
+    return a[agree], b[agree]
+
+
+def free_mail_domains(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
+    """Per row, whether its email domain is free mail: listed as such when staged, or seen
+    with ``free_mail_min_companies`` company names or more, none of which holds most of
+    its rows (an internet provider's domain that the configured list does not know)."""
+    listed = frame["is_free_mail"].fillna(False).astype(bool)
+    seen = pd.DataFrame({"domain": frame["email_domain"], "company": frame["company_key"]})
+    seen = seen[_nonnull(seen["domain"]) & _nonnull(seen["company"]) & ~listed]
+    if seen.empty:
+        return listed
+    per = seen.value_counts()
+    names = per.groupby(level="domain").size()
+    top_share = per.groupby(level="domain").max() / per.groupby(level="domain").sum()
+    spread = names.index[(names >= policy.free_mail_min_companies) & (top_share < 0.5)]
+    return listed | frame["email_domain"].isin(set(spread)).fillna(False).astype(bool)
+
+
+def resolve_companies(
+    frame: pd.DataFrame, policy: MatchingPolicy, free: pd.Series | None = None
+) -> pd.Series:
     """A company cluster label per row (NA without company data).
 
-    Clusters unique keys, not rows: exact tax id, exact folded name, and fuzzy names that
-    differ by a typo (blocked by first and last three letters).
+    Clusters distinct names and tax ids: a tax id given with a name joins them; names
+    join when ``company_names_agree`` (rare tokens decide, not shared industry words),
+    strongest first, unless the join would bring together two different company tax ids
+    or two different corporate email domains seen with the names (``_guarded_labels``):
+    typos of a brand join it, a real brand one letter away with its own domain does not.
     """
     keys = frame["company_key"].astype("object")
     taxes = frame["company_tax_id"].astype("object")
@@ -361,16 +517,28 @@ def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
     both = _nonnull(keys) & _nonnull(taxes)
     src = [pos.reindex(pd.Index("k:" + keys[both])).to_numpy()]
     dst = [pos.reindex(pd.Index("t:" + taxes[both])).to_numpy()]
-    uniq = pd.Series(keys[_nonnull(keys)].unique())
-    uniq = uniq[uniq.str.len() >= policy.company_min_length].reset_index(drop=True)
+    uniq = pd.Series(keys[_nonnull(keys)].unique(), dtype="object")
     uniq_nodes = pos.reindex("k:" + uniq).to_numpy()
-    uniq_values = uniq.to_numpy(dtype=object)
-    for block_key in (uniq.str[:3], uniq.str[-3:]):
-        blocks = _blocks(block_key, policy.max_block_size)
-        a, b, _ = _fuzzy_pairs(uniq_values, blocks, fuzz.ratio, policy.company_threshold)
-        src.append(uniq_nodes[a])
-        dst.append(uniq_nodes[b])
-    labels = _components(len(nodes), np.concatenate(src), np.concatenate(dst))
+    tokens = CompanyTokens.of(uniq.to_numpy(dtype=object), policy)
+    a, b = _agreeing_pairs(tokens, (uniq.str.len() >= policy.company_min_length).to_numpy(), policy)
+    src.append(uniq_nodes[a])
+    dst.append(uniq_nodes[b])
+    forced = sum(len(s) for s in src[:1])
+    # What tells two companies apart: a tax id (its own node) and the corporate domains
+    # seen with a name.
+    is_free = free if free is not None else frame["is_free_mail"].fillna(False).astype(bool)
+    domain = frame["email_domain"].where(~is_free.to_numpy(dtype=bool))
+    seen = pd.DataFrame({"node": ("k:" + keys).map(pos), "value": domain})
+    seen = seen.dropna().drop_duplicates()
+    tax_nodes = pos[pos.index.str.startswith("t:")].to_numpy()
+    evidence = {
+        "tax": (tax_nodes, tax_nodes),
+        "domain": (seen["node"].to_numpy(np.int64), pd.factorize(seen["value"])[0]),
+    }
+    a_all, b_all = np.concatenate(src), np.concatenate(dst)
+    rank = np.r_[np.zeros(forced, dtype=np.int64), np.ones(len(a_all) - forced, dtype=np.int64)]
+    guards = np.where(rank == 0, 0, GUARD_TAX | GUARD_DOMAIN)
+    labels = _guarded_labels(len(nodes), a_all, b_all, rank, np.zeros(len(a_all)), guards, evidence)
     label_of = pd.Series(labels, index=nodes)
     by_key = ("k:" + keys).map(label_of)
     by_tax = ("t:" + taxes).map(label_of)
@@ -382,11 +550,11 @@ def linkable_companies(
 ) -> pd.DataFrame:
     """The stored ``companies`` (company_id, company_key, company_tax_id) that a company of
     ``rows`` can resolve to by ``resolve_companies``' rules: the same tax id, the same
-    folded name, or a name within ``company_threshold`` in a shared block.
+    folded name, or a name that agrees (``company_names_agree``, token weights over the
+    batch's and every stored name).
 
     Only the rows' names are compared with stored names, never stored with stored, so a
-    small batch costs little however many companies are stored. A block too large for
-    ``resolve_companies`` to score is skipped here too.
+    small batch costs little however many companies are stored.
     """
     if companies.empty:  # a first load: nothing stored to compare with
         return companies
@@ -396,65 +564,119 @@ def linkable_companies(
     ours = pd.Series(keys[_nonnull(keys)].unique(), dtype="object")
     stored = companies["company_key"].astype("object")
     exact = stored.isin(set(ours)) | companies["company_tax_id"].isin(set(taxes[_nonnull(taxes)]))
-    long_stored = _nonnull(stored) & (stored.str.len() >= policy.company_min_length)
-    theirs = stored[long_stored].to_numpy(dtype=object)
-    values = np.concatenate(
-        [ours[ours.str.len() >= policy.company_min_length].to_numpy(dtype=object), theirs]
-    )
-    n_ours = len(values) - len(theirs)
-
-    def hits(block: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        mine, their = block
-        scores = process.cdist(
-            values[mine].tolist(),
-            theirs[their].tolist(),
-            scorer=fuzz.ratio,
-            score_cutoff=policy.company_threshold,
-            dtype=np.uint8,
-        )
-        return their[scores.any(axis=0)]
-
-    fuzzy = np.zeros(len(theirs), dtype=bool)
-    for start, stop in ((0, 3), (-3, None)):
-        codes, _ = pd.factorize(pd.Series(values, dtype="object").str.slice(start, stop))
-        a, b, large = _cross_pairs(codes[:n_ours], codes[n_ours:], policy.max_block_size)
-        _, found, _ = _scored(values, a, b + n_ours, fuzz.ratio, policy.company_threshold)
-        fuzzy[found - n_ours] = True
-        # cdist releases the GIL, as in _candidate_pairs.
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for their_hits in pool.map(hits, large):
-                fuzzy[their_hits] = True
+    has_key = _nonnull(stored).to_numpy()
+    theirs = stored[has_key].to_numpy(dtype=object)
+    values = np.concatenate([ours.to_numpy(dtype=object), theirs])
+    side = np.r_[np.zeros(len(ours), dtype=bool), np.ones(len(theirs), dtype=bool)]
+    tokens = CompanyTokens.of(values, policy)
+    long_enough = pd.Series(values).str.len().to_numpy() >= policy.company_min_length
+    a, b = _agreeing_pairs(tokens, long_enough, policy, side)
+    found = np.r_[a[side[a]], b[side[b]]] - len(ours)
     linked = exact.to_numpy(dtype=bool, copy=True)
-    linked[np.flatnonzero(long_stored.to_numpy())[fuzzy]] = True
+    linked[np.flatnonzero(has_key)[found]] = True
     return companies[linked]
 
 
-def _cross_pairs(
-    ours: np.ndarray, theirs: np.ndarray, max_size: int
-) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-    """Every (ours, theirs) pair of positions sharing a block code, for blocks of at most
-    ``max_size`` members in all: listed when a block has few pairs, and the larger blocks
-    returned whole as (our positions, their positions) for ``cdist``."""
-    n = int(max(ours.max(initial=-1), theirs.max(initial=-1))) + 1
-    our_count, their_count = np.bincount(ours, minlength=n), np.bincount(theirs, minlength=n)
-    our_order, their_order = np.argsort(ours, kind="stable"), np.argsort(theirs, kind="stable")
-    our_start, their_start = np.cumsum(our_count) - our_count, np.cumsum(their_count) - their_count
-    shared = (our_count > 0) & (their_count > 0) & (our_count + their_count <= max_size)
-    pairs = our_count * their_count
-    listed = np.flatnonzero(shared & (pairs <= SMALL_BLOCK**2))
-    counts = pairs[listed]
-    block = np.repeat(listed, counts)
-    offset = np.arange(len(block)) - np.repeat(np.cumsum(counts) - counts, counts)
-    a = our_order[our_start[block] + offset // their_count[block]]
-    b = their_order[their_start[block] + offset % their_count[block]]
-    large = [
-        (
-            our_order[our_start[g] : our_start[g] + our_count[g]],
-            their_order[their_start[g] : their_start[g] + their_count[g]],
-        )
-        for g in np.flatnonzero(shared & (pairs > SMALL_BLOCK**2))
-    ]
-    return a.astype(np.int64), b.astype(np.int64), large
+GUARD_TAX = 1
+GUARD_DOMAIN = 2
+GUARD_ADDRESS = 4  # two addresses at one domain
+GUARD_NAME = 8  # two names neither of which holds the other's words
+
+
+def names_compatible(x: list[str], y: list[str]) -> bool:
+    """Whether two folded names can be one person's: every word of the shorter is a word
+    of the longer (equal or one typo apart), each used once. "luis nogueira" fits "luis
+    carvalho nogueira" and "luis nogueira vaz"; those two do not fit each other."""
+    short, long = (x, y) if len(x) <= len(y) else (y, x)
+    rest = list(long)
+    for word in short:
+        hit = next((w for w in rest if w == word), None)
+        if hit is None:
+            hit = next((w for w in rest if _one_typo_apart(w, word)), None)
+        if hit is None:
+            return False
+        rest.remove(hit)
+    return True
+
+
+def _guarded_labels(
+    n: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    rank: np.ndarray,
+    score: np.ndarray,
+    guards: np.ndarray,
+    evidence: dict[str, tuple[np.ndarray, np.ndarray]],
+    address_domain: np.ndarray | None = None,
+    name_words: list[list[str]] | None = None,
+) -> np.ndarray:
+    """Connected components of the links (a, b), except that a link whose ``guards`` bit
+    for an evidence kind is set never joins two groups each holding a value of that kind
+    the other lacks (two tax ids, two corporate domains; ``address``: two addresses at one
+    domain). Links are taken strongest first (``rank``, then ``score``).
+
+    A plain closure chains: a row links to a homonym who links to a third. Guarding the
+    closure, not only the pairs, stops the chain at the first link that would join two
+    groups the evidence tells apart. Only components whose plain closure holds two values
+    of a kind are walked link by link, in Python; the rest keep their plain labels.
+    """
+    labels = _components(n, a, b)
+    conflicted = np.zeros(int(labels.max(initial=-1)) + 1, dtype=bool)
+    for nodes, values in evidence.values():
+        if len(nodes):
+            held = pd.DataFrame({"c": labels[nodes], "v": values}).drop_duplicates()
+            counts = held["c"].value_counts()
+            conflicted[counts.index[counts.to_numpy() >= 2].to_numpy()] = True
+    if not conflicted.any():
+        return labels
+    inside = conflicted[labels[a]]
+    order = np.lexsort((-score[inside], rank[inside]))
+    ea, eb, eg = a[inside][order], b[inside][order], guards[inside][order]
+    members = np.flatnonzero(conflicted[labels])
+    held_by: dict[int, dict[str, set[int]]] = {int(v): {} for v in members}
+    for kind, (nodes, values) in evidence.items():
+        keep = conflicted[labels[nodes]]
+        for node, value in zip(nodes[keep].tolist(), values[keep].tolist(), strict=True):
+            held_by[node].setdefault(kind, set()).add(value)
+    parent = {int(v): int(v) for v in members}
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def clash(kind: str, x: set[int], y: set[int]) -> bool:
+        if kind == "address" and address_domain is not None:
+            # Different addresses at one domain are two people; at two domains, a move.
+            return bool({address_domain[v] for v in x - y} & {address_domain[v] for v in y - x})
+        if kind == "name" and name_words is not None:
+            return not all(
+                names_compatible(name_words[u], name_words[v]) for u in x - y for v in y - x
+            )
+        return bool(x - y) and bool(y - x)
+
+    bits = {"tax": GUARD_TAX, "domain": GUARD_DOMAIN, "address": GUARD_ADDRESS, "name": GUARD_NAME}
+    for x, y, g in zip(ea.tolist(), eb.tolist(), eg.tolist(), strict=True):
+        rx, ry = root(x), root(y)
+        if rx == ry:
+            continue
+        hx, hy = held_by[rx], held_by[ry]
+        if any(
+            g & bits.get(kind, 0) and clash(kind, hx[kind], hy[kind])
+            for kind in hx.keys() & hy.keys()
+        ):
+            continue
+        if len(hx) < len(hy):
+            rx, ry, hx, hy = ry, rx, hy, hx
+        parent[ry] = rx
+        for kind, joined in hy.items():
+            hx.setdefault(kind, set()).update(joined)
+        del held_by[ry]
+    out = labels.copy()
+    roots = np.array([root(int(v)) for v in members], dtype=np.int64)
+    out[members] = len(conflicted) + roots
+    return out
 
 
 def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -480,10 +702,16 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
         add("contact", *_exact_pairs(frame["contact_id"]))
     a, b = _exact_pairs(frame["email"])
     sim = _name_similarity(names, a, b)
-    keep = (sim < 0) | (sim >= policy.email_name_conflict)  # a shared mailbox is not a person
+    role = role_mailbox(frame["email"], policy).to_numpy()[a]
+    # A shared mailbox is not a person: names on it must agree as on a shared phone.
+    need = np.where(role, policy.phone_name_threshold, policy.email_name_conflict)
+    keep = (sim < 0) | (sim >= need)
     add("email", a[keep], b[keep], np.where(sim[keep] < 0, 100.0, sim[keep]))
-    add("tax_id", *_exact_pairs(frame["person_tax_id"]))
     has_name = _nonnull(names)
+    # The star above compares each row with the first on the address or phone only; rows
+    # with the same name on it are one person whoever came first.
+    add("email", *_exact_pairs(_joined(frame["email"], names).where(has_name)))
+    add("tax_id", *_exact_pairs(frame["person_tax_id"]))
     add(
         "name_company",
         *_exact_pairs(_joined(names, org).where(has_name & org.notna())),
@@ -491,7 +719,10 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     corporate = frame["email_domain"].where(~frame["is_free_mail"].fillna(False).astype(bool))
     add("name_domain", *_exact_pairs(_joined(names, corporate).where(has_name)))
     emails = frame["email"].to_numpy(dtype=object)
-    free = frame["is_free_mail"].fillna(False).astype(bool).to_numpy()
+    # A shared mailbox is nobody's own address: it tells no two people apart.
+    free = (
+        frame["is_free_mail"].fillna(False).astype(bool) | role_mailbox(frame["email"], policy)
+    ).to_numpy()
 
     def work_email_conflict(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Two different work addresses mean two people (the near-miss), whatever the names."""
@@ -510,6 +741,7 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
         (sim >= policy.phone_name_threshold) & ((sim == 100) | ~work_email_conflict(a, b))
     )
     add("phone_name", a[keep], b[keep], np.where(sim[keep] < 0, 100.0, sim[keep]))
+    add("phone_name", *_exact_pairs(_joined(frame["phone"], names).where(has_name)))
 
     # Fuzzy names only inside one company (or one corporate domain): typos and middle names
     # of the same person, never two people who merely share a surname elsewhere.
@@ -534,6 +766,74 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     return edges
 
 
+# Which evidence each rule's links must not contradict (see _guarded_labels): a stored
+# contact's own lines and a shared personal tax id are the person; everything else is
+# evidence that two groups of rows could still be two people.
+RULE_GUARDS = {
+    "contact": 0,
+    "email": GUARD_TAX,
+    "tax_id": 0,
+    "phone_name": GUARD_TAX | GUARD_ADDRESS,
+    "name_company": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
+    "name_domain": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
+    "fuzzy_name_company": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
+}
+
+
+def role_mailbox(emails: pd.Series, policy: MatchingPolicy) -> pd.Series:
+    """Whether each address is a shared mailbox by its local part (info@, compras@)."""
+    text = pa.array(emails.astype("string").array, type=pa.large_string())
+    local = pc.replace_substring_regex(text, "@.*$", "")
+    roles = pa.array(sorted(set(policy.role_mailboxes)), type=pa.large_string())
+    return pd.Series(
+        pc.fill_null(pc.is_in(local, roles), False).to_numpy(zero_copy_only=False),
+        index=emails.index,
+    )
+
+
+def person_labels(frame: pd.DataFrame, links: pd.DataFrame, policy: MatchingPolicy) -> np.ndarray:
+    """A person label per row of ``frame``: the closure of ``links``, guarded so that no
+    chain of links joins two personal tax ids, two corporate email domains (unless a
+    personal identifier links them directly: a move to another company) or two work
+    addresses at one domain.
+
+    A work address shared by rows whose names disagree is a shared mailbox (compras@,
+    info@), not evidence of a person, and is left out.
+    """
+    free = frame["is_free_mail"].fillna(False).astype(bool).to_numpy()
+    email = frame["email"].astype("object").where(~free)
+    a, b = _exact_pairs(email)
+    sim = _name_similarity(frame["name_key"], a, b)
+    shared = set(email.to_numpy()[a[(sim >= 0) & (sim < policy.email_name_conflict)]])
+    email = email.where(~email.isin(shared) & ~role_mailbox(email, policy))
+    domain = frame["email_domain"].astype("object").where(~free)
+    evidence: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for kind, values in (("tax", frame["person_tax_id"]), ("domain", domain), ("address", email)):
+        held = _nonnull(values).to_numpy()
+        evidence[kind] = (np.flatnonzero(held), pd.factorize(values[held])[0])
+    held = _nonnull(email).to_numpy()
+    address_codes, addresses = pd.factorize(email[held])
+    domain_codes = pd.factorize(np.array([a.rpartition("@")[2] for a in addresses], dtype=object))[
+        0
+    ]
+    evidence["address"] = (np.flatnonzero(held), address_codes)
+    held = _nonnull(frame["name_key"]).to_numpy()
+    name_codes, name_keys = pd.factorize(frame["name_key"].astype("object")[held])
+    evidence["name"] = (np.flatnonzero(held), name_codes)
+    rule = links["rule"].to_numpy()
+    return _guarded_labels(
+        len(frame),
+        links["a"].to_numpy(np.int64),
+        links["b"].to_numpy(np.int64),
+        pd.Series(rule).map(RULES).to_numpy(np.int64),
+        links["score"].to_numpy(float),
+        pd.Series(rule).map(RULE_GUARDS).to_numpy(np.int64),
+        evidence,
+        domain_codes,
+        [str(k).split() for k in name_keys],
+    )
+
+
 def match_rows(rows: pd.DataFrame, known: pd.DataFrame, policy: MatchingPolicy) -> pd.DataFrame:
     """Resolve ``rows`` (in file order) against each other and against ``known`` contacts.
 
@@ -547,9 +847,11 @@ def match_rows(rows: pd.DataFrame, known: pd.DataFrame, policy: MatchingPolicy) 
     known_part = known.reindex(columns=[*KEY_COLUMNS, "contact_id", "company_id"])
     new_part = rows.reindex(columns=KEY_COLUMNS).assign(contact_id=None, company_id=None)
     frame = pd.concat([known_part, new_part], ignore_index=True)
+    frame["is_free_mail"] = free_mail_domains(frame, policy)
     org = resolve_companies(frame, policy)
     links = link_rows(frame, org, policy)
-    labels = _components(len(frame), links["a"].to_numpy(np.int64), links["b"].to_numpy(np.int64))
+    labels = person_labels(frame, links, policy)
+    links = links[labels[links["a"].to_numpy(np.int64)] == labels[links["b"].to_numpy(np.int64)]]
 
     best = pd.concat(
         [

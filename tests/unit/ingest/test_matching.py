@@ -20,10 +20,12 @@ from tasks.ingest.mapping import map_columns
 from tasks.ingest.matching import (
     LISTED_GROUP,
     SLICE_MIN_ROWS,
+    CompanyTokens,
     _blocks,
     _fuzzy_pairs,
     _letter_counts,
     _token_set_pairs,
+    company_names_agree,
     linkable_companies,
     match_rows,
 )
@@ -269,35 +271,35 @@ def test_a_large_block_scored_a_slice_at_a_time_finds_every_pair_scoring_each_wo
     assert got == want and len(want) > 100
 
 
-def test_linkable_companies_are_exactly_those_a_batch_company_matches_in_a_shared_block() -> None:
-    """Against every (batch, stored) pair of a shared block scored directly: blocks with
-    few pairs are listed, large ones go through cdist, and both must find the same."""
+def test_linkable_companies_are_exactly_those_a_batch_company_name_agrees_with() -> None:
+    """Against every (batch, stored) pair scored directly: the candidates (shared
+    distinctive tokens and their one-deletion forms) miss no pair that agrees."""
     policy = get_ingest_policies().matching
     rng = random.Random(3)
-    words = ["comercial", "industria", "grupo", "metal", "agro", "tec", "sul", "norte"]
+    words = ["comercial", "industria", "metalurgica", "agro", "tecnologia", "logistica"]
+    brands = [f"{rng.choice('bcdfglmnprstv')}{rng.choice('aeiou')}rvino{k}" for k in range(300)]
 
     def name() -> str:
-        return f"{rng.choice(words)} {rng.choice(words)} {rng.randint(1, 60)}"
+        return f"{rng.choice(brands)} {rng.choice(words)}"
 
     def typo(s: str) -> str:
         i = rng.randrange(len(s))
         return s[:i] + rng.choice("aeiorst") + s[i + 1 :]
 
-    stored = [name() for _ in range(400)]
+    stored = list(dict.fromkeys(name() for _ in range(400)))
     ours = [typo(rng.choice(stored)) for _ in range(60)] + [name() for _ in range(60)]
     companies = pd.DataFrame(
-        {"company_id": range(1, 401), "company_key": stored, "company_tax_id": None}
+        {"company_id": range(1, len(stored) + 1), "company_key": stored, "company_tax_id": None}
     )
     rows = pd.DataFrame({"company_key": ours, "company_tax_id": None})
     found = set(linkable_companies(rows, companies, policy)["company_id"])
 
-    def matches(a: str, b: str) -> bool:
-        shares_block = a[:3] == b[:3] or a[-3:] == b[-3:]
-        return a == b or (shares_block and fuzz.ratio(a, b) >= policy.company_threshold)
-
+    uniq = list(dict.fromkeys(ours))
+    tokens = CompanyTokens.of(np.array(uniq + stored, dtype=object), policy)
     expected = {
         cid
-        for cid, theirs in zip(companies["company_id"], stored, strict=True)
-        if any(matches(a, theirs) for a in ours)
+        for k, cid in enumerate(companies["company_id"])
+        if stored[k] in set(ours)
+        or any(company_names_agree(i, len(uniq) + k, tokens, policy) for i in range(len(uniq)))
     }
-    assert found == expected and len(expected) > 60
+    assert found == expected and len(expected) > 30
