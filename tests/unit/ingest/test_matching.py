@@ -26,8 +26,11 @@ from tasks.ingest.matching import (
     _letter_counts,
     _token_set_pairs,
     company_names_agree,
+    free_mail_domains,
     linkable_companies,
     match_rows,
+    person_labels,
+    resolve_companies,
 )
 from tasks.ingest.normalize import normalize_table
 
@@ -303,3 +306,107 @@ def test_linkable_companies_are_exactly_those_a_batch_company_name_agrees_with()
         or any(company_names_agree(i, len(uniq) + k, tokens, policy) for i in range(len(uniq)))
     }
     assert found == expected and len(expected) > 30
+
+
+def staged(rows: list[list[str]]) -> pd.DataFrame:
+    policies = get_ingest_policies()
+    table = RawTable(header=HEADER, rows=list(enumerate(rows, start=1)))
+    return normalize_table(
+        table,
+        map_columns(HEADER, policies.sources),
+        policies.sources,
+        default_region="PT",
+        timezone="UTC",
+        max_field_chars=1000,
+    )
+
+
+GENERIC = [
+    "Luvia Equipamentos Industriais, Lda.",
+    "Quintec Equipamentos Industriais, Lda.",
+    "Rimar Equipamentos Industriais, LDA",
+]
+
+
+def test_companies_sharing_only_generic_words_are_different_companies() -> None:
+    """Many brands with the same industry words and legal form: each brand is its own
+    company, while a typo of the brand and the brand alone still join it."""
+    policy = get_ingest_policies().matching
+    others = [f"{b}tex Equipamentos Industriais, Lda." for b in ("Ab", "Bo", "Cu", "Di", "Ev")]
+    spellings = [*GENERIC, *others, "Luiva Equipamentos Industriais Lda", "LUVIA, LDA."]
+    rows = [
+        ["Ana", "Costa", "", company, f"+35191{k:07d}", "Compradora"]
+        for k, company in enumerate(spellings)
+    ]
+    org = resolve_companies(staged(rows), policy)
+    assert org.iloc[:8].nunique() == 8  # eight brands, eight companies
+    assert org.iloc[8] == org.iloc[0] and org.iloc[9] == org.iloc[0]  # Luvia, as typed
+
+
+def test_the_same_name_at_two_generic_named_companies_is_two_people() -> None:
+    rows = [
+        ["Luís", "Carvalho", "", GENERIC[0], "+351912000001", "Comprador"],
+        ["Luís", "Carvalho", "", GENERIC[1], "+351912000002", "Comprador"],
+        ["Luís", "Carvalho", "", GENERIC[2], "+351912000003", "Comprador"],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].nunique() == 3
+
+
+def test_fuzzy_names_do_not_chain_two_people_through_a_shorter_name() -> None:
+    """ "Luís Nogueira" fits both "Luís Carvalho Nogueira" and "Luís Nogueira Vaz" (a
+    dropped surname), but those two are not one person: the closure stops the chain."""
+    rows = [
+        ["Luís", "Carvalho Nogueira", "", GENERIC[0], "+351912000001", "Comprador"],
+        ["Luís", "Nogueira", "", GENERIC[0], "", "Comprador"],
+        ["Luís", "Nogueira Vaz", "", GENERIC[0], "+351912000003", "Comprador"],
+    ]
+    rows[1][2] = "luis.nogueira@gmail.com"
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].iloc[0] != out["leader"].iloc[2]
+    assert out["leader"].nunique() == 2  # the short name joins one of them, not both
+
+
+def test_links_never_chain_across_two_corporate_domains() -> None:
+    """Two pairwise links (same name within a company, twice) would join rows at two
+    corporate domains; the guarded closure refuses the second."""
+    frame = staged(
+        [
+            ["Luís", "Carvalho", "luis.carvalho@luvia.pt", GENERIC[0], "", "Comprador"],
+            ["Luís", "Carvalho", "", GENERIC[0], "+351912000002", "Comprador"],
+            ["Luís", "Carvalho", "lcarvalho@rimar.pt", GENERIC[0], "", "Comprador"],
+        ]
+    )
+    links = pd.DataFrame({"a": [0, 1], "b": [1, 2], "rule": "name_company", "score": 100.0})
+    labels = person_labels(frame, links, get_ingest_policies().matching)
+    assert labels[0] != labels[2] and labels[1] in (labels[0], labels[2])
+
+
+def test_links_never_chain_across_two_personal_tax_ids() -> None:
+    frame = staged(
+        [
+            ["Ana", "Costa", "ana@gmail.com", "Luvia", "", "Compradora"],
+            ["Ana", "Costa", "", "Luvia", "+351912000002", "Compradora"],
+            ["Ana", "Costa", "ana.costa@gmail.com", "Luvia", "", "Compradora"],
+        ]
+    ).assign(person_tax_id=["123456789", None, "234567891"])
+    links = pd.DataFrame({"a": [0, 1], "b": [1, 2], "rule": "phone_name", "score": 100.0})
+    labels = person_labels(frame, links, get_ingest_policies().matching)
+    assert labels[0] != labels[2]
+
+
+def test_a_free_mail_domain_missing_from_the_list_is_recognised_by_its_many_companies() -> None:
+    """netcabo.pt is an internet provider's domain: the same name there at two companies
+    is two people, not one by the "same name at one domain" rule."""
+    companies = ["Luvia", "Quintec", "Rimar", "Abtex", "Botex", "Cutex"]
+    rows = [
+        ["João", "Silva", f"joao.silva{k}@netcabo.pt", c, f"+35191{k:07d}", "Comprador"]
+        for k, c in enumerate(companies)
+    ]
+    rows.append(["João", "Silva", "", "Quintec", "+351939999999", "Comprador"])
+    rows[1][2] = "joaosilva@netcabo.pt"
+    frame = staged(rows)
+    policy = get_ingest_policies().matching
+    assert free_mail_domains(frame, policy).iloc[:6].all()
+    out = match_rows(frame, pd.DataFrame(), policy)
+    assert out["leader"].iloc[0] != out["leader"].iloc[1]
