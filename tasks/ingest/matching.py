@@ -19,7 +19,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from config.policies import MatchingPolicy
@@ -29,9 +29,9 @@ RULES = {
     "contact": 0,
     "email": 1,
     "tax_id": 2,
-    "name_company": 3,
-    "name_domain": 4,
-    "phone_name": 5,
+    "phone_name": 3,
+    "name_company": 4,
+    "name_domain": 5,
     "fuzzy_name_company": 6,
 }
 RULE_NAMES = {v: k for k, v in RULES.items()}
@@ -355,14 +355,15 @@ class CompanyTokens:
     every weight is about equal, which still tells two brands apart.
     """
 
-    codes: np.ndarray  # token codes, name after name
-    bounds: np.ndarray  # name i's tokens are codes[bounds[i] : bounds[i + 1]]
+    code_list: list[int]  # token codes, name after name
+    bounds: list[int]  # name i's tokens are code_list[bounds[i] : bounds[i + 1]]
     words: list[str]  # token text per code
     weight: np.ndarray  # per code
     distinctive: np.ndarray  # per code: rare enough to identify a company
+    matrix: csr_matrix  # names x tokens, 1 where a name holds a token
 
     def tokens(self, i: int) -> list[int]:
-        return self.codes[self.bounds[i] : self.bounds[i + 1]].tolist()
+        return self.code_list[self.bounds[i] : self.bounds[i + 1]]
 
     @classmethod
     def of(cls, names: np.ndarray, policy: MatchingPolicy) -> CompanyTokens:
@@ -375,11 +376,14 @@ class CompanyTokens:
         n = len(names)
         bounds = np.searchsorted(owner, np.arange(n + 1))  # owners arrive in order
         return cls(
-            codes=code,
-            bounds=bounds,
+            code_list=code.tolist(),
+            bounds=bounds.tolist(),
             words=list(words),
             weight=np.log1p(n / np.maximum(df, 1)),
             distinctive=df <= max(2.0, policy.company_distinctive_share * n),
+            matrix=csr_matrix(
+                (np.ones(len(code), dtype=np.float64), (owner, code)), shape=(n, len(words))
+            ),
         )
 
 
@@ -388,43 +392,48 @@ def _one_typo_apart(x: str, y: str) -> bool:
     of at least five letters: shorter words differ by a letter too often between real
     brands. One error, not more, is what the deletion neighbourhood of
     ``_company_candidates`` finds."""
-    if min(len(x), len(y)) < 5:
+    if min(len(x), len(y)) < 5 or abs(len(x) - len(y)) > 1:
         return False
     return bool(OSA.distance(x, y, score_cutoff=1) <= 1)
 
 
 def company_names_agree(i: int, j: int, t: CompanyTokens, policy: MatchingPolicy) -> bool:
-    """Whether names ``i`` and ``j`` name one company: the tokens they share (equal, or one
-    typo apart) include a distinctive one and outweigh what either name adds.
+    """Whether names ``i`` and ``j`` name one company: the tokens they share (equal, or at
+    most one pair of rare tokens one typo apart) include a distinctive one and outweigh
+    what either name adds.
 
     Weighted, a name that only adds common words to the other ("Luvia" and "Luvia
     Equipamentos Industriais") is the same company; names that share the common words and
     differ in their brands ("Luvia Equipamentos Industriais", "Quintec Equipamentos
-    Industriais") are not, however long the shared part.
+    Industriais") are not, however long the shared part. A typo matches only between two
+    rare words, as a brand and its typo are; a typo in an industry word weighs little.
+    This is the reference ``_agreeing_pairs`` computes for many pairs at once.
     """
-    a, b = t.tokens(i), t.tokens(j)
+    a, b = set(t.tokens(i)), set(t.tokens(j))
+    common = a & b
+    typos = [
+        (x, y)
+        for x in a - b
+        for y in b - a
+        if t.distinctive[x] and t.distinctive[y] and _one_typo_apart(t.words[x], t.words[y])
+    ]
     w = t.weight
-    rest_b = [y for y in b if y not in a]
-    shared, extra_a, distinctive = 0.0, 0.0, False
-    for x in a:
-        if x in b:
-            shared += w[x]
-            distinctive |= bool(t.distinctive[x])
-            continue
-        hit = next((y for y in rest_b if _one_typo_apart(t.words[x], t.words[y])), None)
-        if hit is None:
-            extra_a += w[x]
-        else:
-            rest_b.remove(hit)
-            shared += (w[x] + w[hit]) / 2
-            # Both rare, as a brand and its typo are (and as the candidates are found).
-            distinctive |= bool(t.distinctive[x] and t.distinctive[hit])
-    if not distinctive:
-        return False
-    extra_b = float(w[rest_b].sum()) if rest_b else 0.0
-    contained = shared / (shared + min(extra_a, extra_b))
-    overlap = shared / (shared + max(extra_a, extra_b))
-    return contained >= policy.company_containment and overlap >= policy.company_overlap
+    base = float(sum(w[c] for c in common))
+    extra_a = float(sum(w[c] for c in a - common))
+    extra_b = float(sum(w[c] for c in b - common))
+    if any(t.distinctive[c] for c in common) and _agree(base, extra_a, extra_b, policy):
+        return True
+    return any(
+        _agree(base + (w[x] + w[y]) / 2, extra_a - w[x], extra_b - w[y], policy) for x, y in typos
+    )
+
+
+def _agree(shared: Any, extra_a: Any, extra_b: Any, policy: MatchingPolicy) -> Any:
+    """The share thresholds, for numbers or arrays alike."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        contained = shared / (shared + np.minimum(extra_a, extra_b))
+        overlap = shared / (shared + np.maximum(extra_a, extra_b))
+    return (contained >= policy.company_containment) & (overlap >= policy.company_overlap)
 
 
 # A block of names sharing a distinctive token (or one typo of it) is listed pair by pair
@@ -434,49 +443,84 @@ COMPANY_BLOCK = 300
 
 def _company_candidates(
     t: CompanyTokens, eligible: np.ndarray, side: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (a < b) of eligible names sharing a distinctive token, or a form of one with
-    a letter deleted (two words one keying error apart share one: the deletion
-    neighbourhood), so a typo in the brand still meets the brand. With ``side``, only
-    pairs of names on different sides (a batch against stored names)."""
-    names: list[int] = []
-    keys: list[str] = []
-    for i in np.flatnonzero(eligible).tolist():
-        for code in t.tokens(i):
-            if not t.distinctive[code]:
-                continue
-            word = t.words[code]
-            forms = {word}
-            if len(word) >= 5:
-                forms.update(word[:k] + word[k + 1 :] for k in range(len(word)))
-            names.extend([i] * len(forms))
-            keys.extend(forms)
-    if not names:
-        empty = np.array([], dtype=np.int64)
-        return empty, empty
-    codes, _ = pd.factorize(pd.Series(keys, dtype="object"))
-    once = ~pd.Series(np.asarray(names) * (int(codes.max()) + 1) + codes).duplicated()
-    blocks = _groups(codes[once.to_numpy()], np.asarray(names)[once.to_numpy()], COMPANY_BLOCK)
-    a, b, _ = _listed_pairs(blocks)
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    if side is not None:
-        cross = side[lo] != side[hi]
-        lo, hi = lo[cross], hi[cross]
+) -> pd.DataFrame:
+    """Pairs (a < b) of eligible names sharing a distinctive token (x = y = -1), or
+    holding two distinctive tokens x and y one keying error apart.
+
+    Typo pairs of tokens are found among the distinct tokens, not the names: two words one
+    error apart share a form with one letter deleted (the deletion neighbourhood), and
+    each pair sharing one is checked with OSA distance. With ``side``, only pairs of names
+    on different sides (a batch against stored names).
+    """
     n = len(t.bounds) - 1
-    pairs = pd.unique(lo * n + hi)
-    return np.divmod(pairs, n)
+    rows = np.flatnonzero(eligible)
+    coo = t.matrix[rows].tocoo()
+    owner, code = rows[coo.row], coo.col.astype(np.int64)
+    keep = t.distinctive[code]
+    owner, code = owner[keep], code[keep]
+    ea, eb, _ = _listed_pairs(_groups(code, owner, COMPANY_BLOCK))
+    parts = [pd.DataFrame({"a": ea, "b": eb, "x": -1, "y": -1})]
+    used = np.unique(code).tolist()
+    form_token: list[int] = []
+    forms: list[str] = []
+    for c in used:
+        word = t.words[c]
+        if len(word) >= 5:
+            variants = {word, *(word[:k] + word[k + 1 :] for k in range(len(word)))}
+            form_token.extend([c] * len(variants))
+            forms.extend(variants)
+    if forms:
+        form_code = pd.factorize(pd.Series(forms, dtype="object"))[0]
+        ta, tb, _ = _listed_pairs(_groups(form_code, np.asarray(form_token), COMPANY_BLOCK))
+        ta, tb = np.divmod(
+            pd.unique(np.minimum(ta, tb) * len(t.words) + np.maximum(ta, tb)), len(t.words)
+        )
+        words = np.asarray(t.words, dtype=object)
+        distance = process.cpdist(
+            words[ta].tolist(), words[tb].tolist(), scorer=OSA.distance, workers=-1
+        )
+        lengths = np.array([len(w) for w in words[np.r_[ta, tb]]]).reshape(2, -1)
+        close = (distance <= 1) & (ta != tb) & (np.abs(lengths[0] - lengths[1]) <= 1)
+        held = pd.DataFrame({"token": code, "name": owner})
+        typos = pd.DataFrame({"x": ta[close], "y": tb[close]})
+        typos = typos.merge(held.rename(columns={"token": "x", "name": "a"}), on="x")
+        typos = typos.merge(held.rename(columns={"token": "y", "name": "b"}), on="y")
+        parts.append(typos[["a", "b", "x", "y"]])
+    pairs = pd.concat(parts, ignore_index=True)
+    swap = pairs["a"] > pairs["b"]
+    pairs.loc[swap, ["a", "b", "x", "y"]] = pairs.loc[swap, ["b", "a", "y", "x"]].to_numpy()
+    pairs = pairs[pairs["a"] != pairs["b"]]
+    if side is not None:
+        pairs = pairs[side[pairs["a"].to_numpy()] != side[pairs["b"].to_numpy()]]
+    return pairs.drop_duplicates().reset_index(drop=True)
 
 
 def _agreeing_pairs(
     t: CompanyTokens, eligible: np.ndarray, policy: MatchingPolicy, side: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _company_candidates(t, eligible, side)
-    agree = np.fromiter(
-        (company_names_agree(i, j, t, policy) for i, j in zip(a.tolist(), b.tolist(), strict=True)),
-        dtype=bool,
-        count=len(a),
+    """The candidate pairs whose names agree (``company_names_agree``), weighed all at
+    once in sparse matrices: the equal tokens of a pair, plus its one typo pair if any."""
+    pairs = _company_candidates(t, eligible, side)
+    a, b = pairs["a"].to_numpy(np.int64), pairs["b"].to_numpy(np.int64)
+    x, y = pairs["x"].to_numpy(np.int64), pairs["y"].to_numpy(np.int64)
+    m = t.matrix
+    common = m[a].multiply(m[b])
+    shared = common @ t.weight
+    distinctive = (common @ t.distinctive.astype(np.float64)) > 0
+    total = m @ t.weight
+    extra_a, extra_b = total[a] - shared, total[b] - shared
+    typo = x >= 0
+    # A typo pair counts only between a token of one name that the other lacks, and back.
+    if typo.any():
+        x_in_b = np.asarray(m[b[typo], x[typo]]).ravel()
+        y_in_a = np.asarray(m[a[typo], y[typo]]).ravel()
+        typo[typo] = (x_in_b == 0) & (y_in_a == 0)
+    wx, wy = np.where(typo, t.weight[x], 0.0), np.where(typo, t.weight[y], 0.0)
+    agree = (distinctive | typo) & _agree(
+        shared + (wx + wy) / 2, extra_a - wx, extra_b - wy, policy
     )
-    return a[agree], b[agree]
+    found = pd.unique(a[agree] * len(t.bounds) + b[agree])
+    return np.divmod(found, len(t.bounds))
 
 
 def free_mail_domains(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
@@ -493,6 +537,17 @@ def free_mail_domains(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
     top_share = per.groupby(level="domain").max() / per.groupby(level="domain").sum()
     spread = names.index[(names >= policy.free_mail_min_companies) & (top_share < 0.5)]
     return listed | frame["email_domain"].isin(set(spread)).fillna(False).astype(bool)
+
+
+def _names_fit(names: pd.Series, a: np.ndarray, b: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Whether the names of pairs ``which`` selects fit each other (``names_compatible``),
+    each of at least two words: a lone "maria" fits every Maria."""
+    out = np.zeros(len(a), dtype=bool)
+    values = names.to_numpy(dtype=object)
+    for k in np.flatnonzero(which).tolist():
+        x, y = values[a[k]].split(), values[b[k]].split()
+        out[k] = len(x) >= 2 and len(y) >= 2 and names_compatible(x, y)
+    return out
 
 
 def resolve_companies(
@@ -583,6 +638,15 @@ GUARD_ADDRESS = 4  # two addresses at one domain
 GUARD_NAME = 8  # two names neither of which holds the other's words
 
 
+def _name_typo(x: str, y: str) -> bool:
+    """One keying error apart, in a name word ("jse" for "jose", "gmes" for "gomes"): names
+    are compared only within one company, phone or address, where a letter tells fewer
+    people apart than among all company names."""
+    if min(len(x), len(y)) < 3 or max(len(x), len(y)) < 4 or abs(len(x) - len(y)) > 1:
+        return False
+    return bool(OSA.distance(x, y, score_cutoff=1) <= 1)
+
+
 def names_compatible(x: list[str], y: list[str]) -> bool:
     """Whether two folded names can be one person's: every word of the shorter is a word
     of the longer (equal or one typo apart), each used once. "luis nogueira" fits "luis
@@ -592,11 +656,48 @@ def names_compatible(x: list[str], y: list[str]) -> bool:
     for word in short:
         hit = next((w for w in rest if w == word), None)
         if hit is None:
-            hit = next((w for w in rest if _one_typo_apart(w, word)), None)
+            hit = next((w for w in rest if _name_typo(w, word)), None)
         if hit is None:
             return False
         rest.remove(hit)
     return True
+
+
+@dataclass(frozen=True)
+class NameEvidence:
+    """The folded name of each row that has one, as codes into ``keys``."""
+
+    nodes: np.ndarray
+    codes: np.ndarray
+    keys: np.ndarray  # folded name per code
+
+    def words(self, code: int, cache: dict[int, list[str]]) -> list[str]:
+        if code not in cache:
+            cache[code] = str(self.keys[code]).split()
+        return cache[code]
+
+
+def _name_conflicts(
+    labels: np.ndarray, names: NameEvidence, cache: dict[int, list[str]]
+) -> np.ndarray:
+    """The components holding a name that does not fit their longest name."""
+    held = pd.DataFrame({"c": labels[names.nodes], "code": names.codes}).drop_duplicates()
+    keys = pd.Series(names.keys, dtype="object")
+    held["words"] = keys.str.count(" ").to_numpy()[held["code"].to_numpy()]
+    held["chars"] = keys.str.len().to_numpy()[held["code"].to_numpy()]
+    held = held.sort_values(["c", "words", "chars"], ascending=[True, False, False])
+    anchor = held.groupby("c")["code"].transform("first").to_numpy()
+    other = held["code"].to_numpy() != anchor
+    out = np.zeros(int(labels.max(initial=-1)) + 1, dtype=bool)
+    for c, code, top in zip(
+        held["c"].to_numpy()[other].tolist(),
+        held["code"].to_numpy()[other].tolist(),
+        anchor[other].tolist(),
+        strict=True,
+    ):
+        if not out[c] and not names_compatible(names.words(code, cache), names.words(top, cache)):
+            out[c] = True
+    return out
 
 
 def _guarded_labels(
@@ -608,25 +709,30 @@ def _guarded_labels(
     guards: np.ndarray,
     evidence: dict[str, tuple[np.ndarray, np.ndarray]],
     address_domain: np.ndarray | None = None,
-    name_words: list[list[str]] | None = None,
+    names: NameEvidence | None = None,
 ) -> np.ndarray:
     """Connected components of the links (a, b), except that a link whose ``guards`` bit
     for an evidence kind is set never joins two groups each holding a value of that kind
     the other lacks (two tax ids, two corporate domains; ``address``: two addresses at one
-    domain). Links are taken strongest first (``rank``, then ``score``).
+    domain), nor (``GUARD_NAME``) two groups whose longest names do not fit each other.
+    Links are taken strongest first (``rank``, then ``score``).
 
     A plain closure chains: a row links to a homonym who links to a third. Guarding the
     closure, not only the pairs, stops the chain at the first link that would join two
     groups the evidence tells apart. Only components whose plain closure holds two values
-    of a kind are walked link by link, in Python; the rest keep their plain labels.
+    of a kind (or a name that does not fit its longest) are walked link by link, in
+    Python; the rest keep their plain labels.
     """
     labels = _components(n, a, b)
+    cache: dict[int, list[str]] = {}
     conflicted = np.zeros(int(labels.max(initial=-1)) + 1, dtype=bool)
     for nodes, values in evidence.values():
         if len(nodes):
             held = pd.DataFrame({"c": labels[nodes], "v": values}).drop_duplicates()
             counts = held["c"].value_counts()
             conflicted[counts.index[counts.to_numpy() >= 2].to_numpy()] = True
+    if names is not None and len(names.nodes):
+        conflicted |= _name_conflicts(labels, names, cache)
     if not conflicted.any():
         return labels
     inside = conflicted[labels[a]]
@@ -638,6 +744,10 @@ def _guarded_labels(
         keep = conflicted[labels[nodes]]
         for node, value in zip(nodes[keep].tolist(), values[keep].tolist(), strict=True):
             held_by[node].setdefault(kind, set()).add(value)
+    anchor: dict[int, int] = {}
+    if names is not None:
+        keep = conflicted[labels[names.nodes]]
+        anchor = dict(zip(names.nodes[keep].tolist(), names.codes[keep].tolist(), strict=True))
     parent = {int(v): int(v) for v in members}
 
     def root(x: int) -> int:
@@ -650,29 +760,35 @@ def _guarded_labels(
         if kind == "address" and address_domain is not None:
             # Different addresses at one domain are two people; at two domains, a move.
             return bool({address_domain[v] for v in x - y} & {address_domain[v] for v in y - x})
-        if kind == "name" and name_words is not None:
-            return not all(
-                names_compatible(name_words[u], name_words[v]) for u in x - y for v in y - x
-            )
         return bool(x - y) and bool(y - x)
 
-    bits = {"tax": GUARD_TAX, "domain": GUARD_DOMAIN, "address": GUARD_ADDRESS, "name": GUARD_NAME}
+    def longer(u: int, v: int) -> int:
+        assert names is not None
+        return u if len(names.words(u, cache)) >= len(names.words(v, cache)) else v
+
+    bits = {"tax": GUARD_TAX, "domain": GUARD_DOMAIN, "address": GUARD_ADDRESS}
     for x, y, g in zip(ea.tolist(), eb.tolist(), eg.tolist(), strict=True):
         rx, ry = root(x), root(y)
         if rx == ry:
             continue
         hx, hy = held_by[rx], held_by[ry]
         if any(
-            g & bits.get(kind, 0) and clash(kind, hx[kind], hy[kind])
-            for kind in hx.keys() & hy.keys()
+            g & bits[kind] and clash(kind, hx[kind], hy[kind]) for kind in hx.keys() & hy.keys()
         ):
             continue
-        if len(hx) < len(hy):
-            rx, ry, hx, hy = ry, rx, hy, hx
+        ax, ay = anchor.get(rx), anchor.get(ry)
+        both = ax is not None and ay is not None and ax != ay
+        if both and g & GUARD_NAME and names is not None:
+            if not names_compatible(names.words(ax, cache), names.words(ay, cache)):  # type: ignore[arg-type]
+                continue
         parent[ry] = rx
         for kind, joined in hy.items():
             hx.setdefault(kind, set()).update(joined)
         del held_by[ry]
+        if both:
+            anchor[rx] = longer(ax, ay)  # type: ignore[arg-type]
+        elif ay is not None:
+            anchor[rx] = ay
     out = labels.copy()
     roots = np.array([root(int(v)) for v in members], dtype=np.int64)
     out[members] = len(conflicted) + roots
@@ -737,8 +853,12 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
 
     a, b = _exact_pairs(frame["phone"])
     sim = _name_similarity(names, a, b)
+    # A name shortened on one badge ("Carlos Moreira", "Carlos Gusmão Moreira") is below
+    # any threshold and still fits the other (names_compatible); the closure's name guard
+    # keeps a switchboard from gathering several such people.
+    fits = _names_fit(names, a, b, (sim >= 0) & (sim < policy.phone_name_threshold))
     keep = (sim < 0) | (
-        (sim >= policy.phone_name_threshold) & ((sim == 100) | ~work_email_conflict(a, b))
+        ((sim >= policy.phone_name_threshold) | fits) & ((sim == 100) | ~work_email_conflict(a, b))
     )
     add("phone_name", a[keep], b[keep], np.where(sim[keep] < 0, 100.0, sim[keep]))
     add("phone_name", *_exact_pairs(_joined(frame["phone"], names).where(has_name)))
@@ -773,7 +893,7 @@ RULE_GUARDS = {
     "contact": 0,
     "email": GUARD_TAX,
     "tax_id": 0,
-    "phone_name": GUARD_TAX | GUARD_ADDRESS,
+    "phone_name": GUARD_TAX | GUARD_ADDRESS | GUARD_NAME,
     "name_company": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
     "name_domain": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
     "fuzzy_name_company": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
@@ -819,7 +939,7 @@ def person_labels(frame: pd.DataFrame, links: pd.DataFrame, policy: MatchingPoli
     evidence["address"] = (np.flatnonzero(held), address_codes)
     held = _nonnull(frame["name_key"]).to_numpy()
     name_codes, name_keys = pd.factorize(frame["name_key"].astype("object")[held])
-    evidence["name"] = (np.flatnonzero(held), name_codes)
+    names = NameEvidence(np.flatnonzero(held), name_codes, np.asarray(name_keys, dtype=object))
     rule = links["rule"].to_numpy()
     return _guarded_labels(
         len(frame),
@@ -830,7 +950,7 @@ def person_labels(frame: pd.DataFrame, links: pd.DataFrame, policy: MatchingPoli
         pd.Series(rule).map(RULE_GUARDS).to_numpy(np.int64),
         evidence,
         domain_codes,
-        [str(k).split() for k in name_keys],
+        names,
     )
 
 

@@ -305,7 +305,7 @@ def test_linkable_companies_are_exactly_those_a_batch_company_name_agrees_with()
         if stored[k] in set(ours)
         or any(company_names_agree(i, len(uniq) + k, tokens, policy) for i in range(len(uniq)))
     }
-    assert found == expected and len(expected) > 30
+    assert found == expected and len(expected) > 20
 
 
 def staged(rows: list[list[str]]) -> pd.DataFrame:
