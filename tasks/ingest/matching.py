@@ -361,6 +361,7 @@ class CompanyTokens:
     weight: np.ndarray  # per code
     distinctive: np.ndarray  # per code: rare enough to identify a company
     matrix: csr_matrix  # names x tokens, 1 where a name holds a token
+    lengths: np.ndarray  # per code: letters in the token
 
     def tokens(self, i: int) -> list[int]:
         return self.code_list[self.bounds[i] : self.bounds[i + 1]]
@@ -384,6 +385,7 @@ class CompanyTokens:
             matrix=csr_matrix(
                 (np.ones(len(code), dtype=np.float64), (owner, code)), shape=(n, len(words))
             ),
+            lengths=pd.Series(words, dtype="object").str.len().to_numpy(np.int64),
         )
 
 
@@ -393,6 +395,9 @@ def _one_typo_apart(x: str, y: str) -> bool:
     brands. One error, not more, is what the deletion neighbourhood of
     ``_company_candidates`` finds."""
     if min(len(x), len(y)) < 5 or abs(len(x) - len(y)) > 1:
+        return False
+    # "Loja 12345" and "Loja 12346" are two shops: numbers are never typos of each other.
+    if not (x.isalpha() and y.isalpha()):
         return False
     return bool(OSA.distance(x, y, score_cutoff=1) <= 1)
 
@@ -465,7 +470,7 @@ def _company_candidates(
     forms: list[str] = []
     for c in used:
         word = t.words[c]
-        if len(word) >= 5:
+        if len(word) >= 5 and word.isalpha():
             variants = {word, *(word[:k] + word[k + 1 :] for k in range(len(word)))}
             form_token.extend([c] * len(variants))
             forms.extend(variants)
@@ -479,7 +484,7 @@ def _company_candidates(
         distance = process.cpdist(
             words[ta].tolist(), words[tb].tolist(), scorer=OSA.distance, workers=-1
         )
-        lengths = np.array([len(w) for w in words[np.r_[ta, tb]]]).reshape(2, -1)
+        lengths = t.lengths[ta], t.lengths[tb]
         close = (distance <= 1) & (ta != tb) & (np.abs(lengths[0] - lengths[1]) <= 1)
         held = pd.DataFrame({"token": code, "name": owner})
         typos = pd.DataFrame({"x": ta[close], "y": tb[close]})
