@@ -280,7 +280,15 @@ def test_linkable_companies_are_exactly_those_a_batch_company_name_agrees_with()
     policy = get_ingest_policies().matching
     rng = random.Random(3)
     words = ["comercial", "industria", "metalurgica", "agro", "tecnologia", "logistica"]
-    brands = [f"{rng.choice('bcdfglmnprstv')}{rng.choice('aeiou')}rvino{k}" for k in range(300)]
+    brands = list(
+        dict.fromkeys(
+            "".join(
+                rng.choice(letters)
+                for letters in ("bcdfglmnprstv", "aeiou", "rlmnst", "aeiou", "lmnrst", "aeiou")
+            )
+            for _ in range(300)
+        )
+    )
 
     def name() -> str:
         return f"{rng.choice(brands)} {rng.choice(words)}"
