@@ -7,7 +7,7 @@ our normalisation (folded names, E.164 phones, lower-case addresses, company key
 the comparison is of the matching alone. splink is configured as its documentation
 suggests for person data: blocking rules on each identifier, comparisons with term
 frequency adjustments on names, u estimated by random sampling and m by expectation
-maximisation, clusters at a match probability of 0.9.
+maximisation, clusters at match probabilities of 0.9, 0.99 and 0.999.
 """
 
 from __future__ import annotations

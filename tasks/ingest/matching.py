@@ -457,7 +457,6 @@ def _company_candidates(
     each pair sharing one is checked with OSA distance. With ``side``, only pairs of names
     on different sides (a batch against stored names).
     """
-    n = len(t.bounds) - 1
     rows = np.flatnonzero(eligible)
     coo = t.matrix[rows].tocoo()
     owner, code = rows[coo.row], coo.col.astype(np.int64)
@@ -783,9 +782,13 @@ def _guarded_labels(
             continue
         ax, ay = anchor.get(rx), anchor.get(ry)
         both = ax is not None and ay is not None and ax != ay
-        if both and g & GUARD_NAME and names is not None:
-            if not names_compatible(names.words(ax, cache), names.words(ay, cache)):  # type: ignore[arg-type]
-                continue
+        if (
+            both
+            and g & GUARD_NAME
+            and names is not None
+            and not names_compatible(names.words(ax, cache), names.words(ay, cache))  # type: ignore[arg-type]
+        ):
+            continue
         parent[ry] = rx
         for kind, joined in hy.items():
             hx.setdefault(kind, set()).update(joined)
