@@ -63,7 +63,8 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.bench_ingest --rows 200000
-	$(BIN)/python -m benchmarks.dedupe_quality 20000
+	$(BIN)/python -m benchmarks.dedupe_quality --rows 200000
+	$(BIN)/python -m benchmarks.dedupe_quality --rows 200000 --heldout
 
 bench-outreach: setup
 	$(BIN)/python -m benchmarks.bench_dispatch throughput 10000 --rounds 5

@@ -18,7 +18,8 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 from rapidfuzz import fuzz, process
-from scipy.sparse import coo_matrix
+from rapidfuzz.distance import OSA
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from config.policies import MatchingPolicy
@@ -28,9 +29,9 @@ RULES = {
     "contact": 0,
     "email": 1,
     "tax_id": 2,
-    "name_company": 3,
-    "name_domain": 4,
-    "phone_name": 5,
+    "phone_name": 3,
+    "name_company": 4,
+    "name_domain": 5,
     "fuzzy_name_company": 6,
 }
 RULE_NAMES = {v: k for k, v in RULES.items()}
@@ -344,11 +345,225 @@ def _name_similarity(names: pd.Series, a: np.ndarray, b: np.ndarray) -> np.ndarr
     )
 
 
-def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
+@dataclass(frozen=True)
+class CompanyTokens:
+    """What company names are made of: each name's distinct tokens, and how rare each is.
+
+    A token's weight is its inverse document frequency over the distinct names compared
+    (the batch's and the stored companies'), so an industry word or a legal form that
+    thousands of names share weighs little and a brand weighs much. On a handful of names
+    every weight is about equal, which still tells two brands apart.
+    """
+
+    code_list: list[int]  # token codes, name after name
+    bounds: list[int]  # name i's tokens are code_list[bounds[i] : bounds[i + 1]]
+    words: list[str]  # token text per code
+    weight: np.ndarray  # per code
+    distinctive: np.ndarray  # per code: rare enough to identify a company
+    matrix: csr_matrix  # names x tokens, 1 where a name holds a token
+    lengths: np.ndarray  # per code: letters in the token
+
+    def tokens(self, i: int) -> list[int]:
+        return self.code_list[self.bounds[i] : self.bounds[i + 1]]
+
+    @classmethod
+    def of(cls, names: np.ndarray, policy: MatchingPolicy) -> CompanyTokens:
+        split = pc.utf8_split_whitespace(pa.array(names.tolist(), type=pa.large_string()))
+        owner = pc.list_parent_indices(split).to_numpy().astype(np.int64)
+        code, words = pd.factorize(pc.list_flatten(split).to_numpy(zero_copy_only=False))
+        once = ~pd.Series(owner * (len(words) + 1) + code).duplicated().to_numpy()
+        owner, code = owner[once], code[once].astype(np.int64)
+        df = np.bincount(code, minlength=len(words))
+        n = len(names)
+        bounds = np.searchsorted(owner, np.arange(n + 1))  # owners arrive in order
+        return cls(
+            code_list=code.tolist(),
+            bounds=bounds.tolist(),
+            words=list(words),
+            weight=np.log1p(n / np.maximum(df, 1)),
+            distinctive=df <= max(2.0, policy.company_distinctive_share * n),
+            matrix=csr_matrix(
+                (np.ones(len(code), dtype=np.float64), (owner, code)), shape=(n, len(words))
+            ),
+            lengths=pd.Series(words, dtype="object").str.len().to_numpy(np.int64),
+        )
+
+
+def _one_typo_apart(x: str, y: str) -> bool:
+    """One keying error apart (a letter added, dropped, replaced, or two swapped), in words
+    of at least five letters: shorter words differ by a letter too often between real
+    brands. One error, not more, is what the deletion neighbourhood of
+    ``_company_candidates`` finds."""
+    if min(len(x), len(y)) < 5 or abs(len(x) - len(y)) > 1:
+        return False
+    # "Loja 12345" and "Loja 12346" are two shops: numbers are never typos of each other.
+    if not (x.isalpha() and y.isalpha()):
+        return False
+    return bool(OSA.distance(x, y, score_cutoff=1) <= 1)
+
+
+def company_names_agree(i: int, j: int, t: CompanyTokens, policy: MatchingPolicy) -> bool:
+    """Whether names ``i`` and ``j`` name one company: the tokens they share (equal, or at
+    most one pair of rare tokens one typo apart) include a distinctive one and outweigh
+    what either name adds.
+
+    Weighted, a name that only adds common words to the other ("Luvia" and "Luvia
+    Equipamentos Industriais") is the same company; names that share the common words and
+    differ in their brands ("Luvia Equipamentos Industriais", "Quintec Equipamentos
+    Industriais") are not, however long the shared part. A typo matches only between two
+    rare words, as a brand and its typo are; a typo in an industry word weighs little.
+    This is the reference ``_agreeing_pairs`` computes for many pairs at once.
+    """
+    a, b = set(t.tokens(i)), set(t.tokens(j))
+    common = a & b
+    typos = [
+        (x, y)
+        for x in a - b
+        for y in b - a
+        if t.distinctive[x] and t.distinctive[y] and _one_typo_apart(t.words[x], t.words[y])
+    ]
+    w = t.weight
+    base = float(sum(w[c] for c in common))
+    extra_a = float(sum(w[c] for c in a - common))
+    extra_b = float(sum(w[c] for c in b - common))
+    if any(t.distinctive[c] for c in common) and _agree(base, extra_a, extra_b, policy):
+        return True
+    return any(
+        _agree(base + (w[x] + w[y]) / 2, extra_a - w[x], extra_b - w[y], policy) for x, y in typos
+    )
+
+
+def _agree(shared: Any, extra_a: Any, extra_b: Any, policy: MatchingPolicy) -> Any:
+    """The share thresholds, for numbers or arrays alike."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        contained = shared / (shared + np.minimum(extra_a, extra_b))
+        overlap = shared / (shared + np.maximum(extra_a, extra_b))
+    return (contained >= policy.company_containment) & (overlap >= policy.company_overlap)
+
+
+# A block of names sharing a distinctive token (or one typo of it) is listed pair by pair
+# up to this size; a larger one is a token too common to tell companies apart.
+COMPANY_BLOCK = 300
+
+
+def _company_candidates(
+    t: CompanyTokens, eligible: np.ndarray, side: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Pairs (a < b) of eligible names sharing a distinctive token (x = y = -1), or
+    holding two distinctive tokens x and y one keying error apart.
+
+    Typo pairs of tokens are found among the distinct tokens, not the names: two words one
+    error apart share a form with one letter deleted (the deletion neighbourhood), and
+    each pair sharing one is checked with OSA distance. With ``side``, only pairs of names
+    on different sides (a batch against stored names).
+    """
+    rows = np.flatnonzero(eligible)
+    coo = t.matrix[rows].tocoo()
+    owner, code = rows[coo.row], coo.col.astype(np.int64)
+    keep = t.distinctive[code]
+    owner, code = owner[keep], code[keep]
+    ea, eb, _ = _listed_pairs(_groups(code, owner, COMPANY_BLOCK))
+    parts = [pd.DataFrame({"a": ea, "b": eb, "x": -1, "y": -1})]
+    used = np.unique(code).tolist()
+    form_token: list[int] = []
+    forms: list[str] = []
+    for c in used:
+        word = t.words[c]
+        if len(word) >= 5 and word.isalpha():
+            variants = {word, *(word[:k] + word[k + 1 :] for k in range(len(word)))}
+            form_token.extend([c] * len(variants))
+            forms.extend(variants)
+    if forms:
+        form_code = pd.factorize(pd.Series(forms, dtype="object"))[0]
+        ta, tb, _ = _listed_pairs(_groups(form_code, np.asarray(form_token), COMPANY_BLOCK))
+        ta, tb = np.divmod(
+            pd.unique(np.minimum(ta, tb) * len(t.words) + np.maximum(ta, tb)), len(t.words)
+        )
+        words = np.asarray(t.words, dtype=object)
+        distance = process.cpdist(
+            words[ta].tolist(), words[tb].tolist(), scorer=OSA.distance, workers=-1
+        )
+        lengths = t.lengths[ta], t.lengths[tb]
+        close = (distance <= 1) & (ta != tb) & (np.abs(lengths[0] - lengths[1]) <= 1)
+        held = pd.DataFrame({"token": code, "name": owner})
+        typos = pd.DataFrame({"x": ta[close], "y": tb[close]})
+        typos = typos.merge(held.rename(columns={"token": "x", "name": "a"}), on="x")
+        typos = typos.merge(held.rename(columns={"token": "y", "name": "b"}), on="y")
+        parts.append(typos[["a", "b", "x", "y"]])
+    pairs = pd.concat(parts, ignore_index=True)
+    swap = pairs["a"] > pairs["b"]
+    pairs.loc[swap, ["a", "b", "x", "y"]] = pairs.loc[swap, ["b", "a", "y", "x"]].to_numpy()
+    pairs = pairs[pairs["a"] != pairs["b"]]
+    if side is not None:
+        pairs = pairs[side[pairs["a"].to_numpy()] != side[pairs["b"].to_numpy()]]
+    return pairs.drop_duplicates().reset_index(drop=True)
+
+
+def _agreeing_pairs(
+    t: CompanyTokens, eligible: np.ndarray, policy: MatchingPolicy, side: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate pairs whose names agree (``company_names_agree``), weighed all at
+    once in sparse matrices: the equal tokens of a pair, plus its one typo pair if any."""
+    pairs = _company_candidates(t, eligible, side)
+    a, b = pairs["a"].to_numpy(np.int64), pairs["b"].to_numpy(np.int64)
+    x, y = pairs["x"].to_numpy(np.int64), pairs["y"].to_numpy(np.int64)
+    m = t.matrix
+    common = m[a].multiply(m[b])
+    shared = common @ t.weight
+    distinctive = (common @ t.distinctive.astype(np.float64)) > 0
+    total = m @ t.weight
+    extra_a, extra_b = total[a] - shared, total[b] - shared
+    typo = x >= 0
+    # A typo pair counts only between a token of one name that the other lacks, and back.
+    if typo.any():
+        x_in_b = np.asarray(m[b[typo], x[typo]]).ravel()
+        y_in_a = np.asarray(m[a[typo], y[typo]]).ravel()
+        typo[typo] = (x_in_b == 0) & (y_in_a == 0)
+    wx, wy = np.where(typo, t.weight[x], 0.0), np.where(typo, t.weight[y], 0.0)
+    agree = (distinctive | typo) & _agree(
+        shared + (wx + wy) / 2, extra_a - wx, extra_b - wy, policy
+    )
+    found = pd.unique(a[agree] * len(t.bounds) + b[agree])
+    return np.divmod(found, len(t.bounds))
+
+
+def free_mail_domains(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
+    """Per row, whether its email domain is free mail: listed as such when staged, or seen
+    with ``free_mail_min_companies`` company names or more, none of which holds most of
+    its rows (an internet provider's domain that the configured list does not know)."""
+    listed = frame["is_free_mail"].fillna(False).astype(bool)
+    seen = pd.DataFrame({"domain": frame["email_domain"], "company": frame["company_key"]})
+    seen = seen[_nonnull(seen["domain"]) & _nonnull(seen["company"]) & ~listed]
+    if seen.empty:
+        return listed
+    per = seen.value_counts()
+    names = per.groupby(level="domain").size()
+    top_share = per.groupby(level="domain").max() / per.groupby(level="domain").sum()
+    spread = names.index[(names >= policy.free_mail_min_companies) & (top_share < 0.5)]
+    return listed | frame["email_domain"].isin(set(spread)).fillna(False).astype(bool)
+
+
+def _names_fit(names: pd.Series, a: np.ndarray, b: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Whether the names of pairs ``which`` selects fit each other (``names_compatible``),
+    each of at least two words: a lone "maria" fits every Maria."""
+    out = np.zeros(len(a), dtype=bool)
+    values = names.to_numpy(dtype=object)
+    for k in np.flatnonzero(which).tolist():
+        x, y = values[a[k]].split(), values[b[k]].split()
+        out[k] = len(x) >= 2 and len(y) >= 2 and names_compatible(x, y)
+    return out
+
+
+def resolve_companies(
+    frame: pd.DataFrame, policy: MatchingPolicy, free: pd.Series | None = None
+) -> pd.Series:
     """A company cluster label per row (NA without company data).
 
-    Clusters unique keys, not rows: exact tax id, exact folded name, and fuzzy names that
-    differ by a typo (blocked by first and last three letters).
+    Clusters distinct names and tax ids: a tax id given with a name joins them; names
+    join when ``company_names_agree`` (rare tokens decide, not shared industry words),
+    strongest first, unless the join would bring together two different company tax ids
+    or two different corporate email domains seen with the names (``_guarded_labels``):
+    typos of a brand join it, a real brand one letter away with its own domain does not.
     """
     keys = frame["company_key"].astype("object")
     taxes = frame["company_tax_id"].astype("object")
@@ -361,16 +576,28 @@ def resolve_companies(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
     both = _nonnull(keys) & _nonnull(taxes)
     src = [pos.reindex(pd.Index("k:" + keys[both])).to_numpy()]
     dst = [pos.reindex(pd.Index("t:" + taxes[both])).to_numpy()]
-    uniq = pd.Series(keys[_nonnull(keys)].unique())
-    uniq = uniq[uniq.str.len() >= policy.company_min_length].reset_index(drop=True)
+    uniq = pd.Series(keys[_nonnull(keys)].unique(), dtype="object")
     uniq_nodes = pos.reindex("k:" + uniq).to_numpy()
-    uniq_values = uniq.to_numpy(dtype=object)
-    for block_key in (uniq.str[:3], uniq.str[-3:]):
-        blocks = _blocks(block_key, policy.max_block_size)
-        a, b, _ = _fuzzy_pairs(uniq_values, blocks, fuzz.ratio, policy.company_threshold)
-        src.append(uniq_nodes[a])
-        dst.append(uniq_nodes[b])
-    labels = _components(len(nodes), np.concatenate(src), np.concatenate(dst))
+    tokens = CompanyTokens.of(uniq.to_numpy(dtype=object), policy)
+    a, b = _agreeing_pairs(tokens, (uniq.str.len() >= policy.company_min_length).to_numpy(), policy)
+    src.append(uniq_nodes[a])
+    dst.append(uniq_nodes[b])
+    forced = sum(len(s) for s in src[:1])
+    # What tells two companies apart: a tax id (its own node) and the corporate domains
+    # seen with a name.
+    is_free = free if free is not None else frame["is_free_mail"].fillna(False).astype(bool)
+    domain = frame["email_domain"].where(~is_free.to_numpy(dtype=bool))
+    seen = pd.DataFrame({"node": ("k:" + keys).map(pos), "value": domain})
+    seen = seen.dropna().drop_duplicates()
+    tax_nodes = pos[pos.index.str.startswith("t:")].to_numpy()
+    evidence = {
+        "tax": (tax_nodes, tax_nodes),
+        "domain": (seen["node"].to_numpy(np.int64), pd.factorize(seen["value"])[0]),
+    }
+    a_all, b_all = np.concatenate(src), np.concatenate(dst)
+    rank = np.r_[np.zeros(forced, dtype=np.int64), np.ones(len(a_all) - forced, dtype=np.int64)]
+    guards = np.where(rank == 0, 0, GUARD_TAX | GUARD_DOMAIN)
+    labels = _guarded_labels(len(nodes), a_all, b_all, rank, np.zeros(len(a_all)), guards, evidence)
     label_of = pd.Series(labels, index=nodes)
     by_key = ("k:" + keys).map(label_of)
     by_tax = ("t:" + taxes).map(label_of)
@@ -382,11 +609,11 @@ def linkable_companies(
 ) -> pd.DataFrame:
     """The stored ``companies`` (company_id, company_key, company_tax_id) that a company of
     ``rows`` can resolve to by ``resolve_companies``' rules: the same tax id, the same
-    folded name, or a name within ``company_threshold`` in a shared block.
+    folded name, or a name that agrees (``company_names_agree``, token weights over the
+    batch's and every stored name).
 
     Only the rows' names are compared with stored names, never stored with stored, so a
-    small batch costs little however many companies are stored. A block too large for
-    ``resolve_companies`` to score is skipped here too.
+    small batch costs little however many companies are stored.
     """
     if companies.empty:  # a first load: nothing stored to compare with
         return companies
@@ -396,65 +623,184 @@ def linkable_companies(
     ours = pd.Series(keys[_nonnull(keys)].unique(), dtype="object")
     stored = companies["company_key"].astype("object")
     exact = stored.isin(set(ours)) | companies["company_tax_id"].isin(set(taxes[_nonnull(taxes)]))
-    long_stored = _nonnull(stored) & (stored.str.len() >= policy.company_min_length)
-    theirs = stored[long_stored].to_numpy(dtype=object)
-    values = np.concatenate(
-        [ours[ours.str.len() >= policy.company_min_length].to_numpy(dtype=object), theirs]
-    )
-    n_ours = len(values) - len(theirs)
-
-    def hits(block: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        mine, their = block
-        scores = process.cdist(
-            values[mine].tolist(),
-            theirs[their].tolist(),
-            scorer=fuzz.ratio,
-            score_cutoff=policy.company_threshold,
-            dtype=np.uint8,
-        )
-        return their[scores.any(axis=0)]
-
-    fuzzy = np.zeros(len(theirs), dtype=bool)
-    for start, stop in ((0, 3), (-3, None)):
-        codes, _ = pd.factorize(pd.Series(values, dtype="object").str.slice(start, stop))
-        a, b, large = _cross_pairs(codes[:n_ours], codes[n_ours:], policy.max_block_size)
-        _, found, _ = _scored(values, a, b + n_ours, fuzz.ratio, policy.company_threshold)
-        fuzzy[found - n_ours] = True
-        # cdist releases the GIL, as in _candidate_pairs.
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            for their_hits in pool.map(hits, large):
-                fuzzy[their_hits] = True
+    has_key = _nonnull(stored).to_numpy()
+    theirs = stored[has_key].to_numpy(dtype=object)
+    values = np.concatenate([ours.to_numpy(dtype=object), theirs])
+    side = np.r_[np.zeros(len(ours), dtype=bool), np.ones(len(theirs), dtype=bool)]
+    tokens = CompanyTokens.of(values, policy)
+    long_enough = pd.Series(values).str.len().to_numpy() >= policy.company_min_length
+    a, b = _agreeing_pairs(tokens, long_enough, policy, side)
+    found = np.r_[a[side[a]], b[side[b]]] - len(ours)
     linked = exact.to_numpy(dtype=bool, copy=True)
-    linked[np.flatnonzero(long_stored.to_numpy())[fuzzy]] = True
+    linked[np.flatnonzero(has_key)[found]] = True
     return companies[linked]
 
 
-def _cross_pairs(
-    ours: np.ndarray, theirs: np.ndarray, max_size: int
-) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
-    """Every (ours, theirs) pair of positions sharing a block code, for blocks of at most
-    ``max_size`` members in all: listed when a block has few pairs, and the larger blocks
-    returned whole as (our positions, their positions) for ``cdist``."""
-    n = int(max(ours.max(initial=-1), theirs.max(initial=-1))) + 1
-    our_count, their_count = np.bincount(ours, minlength=n), np.bincount(theirs, minlength=n)
-    our_order, their_order = np.argsort(ours, kind="stable"), np.argsort(theirs, kind="stable")
-    our_start, their_start = np.cumsum(our_count) - our_count, np.cumsum(their_count) - their_count
-    shared = (our_count > 0) & (their_count > 0) & (our_count + their_count <= max_size)
-    pairs = our_count * their_count
-    listed = np.flatnonzero(shared & (pairs <= SMALL_BLOCK**2))
-    counts = pairs[listed]
-    block = np.repeat(listed, counts)
-    offset = np.arange(len(block)) - np.repeat(np.cumsum(counts) - counts, counts)
-    a = our_order[our_start[block] + offset // their_count[block]]
-    b = their_order[their_start[block] + offset % their_count[block]]
-    large = [
-        (
-            our_order[our_start[g] : our_start[g] + our_count[g]],
-            their_order[their_start[g] : their_start[g] + their_count[g]],
-        )
-        for g in np.flatnonzero(shared & (pairs > SMALL_BLOCK**2))
-    ]
-    return a.astype(np.int64), b.astype(np.int64), large
+GUARD_TAX = 1
+GUARD_DOMAIN = 2
+GUARD_ADDRESS = 4  # two addresses at one domain
+GUARD_NAME = 8  # two names neither of which holds the other's words
+
+
+def _name_typo(x: str, y: str) -> bool:
+    """One keying error apart, in a name word ("jse" for "jose", "gmes" for "gomes"): names
+    are compared only within one company, phone or address, where a letter tells fewer
+    people apart than among all company names."""
+    if min(len(x), len(y)) < 3 or max(len(x), len(y)) < 4 or abs(len(x) - len(y)) > 1:
+        return False
+    return bool(OSA.distance(x, y, score_cutoff=1) <= 1)
+
+
+def names_compatible(x: list[str], y: list[str]) -> bool:
+    """Whether two folded names can be one person's: every word of the shorter is a word
+    of the longer (equal or one typo apart), each used once. "luis nogueira" fits "luis
+    carvalho nogueira" and "luis nogueira vaz"; those two do not fit each other."""
+    short, long = (x, y) if len(x) <= len(y) else (y, x)
+    rest = list(long)
+    for word in short:
+        hit = next((w for w in rest if w == word), None)
+        if hit is None:
+            hit = next((w for w in rest if _name_typo(w, word)), None)
+        if hit is None:
+            return False
+        rest.remove(hit)
+    return True
+
+
+@dataclass(frozen=True)
+class NameEvidence:
+    """The folded name of each row that has one, as codes into ``keys``."""
+
+    nodes: np.ndarray
+    codes: np.ndarray
+    keys: np.ndarray  # folded name per code
+
+    def words(self, code: int, cache: dict[int, list[str]]) -> list[str]:
+        if code not in cache:
+            cache[code] = str(self.keys[code]).split()
+        return cache[code]
+
+
+def _name_conflicts(
+    labels: np.ndarray, names: NameEvidence, cache: dict[int, list[str]]
+) -> np.ndarray:
+    """The components holding a name that does not fit their longest name."""
+    held = pd.DataFrame({"c": labels[names.nodes], "code": names.codes}).drop_duplicates()
+    keys = pd.Series(names.keys, dtype="object")
+    held["words"] = keys.str.count(" ").to_numpy()[held["code"].to_numpy()]
+    held["chars"] = keys.str.len().to_numpy()[held["code"].to_numpy()]
+    held = held.sort_values(["c", "words", "chars"], ascending=[True, False, False])
+    anchor = held.groupby("c")["code"].transform("first").to_numpy()
+    other = held["code"].to_numpy() != anchor
+    out = np.zeros(int(labels.max(initial=-1)) + 1, dtype=bool)
+    for c, code, top in zip(
+        held["c"].to_numpy()[other].tolist(),
+        held["code"].to_numpy()[other].tolist(),
+        anchor[other].tolist(),
+        strict=True,
+    ):
+        if not out[c] and not names_compatible(names.words(code, cache), names.words(top, cache)):
+            out[c] = True
+    return out
+
+
+def _guarded_labels(
+    n: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    rank: np.ndarray,
+    score: np.ndarray,
+    guards: np.ndarray,
+    evidence: dict[str, tuple[np.ndarray, np.ndarray]],
+    address_domain: np.ndarray | None = None,
+    names: NameEvidence | None = None,
+) -> np.ndarray:
+    """Connected components of the links (a, b), except that a link whose ``guards`` bit
+    for an evidence kind is set never joins two groups each holding a value of that kind
+    the other lacks (two tax ids, two corporate domains; ``address``: two addresses at one
+    domain), nor (``GUARD_NAME``) two groups whose longest names do not fit each other.
+    Links are taken strongest first (``rank``, then ``score``).
+
+    A plain closure chains: a row links to a homonym who links to a third. Guarding the
+    closure, not only the pairs, stops the chain at the first link that would join two
+    groups the evidence tells apart. Only components whose plain closure holds two values
+    of a kind (or a name that does not fit its longest) are walked link by link, in
+    Python; the rest keep their plain labels.
+    """
+    labels = _components(n, a, b)
+    cache: dict[int, list[str]] = {}
+    conflicted = np.zeros(int(labels.max(initial=-1)) + 1, dtype=bool)
+    for nodes, values in evidence.values():
+        if len(nodes):
+            held = pd.DataFrame({"c": labels[nodes], "v": values}).drop_duplicates()
+            counts = held["c"].value_counts()
+            conflicted[counts.index[counts.to_numpy() >= 2].to_numpy()] = True
+    if names is not None and len(names.nodes):
+        conflicted |= _name_conflicts(labels, names, cache)
+    if not conflicted.any():
+        return labels
+    inside = conflicted[labels[a]]
+    order = np.lexsort((-score[inside], rank[inside]))
+    ea, eb, eg = a[inside][order], b[inside][order], guards[inside][order]
+    members = np.flatnonzero(conflicted[labels])
+    held_by: dict[int, dict[str, set[int]]] = {int(v): {} for v in members}
+    for kind, (nodes, values) in evidence.items():
+        keep = conflicted[labels[nodes]]
+        for node, value in zip(nodes[keep].tolist(), values[keep].tolist(), strict=True):
+            held_by[node].setdefault(kind, set()).add(value)
+    anchor: dict[int, int] = {}
+    if names is not None:
+        keep = conflicted[labels[names.nodes]]
+        anchor = dict(zip(names.nodes[keep].tolist(), names.codes[keep].tolist(), strict=True))
+    parent = {int(v): int(v) for v in members}
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def clash(kind: str, x: set[int], y: set[int]) -> bool:
+        if kind == "address" and address_domain is not None:
+            # Different addresses at one domain are two people; at two domains, a move.
+            return bool({address_domain[v] for v in x - y} & {address_domain[v] for v in y - x})
+        return bool(x - y) and bool(y - x)
+
+    def longer(u: int, v: int) -> int:
+        assert names is not None
+        return u if len(names.words(u, cache)) >= len(names.words(v, cache)) else v
+
+    bits = {"tax": GUARD_TAX, "domain": GUARD_DOMAIN, "address": GUARD_ADDRESS}
+    for x, y, g in zip(ea.tolist(), eb.tolist(), eg.tolist(), strict=True):
+        rx, ry = root(x), root(y)
+        if rx == ry:
+            continue
+        hx, hy = held_by[rx], held_by[ry]
+        if any(
+            g & bits[kind] and clash(kind, hx[kind], hy[kind]) for kind in hx.keys() & hy.keys()
+        ):
+            continue
+        ax, ay = anchor.get(rx), anchor.get(ry)
+        both = ax is not None and ay is not None and ax != ay
+        if (
+            both
+            and g & GUARD_NAME
+            and names is not None
+            and not names_compatible(names.words(ax, cache), names.words(ay, cache))  # type: ignore[arg-type]
+        ):
+            continue
+        parent[ry] = rx
+        for kind, joined in hy.items():
+            hx.setdefault(kind, set()).update(joined)
+        del held_by[ry]
+        if both:
+            anchor[rx] = longer(ax, ay)  # type: ignore[arg-type]
+        elif ay is not None:
+            anchor[rx] = ay
+    out = labels.copy()
+    roots = np.array([root(int(v)) for v in members], dtype=np.int64)
+    out[members] = len(conflicted) + roots
+    return out
 
 
 def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -480,10 +826,16 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
         add("contact", *_exact_pairs(frame["contact_id"]))
     a, b = _exact_pairs(frame["email"])
     sim = _name_similarity(names, a, b)
-    keep = (sim < 0) | (sim >= policy.email_name_conflict)  # a shared mailbox is not a person
+    role = role_mailbox(frame["email"], policy).to_numpy()[a]
+    # A shared mailbox is not a person: names on it must agree as on a shared phone.
+    need = np.where(role, policy.phone_name_threshold, policy.email_name_conflict)
+    keep = (sim < 0) | (sim >= need)
     add("email", a[keep], b[keep], np.where(sim[keep] < 0, 100.0, sim[keep]))
-    add("tax_id", *_exact_pairs(frame["person_tax_id"]))
     has_name = _nonnull(names)
+    # The star above compares each row with the first on the address or phone only; rows
+    # with the same name on it are one person whoever came first.
+    add("email", *_exact_pairs(_joined(frame["email"], names).where(has_name)))
+    add("tax_id", *_exact_pairs(frame["person_tax_id"]))
     add(
         "name_company",
         *_exact_pairs(_joined(names, org).where(has_name & org.notna())),
@@ -491,7 +843,10 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     corporate = frame["email_domain"].where(~frame["is_free_mail"].fillna(False).astype(bool))
     add("name_domain", *_exact_pairs(_joined(names, corporate).where(has_name)))
     emails = frame["email"].to_numpy(dtype=object)
-    free = frame["is_free_mail"].fillna(False).astype(bool).to_numpy()
+    # A shared mailbox is nobody's own address: it tells no two people apart.
+    free = (
+        frame["is_free_mail"].fillna(False).astype(bool) | role_mailbox(frame["email"], policy)
+    ).to_numpy()
 
     def work_email_conflict(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Two different work addresses mean two people (the near-miss), whatever the names."""
@@ -506,10 +861,15 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
 
     a, b = _exact_pairs(frame["phone"])
     sim = _name_similarity(names, a, b)
+    # A name shortened on one badge ("Carlos Moreira", "Carlos Gusmão Moreira") is below
+    # any threshold and still fits the other (names_compatible); the closure's name guard
+    # keeps a switchboard from gathering several such people.
+    fits = _names_fit(names, a, b, (sim >= 0) & (sim < policy.phone_name_threshold))
     keep = (sim < 0) | (
-        (sim >= policy.phone_name_threshold) & ((sim == 100) | ~work_email_conflict(a, b))
+        ((sim >= policy.phone_name_threshold) | fits) & ((sim == 100) | ~work_email_conflict(a, b))
     )
     add("phone_name", a[keep], b[keep], np.where(sim[keep] < 0, 100.0, sim[keep]))
+    add("phone_name", *_exact_pairs(_joined(frame["phone"], names).where(has_name)))
 
     # Fuzzy names only inside one company (or one corporate domain): typos and middle names
     # of the same person, never two people who merely share a surname elsewhere.
@@ -534,6 +894,74 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     return edges
 
 
+# Which evidence each rule's links must not contradict (see _guarded_labels): a stored
+# contact's own lines and a shared personal tax id are the person; everything else is
+# evidence that two groups of rows could still be two people.
+RULE_GUARDS = {
+    "contact": 0,
+    "email": GUARD_TAX,
+    "tax_id": 0,
+    "phone_name": GUARD_TAX | GUARD_ADDRESS | GUARD_NAME,
+    "name_company": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
+    "name_domain": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
+    "fuzzy_name_company": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
+}
+
+
+def role_mailbox(emails: pd.Series, policy: MatchingPolicy) -> pd.Series:
+    """Whether each address is a shared mailbox by its local part (info@, compras@)."""
+    text = pa.array(emails.astype("string").array, type=pa.large_string())
+    local = pc.replace_substring_regex(text, "@.*$", "")
+    roles = pa.array(sorted(set(policy.role_mailboxes)), type=pa.large_string())
+    return pd.Series(
+        pc.fill_null(pc.is_in(local, roles), False).to_numpy(zero_copy_only=False),
+        index=emails.index,
+    )
+
+
+def person_labels(frame: pd.DataFrame, links: pd.DataFrame, policy: MatchingPolicy) -> np.ndarray:
+    """A person label per row of ``frame``: the closure of ``links``, guarded so that no
+    chain of links joins two personal tax ids, two corporate email domains (unless a
+    personal identifier links them directly: a move to another company) or two work
+    addresses at one domain.
+
+    A work address shared by rows whose names disagree is a shared mailbox (compras@,
+    info@), not evidence of a person, and is left out.
+    """
+    free = frame["is_free_mail"].fillna(False).astype(bool).to_numpy()
+    email = frame["email"].astype("object").where(~free)
+    a, b = _exact_pairs(email)
+    sim = _name_similarity(frame["name_key"], a, b)
+    shared = set(email.to_numpy()[a[(sim >= 0) & (sim < policy.email_name_conflict)]])
+    email = email.where(~email.isin(shared) & ~role_mailbox(email, policy))
+    domain = frame["email_domain"].astype("object").where(~free)
+    evidence: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for kind, values in (("tax", frame["person_tax_id"]), ("domain", domain), ("address", email)):
+        held = _nonnull(values).to_numpy()
+        evidence[kind] = (np.flatnonzero(held), pd.factorize(values[held])[0])
+    held = _nonnull(email).to_numpy()
+    address_codes, addresses = pd.factorize(email[held])
+    domain_codes = pd.factorize(np.array([a.rpartition("@")[2] for a in addresses], dtype=object))[
+        0
+    ]
+    evidence["address"] = (np.flatnonzero(held), address_codes)
+    held = _nonnull(frame["name_key"]).to_numpy()
+    name_codes, name_keys = pd.factorize(frame["name_key"].astype("object")[held])
+    names = NameEvidence(np.flatnonzero(held), name_codes, np.asarray(name_keys, dtype=object))
+    rule = links["rule"].to_numpy()
+    return _guarded_labels(
+        len(frame),
+        links["a"].to_numpy(np.int64),
+        links["b"].to_numpy(np.int64),
+        pd.Series(rule).map(RULES).to_numpy(np.int64),
+        links["score"].to_numpy(float),
+        pd.Series(rule).map(RULE_GUARDS).to_numpy(np.int64),
+        evidence,
+        domain_codes,
+        names,
+    )
+
+
 def match_rows(rows: pd.DataFrame, known: pd.DataFrame, policy: MatchingPolicy) -> pd.DataFrame:
     """Resolve ``rows`` (in file order) against each other and against ``known`` contacts.
 
@@ -547,9 +975,11 @@ def match_rows(rows: pd.DataFrame, known: pd.DataFrame, policy: MatchingPolicy) 
     known_part = known.reindex(columns=[*KEY_COLUMNS, "contact_id", "company_id"])
     new_part = rows.reindex(columns=KEY_COLUMNS).assign(contact_id=None, company_id=None)
     frame = pd.concat([known_part, new_part], ignore_index=True)
+    frame["is_free_mail"] = free_mail_domains(frame, policy)
     org = resolve_companies(frame, policy)
     links = link_rows(frame, org, policy)
-    labels = _components(len(frame), links["a"].to_numpy(np.int64), links["b"].to_numpy(np.int64))
+    labels = person_labels(frame, links, policy)
+    links = links[labels[links["a"].to_numpy(np.int64)] == labels[links["b"].to_numpy(np.int64)]]
 
     best = pd.concat(
         [

@@ -309,7 +309,9 @@ def test_a_new_batch_reads_only_the_stored_contacts_it_can_link_to(
         FAIR_HEADER
         + "Ana,Souza,ana@acme-tools.com.br,,Head of Purchasing,,BR\n"  # email
         + "Bruno,Lima,,,Engineer,11 91234-5678,BR\n"  # phone and name
-        + "Carla,Dias,c.dias@initech.com,,CFO,,US\n"  # name and corporate domain
+        # Name and corporate domain: a shared mailbox there (another personal address at
+        # the same domain would be a namesake colleague).
+        + "Carla,Dias,compras@initech.com,,CFO,,US\n"
         + "Fabio,Nunes,fabio@acme-tools.com.br,Acme Feramentas Ltda,Buyer,,BR\n",  # typo
         encoding="utf-8",
     )

@@ -20,12 +20,17 @@ from tasks.ingest.mapping import map_columns
 from tasks.ingest.matching import (
     LISTED_GROUP,
     SLICE_MIN_ROWS,
+    CompanyTokens,
     _blocks,
     _fuzzy_pairs,
     _letter_counts,
     _token_set_pairs,
+    company_names_agree,
+    free_mail_domains,
     linkable_companies,
     match_rows,
+    person_labels,
+    resolve_companies,
 )
 from tasks.ingest.normalize import normalize_table
 
@@ -269,35 +274,147 @@ def test_a_large_block_scored_a_slice_at_a_time_finds_every_pair_scoring_each_wo
     assert got == want and len(want) > 100
 
 
-def test_linkable_companies_are_exactly_those_a_batch_company_matches_in_a_shared_block() -> None:
-    """Against every (batch, stored) pair of a shared block scored directly: blocks with
-    few pairs are listed, large ones go through cdist, and both must find the same."""
+def test_linkable_companies_are_exactly_those_a_batch_company_name_agrees_with() -> None:
+    """Against every (batch, stored) pair scored directly: the candidates (shared
+    distinctive tokens and their one-deletion forms) miss no pair that agrees."""
     policy = get_ingest_policies().matching
     rng = random.Random(3)
-    words = ["comercial", "industria", "grupo", "metal", "agro", "tec", "sul", "norte"]
+    words = ["comercial", "industria", "metalurgica", "agro", "tecnologia", "logistica"]
+    brands = list(
+        dict.fromkeys(
+            "".join(
+                rng.choice(letters)
+                for letters in ("bcdfglmnprstv", "aeiou", "rlmnst", "aeiou", "lmnrst", "aeiou")
+            )
+            for _ in range(300)
+        )
+    )
 
     def name() -> str:
-        return f"{rng.choice(words)} {rng.choice(words)} {rng.randint(1, 60)}"
+        return f"{rng.choice(brands)} {rng.choice(words)}"
 
     def typo(s: str) -> str:
         i = rng.randrange(len(s))
         return s[:i] + rng.choice("aeiorst") + s[i + 1 :]
 
-    stored = [name() for _ in range(400)]
+    stored = list(dict.fromkeys(name() for _ in range(400)))
     ours = [typo(rng.choice(stored)) for _ in range(60)] + [name() for _ in range(60)]
     companies = pd.DataFrame(
-        {"company_id": range(1, 401), "company_key": stored, "company_tax_id": None}
+        {"company_id": range(1, len(stored) + 1), "company_key": stored, "company_tax_id": None}
     )
     rows = pd.DataFrame({"company_key": ours, "company_tax_id": None})
     found = set(linkable_companies(rows, companies, policy)["company_id"])
 
-    def matches(a: str, b: str) -> bool:
-        shares_block = a[:3] == b[:3] or a[-3:] == b[-3:]
-        return a == b or (shares_block and fuzz.ratio(a, b) >= policy.company_threshold)
-
+    uniq = list(dict.fromkeys(ours))
+    tokens = CompanyTokens.of(np.array(uniq + stored, dtype=object), policy)
     expected = {
         cid
-        for cid, theirs in zip(companies["company_id"], stored, strict=True)
-        if any(matches(a, theirs) for a in ours)
+        for k, cid in enumerate(companies["company_id"])
+        if stored[k] in set(ours)
+        or any(company_names_agree(i, len(uniq) + k, tokens, policy) for i in range(len(uniq)))
     }
-    assert found == expected and len(expected) > 60
+    assert found == expected and len(expected) > 20
+
+
+def staged(rows: list[list[str]]) -> pd.DataFrame:
+    policies = get_ingest_policies()
+    table = RawTable(header=HEADER, rows=list(enumerate(rows, start=1)))
+    return normalize_table(
+        table,
+        map_columns(HEADER, policies.sources),
+        policies.sources,
+        default_region="PT",
+        timezone="UTC",
+        max_field_chars=1000,
+    )
+
+
+GENERIC = [
+    "Luvia Equipamentos Industriais, Lda.",
+    "Quintec Equipamentos Industriais, Lda.",
+    "Rimar Equipamentos Industriais, LDA",
+]
+
+
+def test_companies_sharing_only_generic_words_are_different_companies() -> None:
+    """Many brands with the same industry words and legal form: each brand is its own
+    company, while a typo of the brand and the brand alone still join it."""
+    policy = get_ingest_policies().matching
+    others = [f"{b}tex Equipamentos Industriais, Lda." for b in ("Ab", "Bo", "Cu", "Di", "Ev")]
+    spellings = [*GENERIC, *others, "Luiva Equipamentos Industriais Lda", "LUVIA, LDA."]
+    rows = [
+        ["Ana", "Costa", "", company, f"+35191{k:07d}", "Compradora"]
+        for k, company in enumerate(spellings)
+    ]
+    org = resolve_companies(staged(rows), policy)
+    assert org.iloc[:8].nunique() == 8  # eight brands, eight companies
+    assert org.iloc[8] == org.iloc[0] and org.iloc[9] == org.iloc[0]  # Luvia, as typed
+
+
+def test_the_same_name_at_two_generic_named_companies_is_two_people() -> None:
+    rows = [
+        ["Luís", "Carvalho", "", GENERIC[0], "+351912000001", "Comprador"],
+        ["Luís", "Carvalho", "", GENERIC[1], "+351912000002", "Comprador"],
+        ["Luís", "Carvalho", "", GENERIC[2], "+351912000003", "Comprador"],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].nunique() == 3
+
+
+def test_fuzzy_names_do_not_chain_two_people_through_a_shorter_name() -> None:
+    """ "Luís Nogueira" fits both "Luís Carvalho Nogueira" and "Luís Nogueira Vaz" (a
+    dropped surname), but those two are not one person: the closure stops the chain."""
+    rows = [
+        ["Luís", "Carvalho Nogueira", "", GENERIC[0], "+351912000001", "Comprador"],
+        ["Luís", "Nogueira", "", GENERIC[0], "", "Comprador"],
+        ["Luís", "Nogueira Vaz", "", GENERIC[0], "+351912000003", "Comprador"],
+    ]
+    rows[1][2] = "luis.nogueira@gmail.com"
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].iloc[0] != out["leader"].iloc[2]
+    assert out["leader"].nunique() == 2  # the short name joins one of them, not both
+
+
+def test_links_never_chain_across_two_corporate_domains() -> None:
+    """Two pairwise links (same name within a company, twice) would join rows at two
+    corporate domains; the guarded closure refuses the second."""
+    frame = staged(
+        [
+            ["Luís", "Carvalho", "luis.carvalho@luvia.pt", GENERIC[0], "", "Comprador"],
+            ["Luís", "Carvalho", "", GENERIC[0], "+351912000002", "Comprador"],
+            ["Luís", "Carvalho", "lcarvalho@rimar.pt", GENERIC[0], "", "Comprador"],
+        ]
+    )
+    links = pd.DataFrame({"a": [0, 1], "b": [1, 2], "rule": "name_company", "score": 100.0})
+    labels = person_labels(frame, links, get_ingest_policies().matching)
+    assert labels[0] != labels[2] and labels[1] in (labels[0], labels[2])
+
+
+def test_links_never_chain_across_two_personal_tax_ids() -> None:
+    frame = staged(
+        [
+            ["Ana", "Costa", "ana@gmail.com", "Luvia", "", "Compradora"],
+            ["Ana", "Costa", "", "Luvia", "+351912000002", "Compradora"],
+            ["Ana", "Costa", "ana.costa@gmail.com", "Luvia", "", "Compradora"],
+        ]
+    ).assign(person_tax_id=["123456789", None, "234567891"])
+    links = pd.DataFrame({"a": [0, 1], "b": [1, 2], "rule": "phone_name", "score": 100.0})
+    labels = person_labels(frame, links, get_ingest_policies().matching)
+    assert labels[0] != labels[2]
+
+
+def test_a_free_mail_domain_missing_from_the_list_is_recognised_by_its_many_companies() -> None:
+    """netcabo.pt is an internet provider's domain: the same name there at two companies
+    is two people, not one by the "same name at one domain" rule."""
+    companies = ["Luvia", "Quintec", "Rimar", "Abtex", "Botex", "Cutex"]
+    rows = [
+        ["João", "Silva", f"joao.silva{k}@netcabo.pt", c, f"+35191{k:07d}", "Comprador"]
+        for k, c in enumerate(companies)
+    ]
+    rows.append(["João", "Silva", "", "Quintec", "+351939999999", "Comprador"])
+    rows[1][2] = "joaosilva@netcabo.pt"
+    frame = staged(rows)
+    policy = get_ingest_policies().matching
+    assert free_mail_domains(frame, policy).iloc[:6].all()
+    out = match_rows(frame, pd.DataFrame(), policy)
+    assert out["leader"].iloc[0] != out["leader"].iloc[1]
