@@ -63,17 +63,21 @@ def document_errors(app: FastAPI) -> None:
                 # A body that is not JSON at all is refused before validation, with 400.
                 extra = (400,) if "requestBody" in operation else ()
                 for code in (*COMMON, *extra):
-                    responses.setdefault(
-                        str(code),
-                        {
-                            "description": _MEANING[code],
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/ErrorBody"}
-                                }
-                            },
+                    documented = {
+                        "description": _MEANING[code],
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                            }
                         },
-                    )
+                    }
+                    if code == 422:
+                        # Replaces FastAPI's HTTPValidationError: a route may refuse a body
+                        # that validates with its own list of problems (a contract's
+                        # file/row/field/reason), and ErrorBody admits both shapes.
+                        responses[str(code)] = documented
+                    else:
+                        responses.setdefault(str(code), documented)
         app.openapi_schema = schema
         return schema
 
