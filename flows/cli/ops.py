@@ -71,7 +71,7 @@ def render_daily_summary(
         f"Database:  {settings.resolved_database_url().split('///')[-1]}",
         f"Reports:   {data_dir / 'reports'}   {mail}",
         "Exports:   accountflow export rows|contacts|quarantine|messages|complaints|outbox"
-        "|competitor-changes",
+        "|contracts|obligations|competitor-changes|audit",
     ]
     if pages is None:
         out.append(
