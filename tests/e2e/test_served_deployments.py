@@ -113,6 +113,17 @@ def test_a_run_triggered_with_parameters_completes_and_publishes_its_summary(
     _screens(prefect_server, run["id"])
 
 
+def _rendered(url: str, *texts: str, attempts: int = 3) -> str:
+    """The page's DOM once it shows ``texts``: the UI fetches its data after the first paint,
+    and on a loaded machine the virtual time budget can end before the answer arrives."""
+    dom = ""
+    for _ in range(attempts):
+        dom = _chromium(url, "--dump-dom")
+        if all(text in dom for text in texts):
+            break
+    return dom
+
+
 def _chromium(url: str, *extra: str) -> str:
     assert CHROMIUM is not None
     done = subprocess.run(
@@ -145,9 +156,11 @@ def _screens(server: PrefectServer, run_id: str) -> None:
         if os.environ.get("ACCOUNTFLOW_UPDATE_SCREENSHOTS")
         else Path(os.environ.get("TMPDIR", "/tmp"))
     )
-    dom = _chromium(f"{server.url}/v2/deployments", "--dump-dom")
+    dom = _rendered(f"{server.url}/v2/deployments", "daily-pipeline", "ingest-exhibition-leads")
     assert "daily-pipeline" in dom and "ingest-exhibition-leads" in dom
-    run_dom = _chromium(f"{server.url}/v2/runs/flow-run/{run_id}?tab=Artifacts", "--dump-dom")
+    run_dom = _rendered(
+        f"{server.url}/v2/runs/flow-run/{run_id}?tab=Artifacts", "ingest-exhibition-summary"
+    )
     assert "ingest-exhibition-summary" in run_dom
     for name, url in (
         ("deployments", f"{server.url}/v2/deployments"),
