@@ -112,6 +112,7 @@ async def redrive_outreach(
     ids: list[int] | None = None,
     campaign: str | None = None,
     confirm_unknown: bool = False,
+    requested_by: str = "",
 ) -> State[dict[str, object]]:
     """Make chosen failed rows due again (by outbox ``ids`` from the failed-outreach table,
     and/or a whole ``campaign``); the next dispatch run sends them.
@@ -123,13 +124,15 @@ async def redrive_outreach(
         ids: Outbox ids, from the `id` column of the failed-outreach table.
         campaign: Every failed row of this campaign (with ids: only those of it).
         confirm_unknown: Also resend rows whose first send may have arrived (checked).
+        requested_by: Your name, for the audit trail (the UI has no login, so it is
+            recorded as declared, with this run).
     """
     with one_sync_client():
         try:
             check_choice(campaign, ids)
         except RedriveChoiceError as exc:
             return Failed(message=str(exc))
-        result = redrive_rows(campaign, ids, confirm_unknown)
+        result = redrive_rows(campaign, ids, confirm_unknown, requested_by)
         publish_failed_outreach()
         data = {
             "redriven": result.redriven,

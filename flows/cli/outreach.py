@@ -111,11 +111,10 @@ def register(app: typer.Typer) -> None:
         """
         from tasks.governance.service import audit_act
         from tasks.governance.team import GovernanceError
-        from tasks.outreach.failed import RedriveChoiceError, redrive
+        from tasks.outreach.failed import RedriveChoiceError, redrive, redrive_audit_terms
 
         # Who redrove (and who confirmed unknown rows) is audited in the same transaction.
-        action = "outreach.confirm_unknown" if confirm_unknown else "outreach.redrive"
-        target = f"campaign:{campaign or '*'} ids:{','.join(map(str, ids or [])) or '*'}"
+        action, target = redrive_audit_terms(campaign, ids, confirm_unknown)
         try:
             result = redrive(
                 datetime.now(UTC),

@@ -234,3 +234,18 @@ def audit_act(
         actor = authenticate(s, token)
     store.append_audit(s, actor, action, target, before, after)
     return actor
+
+
+def audit_ui_act(
+    s: Session, requested_by: str | None, run: str, action: str, target: str, after: Any
+) -> str:
+    """Audit an act asked for in the Prefect UI (a deployment's form), in its transaction.
+
+    Prefect's open-source UI has no login, so the name is the one typed in the form, kept
+    as declared and marked so, beside the flow run that carried it out; an audit reader
+    can tell it from a token-authenticated act. Returns the actor as recorded.
+    """
+    name = " ".join((requested_by or "").split())[:80] or "unnamed"
+    actor = f"prefect-ui:{name} (declared; flow run {run})"
+    store.append_audit(s, actor, action, target, None, after)
+    return actor

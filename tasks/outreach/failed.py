@@ -173,6 +173,15 @@ def check_choice(campaign: str | None, ids: Sequence[int] | None) -> None:
         raise RedriveChoiceError("choose rows by ids and/or a campaign")
 
 
+def redrive_audit_terms(
+    campaign: str | None, ids: Sequence[int] | None, confirm_unknown: bool
+) -> tuple[str, str]:
+    """The audit's action and target for a redrive, the same from the CLI and the UI."""
+    action = "outreach.confirm_unknown" if confirm_unknown else "outreach.redrive"
+    target = f"campaign:{campaign or '*'} ids:{','.join(map(str, ids or [])) or '*'}"
+    return action, target
+
+
 def redrive(
     now: datetime,
     *,

@@ -16,6 +16,7 @@ from tasks.outreach.failed import (
     RedriveResult,
     load_report,
     redrive,
+    redrive_audit_terms,
 )
 
 # The table shows this many rows (the oldest first); the CLI and exports show them all.
@@ -93,9 +94,27 @@ def publish_failed_outreach() -> int:
 
 @task(name="redrive-rows", cache_policy=NO_CACHE)
 def redrive_rows(
-    campaign: str | None, ids: list[int] | None, confirm_unknown: bool
+    campaign: str | None,
+    ids: list[int] | None,
+    confirm_unknown: bool,
+    requested_by: str | None = None,
 ) -> RedriveResult:
-    """Make the chosen rows due again (tasks.outreach.failed.redrive's rules)."""
-    result = redrive(datetime.now(UTC), campaign=campaign, ids=ids, confirm_unknown=confirm_unknown)
+    """Make the chosen rows due again (tasks.outreach.failed.redrive's rules), audited
+    as asked for in the UI by ``requested_by``, in the redrive's own transaction."""
+    from prefect.runtime import flow_run
+
+    from tasks.governance.service import audit_ui_act
+
+    action, target = redrive_audit_terms(campaign, ids, confirm_unknown)
+    run = str(flow_run.name or flow_run.id or "outside a flow run")
+    result = redrive(
+        datetime.now(UTC),
+        campaign=campaign,
+        ids=ids,
+        confirm_unknown=confirm_unknown,
+        audit=lambda s, counts: audit_ui_act(
+            s, requested_by, run, action, target, {"redriven": counts}
+        ),
+    )
     get_run_logger().info("redrive: %s", result.message())
     return result

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from connectors.database.engine import session_scope
+from connectors.database.governance_store import audit_records
 from connectors.database.outreach_models import OutboxItem
 from flows.outreach import dispatch_campaign, redrive_outreach
 from tasks.outreach.failed import FAILED_OUTREACH_KEY, REDRIVE_LINKS_KEY
@@ -127,3 +128,22 @@ def test_redrive_flow_needs_a_choice_and_leaves_unknown_rows_unless_confirmed(
     confirmed = asyncio.run(redrive_outreach(ids=[rows[4].id], confirm_unknown=True))
     assert confirmed == {"redriven": {"unknown": 1}, "unknown_left_for_review": 0}
     assert _outbox()[4].status == "retry"
+
+
+def test_a_redrive_from_the_ui_is_audited_with_the_declared_name_and_its_run(
+    database: str, campaign: str
+) -> None:
+    asyncio.run(dispatch_campaign(campaign, as_of=MONDAY_10_SP))
+    rows = _outbox()
+
+    asyncio.run(redrive_outreach(ids=[rows[1].id], requested_by="  Ana   Ops "))
+    asyncio.run(redrive_outreach(ids=[rows[4].id], confirm_unknown=True))
+
+    with session_scope() as s:
+        trail = [r for r in audit_records(s) if r["action"].startswith("outreach.")]
+    assert [r["action"] for r in trail] == ["outreach.redrive", "outreach.confirm_unknown"]
+    first, second = trail
+    assert first["actor"].startswith("prefect-ui:Ana Ops (declared; flow run ")
+    assert second["actor"].startswith("prefect-ui:unnamed (declared; flow run ")
+    assert first["target"] == f"campaign:* ids:{rows[1].id}"
+    assert first["after"] == {"redriven": {"failed_permanent": 1}}
