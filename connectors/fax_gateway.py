@@ -21,13 +21,17 @@ import hmac
 import json
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
 from pydantic import SecretStr
 
 from config.settings import FaxSettings
 from connectors.smtp_sender import SendOutcome, SendResult
+
+if TYPE_CHECKING:
+    # Imported where a fax is sent: the outbox store reads fax records (and so this
+    # module) for every command that lists outreach, most of which never send one.
+    import requests
 
 SIGNATURE_HEADER = "X-Fax-Signature"
 TAG_KEY = "outbox_id"
@@ -189,6 +193,8 @@ class FaxGateway:
                         provider_id=record.fax_id,
                         detail="found by tag; not resent",
                     )
+        import requests
+
         data = {"to": fax.to, "header_text": fax.header_text, f"tag[{TAG_KEY}]": fax.tag}
         if callback_url:
             data["callback_url"] = callback_url
@@ -225,6 +231,8 @@ class FaxGateway:
         )
 
     def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        import requests
+
         try:
             response = self._session.get(
                 f"{self._base}{path}", params=params, headers=self._headers, timeout=self._timeout
