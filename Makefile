@@ -19,7 +19,8 @@ $(BIN)/uv:
 	$(BIN)/pip install --quiet "uv==$(UV_VERSION)"
 
 # --locked: a pyproject.toml changed without `make lock` is an error, not a silent drift.
-$(STAMP): pyproject.toml uv.lock | $(BIN)/uv
+# The Makefile is a prerequisite too, so a change to how we install reaches existing venvs.
+$(STAMP): pyproject.toml uv.lock Makefile | $(BIN)/uv
 	@$(UV) sync --locked --extra dev --inexact --quiet || { \
 	  echo "uv.lock does not match pyproject.toml: run 'make lock' and commit uv.lock" >&2; \
 	  exit 1; }
