@@ -72,3 +72,24 @@ class GovernanceSetting(Base):
     __tablename__ = "governance_settings"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(300))
+
+
+class ContactSource(Base):
+    """Where a contact was first collected and the lawful basis we hold them on (LGPD art. 7,
+    GDPR art. 6), set at ingestion: the fair scan (event, file, row) or the inbound mail
+    (its Message-ID). A later sighting may raise the basis (a consent column, a contract),
+    never replace the first source."""
+
+    __tablename__ = "contact_sources"
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    lawful_basis: Mapped[str] = mapped_column(String(32), index=True)
+    basis_rule: Mapped[str] = mapped_column(String(120))  # which rule gave the basis
+    source_kind: Mapped[str] = mapped_column(String(16))  # exhibition | inbox | unknown
+    source_event: Mapped[str | None] = mapped_column(String(200))
+    source_file: Mapped[str | None] = mapped_column(String(500))
+    source_row_id: Mapped[int | None]
+    source_row_number: Mapped[int | None]
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    inbound_message_id: Mapped[int | None]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,17 +9,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from connectors.database.accounts_models import Contract
 from connectors.database.base import utcnow
 from connectors.database.complaints_models import Complaint, ComplaintHandover
 from connectors.database.governance_models import (
     AuditRecord,
+    ContactSource,
     GovernanceSetting,
     MemberToken,
     OwnershipHandover,
@@ -373,7 +375,12 @@ def person_export(s: Session, contact_id: int) -> dict[str, Any]:
         "complaints": _rows(s, Complaint.__table__, Complaint.contact_id == contact_id),
         "audit": _rows(s, AuditRecord.__table__, AuditRecord.target == f"contact:{contact_id}"),
     }
-    return {"contact_id": contact_id, "identities": identities, **tables}
+    return {
+        "contact_id": contact_id,
+        "identities": identities,
+        "lawful_basis_and_source": contact_source(s, contact_id),
+        **tables,
+    }
 
 
 def erase_person(s: Session, contact_id: int) -> dict[str, int]:
@@ -411,6 +418,9 @@ def erase_person(s: Session, contact_id: int) -> dict[str, int]:
     ).values(fax=None, tags=None))  # fmt: skip
     run("complaints", update(Complaint).where(Complaint.contact_id == contact_id).values(
         subject=None, body=None, external_ref=None
+    ))  # fmt: skip
+    run("source", update(ContactSource).where(ContactSource.contact_id == contact_id).values(
+        message_id=None, updated_at=utcnow()
     ))  # fmt: skip
     run("contact", update(Contact).where(Contact.id == contact_id).values(
         first_name=None, last_name=None, full_name=None, name_key=None, email=None,
@@ -467,5 +477,101 @@ def drop_old_raw(s: Session, cutoff: datetime) -> int:
         update(SourceRow)
         .where(SourceRow.file_id.in_(old_files))
         .values(raw={"retention": "dropped"})
+    )
+    return int(getattr(done, "rowcount", 0) or 0)
+
+
+# --- lawful basis and source of each contact ---------------------------------------------------
+
+
+def companies_with_contract(s: Session, company_ids: Iterable[int]) -> set[int]:
+    """Those of ``company_ids`` holding a contract with us (any contract on record)."""
+    wanted = sorted({int(c) for c in company_ids})
+    found: set[int] = set()
+    for start in range(0, len(wanted), 10_000):
+        chunk = wanted[start : start + 10_000]
+        found |= set(s.scalars(select(Contract.company_id).where(Contract.company_id.in_(chunk))))
+    return found
+
+
+def known_sources(s: Session, contact_ids: Iterable[int]) -> Any:
+    """contact_id, lawful_basis of those contacts that already have a source."""
+    import pandas as pd
+
+    wanted = sorted({int(c) for c in contact_ids})
+    rows: list[tuple[int, str]] = []
+    for start in range(0, len(wanted), 10_000):
+        chunk = wanted[start : start + 10_000]
+        rows += [
+            (int(cid), basis)
+            for cid, basis in s.execute(
+                select(ContactSource.contact_id, ContactSource.lawful_basis).where(
+                    ContactSource.contact_id.in_(chunk)
+                )
+            )
+        ]
+    return pd.DataFrame(rows, columns=["contact_id", "lawful_basis"])
+
+
+def raise_bases(s: Session, raised: list[dict[str, Any]]) -> None:
+    """A later sighting gave these contacts a stronger basis (a consent, a contract)."""
+    now = utcnow()
+    for r in raised:
+        s.execute(
+            update(ContactSource)
+            .where(ContactSource.contact_id == int(r["contact_id"]))
+            .values(lawful_basis=r["lawful_basis"], basis_rule=r["basis_rule"], updated_at=now)
+        )
+
+
+def attach_messages(s: Session, messages: Iterable[Mapping[str, Any]]) -> int:
+    """The inbound mail that brought each inbox contact: its Message-ID on the contact's
+    source (the first message of a contact whose source is the inbox and has none yet)."""
+    first: dict[int, Mapping[str, Any]] = {}
+    for m in messages:
+        contact = m.get("contact_id")
+        if contact is not None and int(contact) not in first:
+            first[int(contact)] = m
+    done = 0
+    for contact, m in first.items():
+        result = s.execute(
+            update(ContactSource)
+            .where(
+                ContactSource.contact_id == contact,
+                ContactSource.source_kind == "inbox",
+                ContactSource.inbound_message_id.is_(None),
+            )
+            .values(inbound_message_id=m["id"], message_id=m.get("message_id"))
+        )
+        done += int(getattr(result, "rowcount", 0) or 0)
+    return done
+
+
+def contact_source(s: Session, contact_id: int) -> dict[str, Any] | None:
+    row = s.get(ContactSource, contact_id)
+    if row is None:
+        return None
+    return {c.name: _jsonable(getattr(row, c.name)) for c in ContactSource.__table__.columns}
+
+
+def contact_sources_query() -> Any:
+    """Every contact's lawful basis and source, for ``accountflow export sources``."""
+    return select(*ContactSource.__table__.columns).order_by(ContactSource.contact_id)
+
+
+def raise_to_contract(s: Session, basis: str, outranked: Sequence[str]) -> int:
+    """Contacts of companies holding a contract, held on a basis ``basis`` outranks: now on
+    ``basis`` (a contract signed after the contact was collected)."""
+    with_contract = (
+        select(Contact.id)
+        .join(Contract, Contract.company_id == Contact.company_id)
+        .where(Contact.id == ContactSource.contact_id)
+        .exists()
+    )
+    done = s.execute(
+        update(ContactSource)
+        .where(ContactSource.lawful_basis.in_(list(outranked)), with_contract)
+        .values(lawful_basis=basis, basis_rule="contract", updated_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
     return int(getattr(done, "rowcount", 0) or 0)

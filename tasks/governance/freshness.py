@@ -16,9 +16,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from config.governance_policy import GovernancePolicy
-from config.policy_loader import load_policy
-from config.settings import get_settings
+from config.governance_policy import governance_policy
 from connectors.database import governance_store as store
 from connectors.database.engine import session_scope
 
@@ -82,10 +80,7 @@ class FreshnessSummary(BaseModel):
     stale_contacts_by_owner: dict[str, int] = {}
     share_fresh_by_field: dict[str, float] = {}
     raw_values_dropped: int = 0
-
-
-def governance_policy() -> GovernancePolicy:
-    return load_policy(get_settings().config_dir / "governance.yaml", GovernancePolicy)
+    bases_raised_to_contract: int = 0
 
 
 @task(name="check-contact-freshness", cache_policy=NO_CACHE)
