@@ -38,12 +38,13 @@ class TeamChange(Base):
 
 
 class OwnershipHandover(Base):
-    """A company or complaint moved from a dismissed manager to another, by which change."""
+    """A piece of open work moved from a dismissed manager to another, by which change."""
 
     __tablename__ = "ownership_handovers"
     id: Mapped[int] = mapped_column(primary_key=True)
     change_id: Mapped[int] = mapped_column(ForeignKey("team_changes.id"), index=True)
-    item_kind: Mapped[str] = mapped_column(String(16))  # company | complaint
+    # company | complaint | contract | obligation | notice | escalation | action | talk | cadence
+    item_kind: Mapped[str] = mapped_column(String(16))
     item_id: Mapped[int]
     from_id: Mapped[str] = mapped_column(String(64))
     to_id: Mapped[str] = mapped_column(String(64))

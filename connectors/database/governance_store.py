@@ -16,9 +16,19 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from connectors.database.accounts_models import Contract
+from connectors.database.accounts_models import (
+    AccountAction,
+    Contract,
+    Obligation,
+    ObligationNotice,
+    Talk,
+)
 from connectors.database.base import utcnow
-from connectors.database.complaints_models import Complaint, ComplaintHandover
+from connectors.database.complaints_models import (
+    Complaint,
+    ComplaintEscalation,
+    ComplaintHandover,
+)
 from connectors.database.governance_models import (
     AuditRecord,
     ContactSource,
@@ -40,6 +50,7 @@ from connectors.database.outreach_models import OutboxItem, OutreachProfile
 from connectors.database.scoring_models import Outcome, ProspectScore
 
 OPEN_STATUSES = ("open", "waiting")
+FINAL_OBLIGATION_STATES = ("met", "missed")  # as tasks/accounts/obligations.py
 
 
 def token_hash(token: str) -> str:
@@ -112,50 +123,129 @@ def record_change(
     return change.id
 
 
-def owned_by(s: Session, member_id: str) -> tuple[list[int], list[tuple[int, int | None]]]:
-    """Companies ``member_id`` owns, and open complaints (with their company) they own or
-    are assigned."""
-    companies = list(s.scalars(select(Company.id).where(Company.owner_id == member_id)))
-    complaints = [
-        (int(cid), None if company is None else int(company))
-        for cid, company in s.execute(
+# Open work a team member answers for, by kind: (the model, its owner columns, what
+# makes a row open). A dismissal moves every such row; what is history (closed
+# complaints, sent notices, past health scores and actions, ended contracts) stays as it
+# was. ``cadence``: planned outreach steps have no owner of their own; they are the
+# company's owner's, so they move with the company and the history lists each of them.
+OPEN_TALKS = ("proposed", "accepted", "tentative", "held")
+PENDING_OUTBOX = ("planned", "retry")
+
+
+def open_work(
+    s: Session, member_id: str, as_of: datetime
+) -> dict[str, list[tuple[int, int | None]]]:
+    """kind -> (item id, its company) of every open thing ``member_id`` owns or is assigned."""
+    today = _naive(as_of).date()
+    m = member_id
+
+    def pairs(query: Any) -> list[tuple[int, int | None]]:
+        return [(int(i), None if c is None else int(c)) for i, c in s.execute(query)]
+
+    company_of_obligation = (
+        select(Contract.company_id).where(Contract.id == Obligation.contract_id).scalar_subquery()
+    )
+    return {
+        "company": pairs(select(Company.id, Company.id).where(Company.owner_id == m)),
+        "complaint": pairs(
             select(Complaint.id, Complaint.company_id).where(
                 Complaint.status.in_(OPEN_STATUSES),
-                (Complaint.owner_id == member_id) | (Complaint.assignee_id == member_id),
+                (Complaint.owner_id == m) | (Complaint.assignee_id == m),
             )
-        )
-    ]
-    return companies, complaints
+        ),
+        "contract": pairs(
+            select(Contract.id, Contract.company_id).where(
+                Contract.owner_id == m,
+                Contract.end_date.is_(None) | (Contract.end_date >= today),
+            )
+        ),
+        "obligation": pairs(
+            select(Obligation.id, company_of_obligation).where(
+                Obligation.owner_id == m,
+                Obligation.state.is_(None) | Obligation.state.not_in(FINAL_OBLIGATION_STATES),
+            )
+        ),
+        "notice": pairs(
+            select(ObligationNotice.id, Contract.company_id)
+            .join(Obligation, Obligation.id == ObligationNotice.obligation_id)
+            .join(Contract, Contract.id == Obligation.contract_id)
+            .where(
+                ObligationNotice.notified_at.is_(None),
+                (ObligationNotice.owner_id == m) | (ObligationNotice.recipient_id == m),
+            )
+        ),
+        "escalation": pairs(
+            select(ComplaintEscalation.id, Complaint.company_id)
+            .join(Complaint, Complaint.id == ComplaintEscalation.complaint_id)
+            .where(
+                ComplaintEscalation.notified_at.is_(None),
+                (ComplaintEscalation.owner_id == m) | (ComplaintEscalation.recipient_id == m),
+            )
+        ),
+        "action": pairs(
+            select(AccountAction.id, AccountAction.company_id).where(
+                (AccountAction.owner_id == m) | (AccountAction.assignee_id == m),
+                AccountAction.due_date >= today,
+            )
+        ),
+        "talk": pairs(
+            select(Talk.id, Talk.company_id).where(Talk.owner_id == m, Talk.status.in_(OPEN_TALKS))
+        ),
+        "cadence": pairs(
+            select(OutboxItem.id, Contact.company_id)
+            .join(Contact, Contact.id == OutboxItem.contact_id)
+            .join(Company, Company.id == Contact.company_id)
+            .where(Company.owner_id == m, OutboxItem.status.in_(PENDING_OUTBOX))
+        ),
+    }
+
+
+# kind -> (model, owner columns moved to the receiver where they name the dismissed member)
+_MOVED_COLUMNS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "company": (Company, ("owner_id",)),
+    "complaint": (Complaint, ("owner_id", "assignee_id")),
+    "contract": (Contract, ("owner_id",)),
+    "obligation": (Obligation, ("owner_id",)),
+    "notice": (ObligationNotice, ("owner_id", "recipient_id")),
+    "escalation": (ComplaintEscalation, ("owner_id", "recipient_id")),
+    "action": (AccountAction, ("owner_id", "assignee_id")),
+    "talk": (Talk, ("owner_id",)),
+}
 
 
 def hand_over(
     s: Session,
     change_id: int,
     from_id: str,
-    companies: Mapping[int, str],
-    complaints: Mapping[int, str],
+    moved: Mapping[str, Mapping[int, str]],
     at: datetime,
 ) -> None:
-    """Move each company and open complaint to its receiver, with a hand-over row each (and
-    a complaint hand-over, so a complaint's own history shows it too)."""
+    """Move each item to its receiver, with a hand-over row each (and a complaint
+    hand-over, so a complaint's own history shows it too). An open complaint's assignee
+    moves too, whoever it was: the stand-in answered for the dismissed owner."""
     when = _naive(at)
-    for company_id, to_id in companies.items():
-        s.execute(update(Company).where(Company.id == company_id).values(owner_id=to_id))
-    for complaint_id, to_id in complaints.items():
-        s.execute(
-            update(Complaint)
-            .where(Complaint.id == complaint_id, Complaint.owner_id == from_id)
-            .values(owner_id=to_id)
-        )
-        s.execute(update(Complaint).where(Complaint.id == complaint_id).values(assignee_id=to_id))
+    for kind, items in moved.items():
+        if kind not in _MOVED_COLUMNS:
+            continue  # cadence: moves with its company
+        model, columns = _MOVED_COLUMNS[kind]
+        for item, to_id in items.items():
+            for column in columns:
+                s.execute(
+                    update(model)
+                    .where(model.id == item, getattr(model, column) == from_id)
+                    .values({column: to_id})
+                )
+            if kind == "complaint":
+                s.execute(update(Complaint).where(Complaint.id == item).values(assignee_id=to_id))
     rows = [
         {"change_id": change_id, "item_kind": kind, "item_id": item, "from_id": from_id,
          "to_id": to_id, "at": when}
-        for kind, items in (("company", companies), ("complaint", complaints))
+        for kind, items in moved.items()
         for item, to_id in items.items()
     ]  # fmt: skip
     if rows:
         s.execute(insert(OwnershipHandover), rows)
+    complaints = moved.get("complaint", {})
     if complaints:
         s.execute(
             insert(ComplaintHandover),

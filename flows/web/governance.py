@@ -94,6 +94,8 @@ class ChangeOut(BaseModel):
     at: datetime
     companies_handed_over: int
     complaints_handed_over: int
+    # Every kind of open work moved, with how many (company, complaint, contract, ...).
+    handed_over: dict[str, int] = {}
 
 
 def _change(token: str, kind: str, member_id: str, details: dict[str, Any]) -> ChangeOut:
@@ -108,6 +110,7 @@ def _change(token: str, kind: str, member_id: str, details: dict[str, Any]) -> C
         at=done.at,
         companies_handed_over=len(done.companies_handed_over),
         complaints_handed_over=len(done.complaints_handed_over),
+        handed_over={k: len(v) for k, v in done.handed_over.items()},
     )
 
 
