@@ -59,6 +59,18 @@ class LawfulBasisPolicy(BaseModel):
         return self
 
 
+class ReverificationPolicy(BaseModel):
+    """The email asking a contact with stale details to confirm them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    campaign: str = Field(default="reverify-details", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    # At most one re-verification email per contact in this many days.
+    every_days: int = Field(default=365, ge=1)
+    # A confirmation link works this many days after its email was sent.
+    link_valid_days: int = Field(default=60, ge=1)
+
+
 class GovernancePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -70,6 +82,7 @@ class GovernancePolicy(BaseModel):
     # its disposition and the counts stay.
     raw_retention_days: int = Field(default=730, ge=1)
     lawful_basis: LawfulBasisPolicy = LawfulBasisPolicy()
+    reverification: ReverificationPolicy = ReverificationPolicy()
 
 
 def governance_policy() -> GovernancePolicy:

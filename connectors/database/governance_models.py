@@ -94,3 +94,14 @@ class ContactSource(Base):
     inbound_message_id: Mapped[int | None]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactConfirmation(Base):
+    """The person confirmed the details we hold are right (a re-verification email's link):
+    every field holding a value counts as confirmed at that instant."""
+
+    __tablename__ = "contact_confirmations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    confirmed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -31,6 +31,7 @@ from connectors.database.complaints_models import (
 )
 from connectors.database.governance_models import (
     AuditRecord,
+    ContactConfirmation,
     ContactSource,
     GovernanceSetting,
     MemberToken,
@@ -509,6 +510,9 @@ def erase_person(s: Session, contact_id: int) -> dict[str, int]:
     run("complaints", update(Complaint).where(Complaint.contact_id == contact_id).values(
         subject=None, body=None, external_ref=None
     ))  # fmt: skip
+    run("confirmations", delete(ContactConfirmation).where(
+        ContactConfirmation.contact_id == contact_id
+    ))  # fmt: skip
     run("source", update(ContactSource).where(ContactSource.contact_id == contact_id).values(
         message_id=None, updated_at=utcnow()
     ))  # fmt: skip
@@ -538,13 +542,24 @@ def freshness_inputs(s: Session, fields: list[str]) -> tuple[Any, Any]:
     import pandas as pd
 
     columns = [getattr(Contact, f).label(f) for f in fields if hasattr(Contact, f)]
+    confirmed = (
+        select(
+            ContactConfirmation.contact_id,
+            func.max(ContactConfirmation.confirmed_at).label("confirmed_at"),
+        )
+        .group_by(ContactConfirmation.contact_id)
+        .subquery()
+    )
     contacts = pd.read_sql(
         select(
             Contact.id.label("contact_id"),
             Company.owner_id.label("owner"),
             Contact.last_seen_at,
+            confirmed.c.confirmed_at,
             *columns,
-        ).outerjoin(Company, Company.id == Contact.company_id),
+        )
+        .outerjoin(Company, Company.id == Contact.company_id)
+        .outerjoin(confirmed, confirmed.c.contact_id == Contact.id),
         s.connection(),
     )
     history = pd.read_sql(
@@ -665,3 +680,72 @@ def raise_to_contract(s: Session, basis: str, outranked: Sequence[str]) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(done, "rowcount", 0) or 0)
+
+
+# --- re-verification ---------------------------------------------------------------------
+
+
+def reverification_candidates(
+    s: Session, contact_ids: Sequence[int], campaign: str, since: datetime
+) -> list[dict[str, Any]]:
+    """Those of ``contact_ids`` with an email and no email of ``campaign`` since ``since``:
+    who, in which language and zone, at which address."""
+    wanted = sorted({int(c) for c in contact_ids})
+    asked = select(OutboxItem.contact_id).where(
+        OutboxItem.campaign == campaign, OutboxItem.created_at >= _naive(since)
+    )
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), 10_000):
+        chunk = wanted[start : start + 10_000]
+        query = (
+            select(
+                Contact.id.label("contact_id"),
+                Contact.email,
+                Contact.country,
+                OutreachProfile.language,
+                OutreachProfile.timezone,
+            )
+            .outerjoin(OutreachProfile, OutreachProfile.contact_id == Contact.id)
+            .where(Contact.id.in_(chunk), Contact.email.is_not(None), Contact.id.not_in(asked))
+        )
+        found += [dict(r._mapping) for r in s.execute(query)]
+    return found
+
+
+def confirmation_target(s: Session, contact_id: int, outbox_id: int, campaign: str) -> Any:
+    """The sent re-verification row a link names, if it is that contact's (else None)."""
+    return s.execute(
+        select(OutboxItem.id, OutboxItem.sent_at, OutboxItem.status).where(
+            OutboxItem.id == outbox_id,
+            OutboxItem.contact_id == contact_id,
+            OutboxItem.campaign == campaign,
+        )
+    ).first()
+
+
+def held_details(s: Session, contact_id: int) -> dict[str, str] | None:
+    """What a re-verification page shows the person: the details we hold (None once erased)."""
+    row = s.execute(
+        select(Contact.full_name, Contact.email, Contact.phone, Contact.job_title,
+               Company.name.label("company"))
+        .outerjoin(Company, Company.id == Contact.company_id)
+        .where(Contact.id == contact_id)
+    ).first()  # fmt: skip
+    if row is None or row.email is None:
+        return None
+    return {k: v for k, v in row._mapping.items() if v}
+
+
+def record_confirmation(s: Session, contact_id: int, outbox_id: int, at: datetime) -> bool:
+    """The person confirmed their details through ``outbox_id``'s link; False if that link
+    was already used (a second click changes nothing)."""
+    done = s.scalar(
+        select(func.count())
+        .select_from(ContactConfirmation)
+        .where(ContactConfirmation.outbox_id == outbox_id)
+    )
+    if done:
+        return False
+    s.add(ContactConfirmation(contact_id=contact_id, outbox_id=outbox_id, confirmed_at=_naive(at)))
+    s.flush()
+    return True
