@@ -38,7 +38,7 @@ from connectors.database.governance_models import (
     OwnershipHandover,
     TeamChange,
 )
-from connectors.database.inbox_models import InboundMessage, Suppression
+from connectors.database.inbox_models import Bounce, InboundMessage, SoftBounce, Suppression
 from connectors.database.ingest_models import (
     Company,
     Contact,
@@ -47,7 +47,7 @@ from connectors.database.ingest_models import (
     SourceFile,
     SourceRow,
 )
-from connectors.database.outreach_models import OutboxItem, OutreachProfile
+from connectors.database.outreach_models import DeliveryEvent, OutboxItem, OutreachProfile
 from connectors.database.scoring_models import Outcome, ProspectScore
 
 OPEN_STATUSES = ("open", "waiting")
@@ -501,6 +501,17 @@ def erase_person(s: Session, contact_id: int) -> dict[str, int]:
         | InboundMessage.from_address.in_(lowered)
     ).values(from_address=None, from_name=None, subject=None, evidence=None, scores=None,
              malformed_detail=None, suppressed_address=None))  # fmt: skip
+    outbox_ids = select(OutboxItem.id).where(OutboxItem.contact_id == contact_id)
+    run("delivery_events", update(DeliveryEvent).where(
+        DeliveryEvent.outbox_id.in_(outbox_ids)
+    ).values(error_message=None))  # fmt: skip
+    run("bounces", update(Bounce).where(
+        Bounce.outbox_id.in_(outbox_ids) | Bounce.recipient.in_(lowered)
+    ).values(recipient="erased", original_message_id=None))  # fmt: skip
+    run("soft_bounces", delete(SoftBounce).where(SoftBounce.address.in_(lowered)))
+    run("talks", update(Talk).where(Talk.contact_id == contact_id).values(
+        recipient="erased", outcome_note=None
+    ))  # fmt: skip
     run("outreach", update(OutboxItem).where(OutboxItem.contact_id == contact_id).values(
         recipient="erased", preview_path=None, last_detail=None
     ))  # fmt: skip
@@ -749,3 +760,18 @@ def record_confirmation(s: Session, contact_id: int, outbox_id: int, at: datetim
     s.add(ContactConfirmation(contact_id=contact_id, outbox_id=outbox_id, confirmed_at=_naive(at)))
     s.flush()
     return True
+
+
+def person_traces(s: Session, contact_id: int) -> dict[str, Any]:
+    """What outside the database may name the person: their identities and name, their
+    outbox rows (the demo sender's files are named by outbox id) and the messages they
+    sent (by source, the file name or mailbox:UID)."""
+    contact = s.get(Contact, contact_id)
+    return {
+        "identities": person_identities(s, contact_id),
+        "full_name": contact.full_name if contact else None,
+        "outbox_ids": sorted(
+            int(i)
+            for i in s.scalars(select(OutboxItem.id).where(OutboxItem.contact_id == contact_id))
+        ),
+    }
