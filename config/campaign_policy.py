@@ -219,6 +219,9 @@ class Campaign(_Strict):
     name: Slug
     description: str = ""
     enabled: bool = True
+    # "audience": dispatch plans the steps for the audience; "enqueued": another flow puts
+    # the rows in the outbox (the freshness check's re-verification), dispatch only sends.
+    planning: Literal["audience", "enqueued"] = "audience"
     audience: Audience = Audience()
     steps: list[Step] = Field(min_length=1)
     send_window: SendWindow = SendWindow()

@@ -38,12 +38,13 @@ class TeamChange(Base):
 
 
 class OwnershipHandover(Base):
-    """A company or complaint moved from a dismissed manager to another, by which change."""
+    """A piece of open work moved from a dismissed manager to another, by which change."""
 
     __tablename__ = "ownership_handovers"
     id: Mapped[int] = mapped_column(primary_key=True)
     change_id: Mapped[int] = mapped_column(ForeignKey("team_changes.id"), index=True)
-    item_kind: Mapped[str] = mapped_column(String(16))  # company | complaint
+    # company | complaint | contract | obligation | notice | escalation | action | talk | cadence
+    item_kind: Mapped[str] = mapped_column(String(16))
     item_id: Mapped[int]
     from_id: Mapped[str] = mapped_column(String(64))
     to_id: Mapped[str] = mapped_column(String(64))
@@ -72,3 +73,35 @@ class GovernanceSetting(Base):
     __tablename__ = "governance_settings"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(300))
+
+
+class ContactSource(Base):
+    """Where a contact was first collected and the lawful basis we hold them on (LGPD art. 7,
+    GDPR art. 6), set at ingestion: the fair scan (event, file, row) or the inbound mail
+    (its Message-ID). A later sighting may raise the basis (a consent column, a contract),
+    never replace the first source."""
+
+    __tablename__ = "contact_sources"
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    lawful_basis: Mapped[str] = mapped_column(String(32), index=True)
+    basis_rule: Mapped[str] = mapped_column(String(120))  # which rule gave the basis
+    source_kind: Mapped[str] = mapped_column(String(16))  # exhibition | inbox | unknown
+    source_event: Mapped[str | None] = mapped_column(String(200))
+    source_file: Mapped[str | None] = mapped_column(String(500))
+    source_row_id: Mapped[int | None]
+    source_row_number: Mapped[int | None]
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    inbound_message_id: Mapped[int | None]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactConfirmation(Base):
+    """The person confirmed the details we hold are right (a re-verification email's link):
+    every field holding a value counts as confirmed at that instant."""
+
+    __tablename__ = "contact_confirmations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    confirmed_at: Mapped[datetime] = mapped_column(default=utcnow)

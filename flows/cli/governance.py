@@ -38,6 +38,7 @@ def _echo_change(result: Any, as_json: bool) -> None:
                     "details": result.details,
                     "companies_handed_over": result.companies_handed_over,
                     "complaints_handed_over": result.complaints_handed_over,
+                    "handed_over": result.handed_over,
                 },
                 indent=2,
             )
@@ -45,10 +46,9 @@ def _echo_change(result: Any, as_json: bool) -> None:
         return
     typer.echo(f"{result.kind} {result.member_id}: change {result.change_id} by {result.author}")
     if result.kind == "dismiss":
+        moved = ", ".join(f"{len(v)} {k}" for k, v in result.handed_over.items() if v)
         typer.echo(
-            f"  handed over {len(result.companies_handed_over)} companies and"
-            f" {len(result.complaints_handed_over)} open complaints"
-            f" (successor {result.details.get('successor')})"
+            f"  handed over {moved or 'nothing'} (successor {result.details.get('successor')})"
         )
 
 

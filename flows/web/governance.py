@@ -6,6 +6,7 @@ a change that would break the team 409, a body that does not validate 422.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, TypeVar
@@ -13,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,6 +96,8 @@ class ChangeOut(BaseModel):
     at: datetime
     companies_handed_over: int
     complaints_handed_over: int
+    # Every kind of open work moved, with how many (company, complaint, contract, ...).
+    handed_over: dict[str, int] = {}
 
 
 def _change(token: str, kind: str, member_id: str, details: dict[str, Any]) -> ChangeOut:
@@ -108,6 +112,7 @@ def _change(token: str, kind: str, member_id: str, details: dict[str, Any]) -> C
         at=done.at,
         companies_handed_over=len(done.companies_handed_over),
         complaints_handed_over=len(done.complaints_handed_over),
+        handed_over={k: len(v) for k, v in done.handed_over.items()},
     )
 
 
@@ -192,3 +197,70 @@ async def audit_trail(
             raise RequestValidationError([problem]) from exc
         instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
     return await run_in_threadpool(_audit, token, instant, who)
+
+
+# --- re-verification links (no member token: the signed link is the credential) ---------
+
+_CONFIRM_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+_LABELS = {"full_name": "Name", "company": "Company", "job_title": "Job title",
+           "email": "Email", "phone": "Phone"}  # fmt: skip
+
+
+def _confirmation_for(token: str) -> tuple[int, int]:
+    """(contact, outbox row) of a link we signed with a secret still accepted, else 404."""
+    from config.settings import get_settings
+    from connectors.link_secrets import accepted_secrets
+    from tasks.outreach.rendering import verify_confirm_token
+
+    for secret in accepted_secrets(get_settings()):
+        found = verify_confirm_token(token, secret.encode())
+        if found is not None:
+            return found.contact_id, found.outbox_id
+    raise HTTPException(status.HTTP_404_NOT_FOUND)
+
+
+@router.get("/confirm/{token}", response_class=HTMLResponse, tags=["privacy"])
+def confirm_page(token: str) -> HTMLResponse:
+    """The details we hold, and a button confirming them; a GET changes nothing (mail
+    scanners follow links)."""
+    from connectors.database.migrate import ensure_schema
+    from tasks.governance.reverification import ConfirmationRefused, held_details
+
+    contact_id, outbox_id = _confirmation_for(token)
+    ensure_schema()
+    try:
+        details = held_details(contact_id, outbox_id)
+    except ConfirmationRefused as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND) from exc
+    rows = "".join(
+        f"<tr><th>{_LABELS[k]}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in details.items()
+        if k in _LABELS
+    )
+    form = (
+        f'<form method="post" action="/confirm/{html.escape(token)}">'
+        '<button type="submit">These details are right</button></form>'
+        "<p>If something changed, reply to our email and we will correct it.</p>"
+    )
+    return HTMLResponse(
+        _CONFIRM_PAGE.format(title="Your details", body=f"<table>{rows}</table>{form}")
+    )
+
+
+@router.post("/confirm/{token}", response_class=HTMLResponse, tags=["privacy"])
+def confirm(token: str) -> HTMLResponse:
+    """Record that the person confirmed every detail we hold (a second click: no change)."""
+    from connectors.database.migrate import ensure_schema
+    from tasks.governance.reverification import ConfirmationRefused, confirm_details
+
+    contact_id, outbox_id = _confirmation_for(token)
+    ensure_schema()
+    try:
+        confirm_details(contact_id, outbox_id)
+    except ConfirmationRefused as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND) from exc
+    return HTMLResponse(
+        _CONFIRM_PAGE.format(title="Thank you", body="<p>Your details are confirmed.</p>")
+    )

@@ -74,6 +74,7 @@ PLUGGED_EXPORTS = {
     "outbox": ("tasks.outreach.exports", "outbox_query"),
     "competitor-changes": ("tasks.competitors.exports", "competitor_changes_query"),
     "audit": ("tasks.governance.exports", "audit_query"),
+    "sources": ("tasks.governance.exports", "sources_query"),
     "contracts": ("tasks.accounts.exports", "contracts_query"),
     "obligations": ("tasks.accounts.exports", "obligations_query"),
 }

@@ -1,8 +1,9 @@
 """Freshness of the client database: which contacts' fields went stale, per owner.
 
-A field's value is confirmed when a source row of the contact was seen (``last_seen_at``)
-or when the value changed (its latest ``contact_history`` entry); it is fresh while that
-is younger than the field's rule. Only fields that hold a value count.
+A field's value is confirmed when a source row of the contact was seen (``last_seen_at``),
+when the value changed (its latest ``contact_history`` entry), or when the person
+confirmed their details through a re-verification email's link (``confirmed_at``); it is
+fresh while that is younger than the field's rule. Only fields that hold a value count.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from config.governance_policy import GovernancePolicy
-from config.policy_loader import load_policy
-from config.settings import get_settings
+from config.governance_policy import governance_policy
 from connectors.database import governance_store as store
 from connectors.database.engine import session_scope
 
@@ -53,7 +52,10 @@ def freshness(
             index=held.index,
             dtype="datetime64[ns]",
         )
-        confirmed = pd.concat([seen, changed], axis=1).max(axis=1)
+        sources = [seen, changed]
+        if "confirmed_at" in held:  # the person confirmed every detail through a link
+            sources.append(pd.to_datetime(held["confirmed_at"]))
+        confirmed = pd.concat(sources, axis=1).max(axis=1)
         frames.append(
             pd.DataFrame(
                 {
@@ -82,15 +84,14 @@ class FreshnessSummary(BaseModel):
     stale_contacts_by_owner: dict[str, int] = {}
     share_fresh_by_field: dict[str, float] = {}
     raw_values_dropped: int = 0
-
-
-def governance_policy() -> GovernancePolicy:
-    return load_policy(get_settings().config_dir / "governance.yaml", GovernancePolicy)
+    bases_raised_to_contract: int = 0
+    reverification_emails_enqueued: int = 0
 
 
 @task(name="check-contact-freshness", cache_policy=NO_CACHE)
-def check_contact_freshness(as_of: datetime) -> FreshnessSummary:
-    """Load contacts and their change history, judge freshness, publish the table."""
+def check_contact_freshness(as_of: datetime) -> tuple[FreshnessSummary, list[int]]:
+    """Load contacts and their change history, judge freshness, publish the table; the
+    summary and the ids of contacts with a stale field."""
     rules: dict[str, int] = {str(k): v for k, v in governance_policy().freshness.items()}
     with session_scope() as s:
         contacts, history = store.freshness_inputs(s, list(rules))
@@ -118,7 +119,7 @@ def check_contact_freshness(as_of: datetime) -> FreshnessSummary:
         table=table,
         description=f"Share of fresh values per owner and field at {as_of:%Y-%m-%d}",
     )
-    return summary
+    return summary, sorted({int(c) for c in stale["contact_id"]})
 
 
 @task(name="drop-old-raw-values", cache_policy=NO_CACHE)

@@ -25,11 +25,11 @@ from tasks.governance.team import (
     NotAllowedError,
     TeamChangeRecord,
     UnknownMemberError,
+    assign_handovers,
     authorize_change,
     effective_team,
     handover_receivers,
     may_act_for,
-    round_robin,
 )
 
 
@@ -47,6 +47,8 @@ class ChangeResult:
     details: dict[str, Any]
     companies_handed_over: dict[int, str] = field(default_factory=dict)
     complaints_handed_over: dict[int, str] = field(default_factory=dict)
+    # Every kind of open work moved (company, complaint, contract, obligation, ...).
+    handed_over: dict[str, dict[int, str]] = field(default_factory=dict)
 
 
 def seed_team() -> TeamPolicy:
@@ -96,8 +98,8 @@ def change_team(
     details: dict[str, Any] | None = None,
     as_of: datetime | None = None,
 ) -> ChangeResult:
-    """Apply one team change as the member holding ``token``; a dismissal hands over every
-    company and open complaint of the dismissed manager and revokes their tokens."""
+    """Apply one team change as the member holding ``token``; a dismissal hands over all the
+    dismissed manager's open work (``store.open_work``) and revokes their tokens."""
     ensure_schema()
     now = _now(as_of)
     with session_scope() as s:
@@ -107,24 +109,12 @@ def change_team(
         change_id = store.record_change(s, kind, member_id, outcome.details, actor, now)
         result = ChangeResult(change_id, kind, member_id, actor, now, outcome.details)
         if kind == "dismiss":
-            companies, complaints = store.owned_by(s, member_id)
-            receivers = handover_receivers(team, member_id, now)
-            result.companies_handed_over = round_robin(companies, receivers)
-            # A complaint follows its company when the company moved; the rest in turn.
-            loose = [c for c, company in complaints if company not in result.companies_handed_over]
-            spread = round_robin(loose, receivers) if loose else {}
-            result.complaints_handed_over = {
-                c: result.companies_handed_over.get(company) or spread[c]  # type: ignore[arg-type]
-                for c, company in complaints
-            }
-            store.hand_over(
-                s,
-                change_id,
-                member_id,
-                result.companies_handed_over,
-                result.complaints_handed_over,
-                now,
-            )
+            work = store.open_work(s, member_id, now)
+            moved = assign_handovers(work, handover_receivers(team, member_id, now))
+            result.handed_over = moved
+            result.companies_handed_over = moved.get("company", {})
+            result.complaints_handed_over = moved.get("complaint", {})
+            store.hand_over(s, change_id, member_id, moved, now)
             store.revoke_tokens(s, member_id, now)
         before = team.by_id[member_id].model_dump(mode="json") if member_id in team.by_id else None
         gone = outcome.team.by_id.get(member_id)
@@ -135,6 +125,7 @@ def change_team(
                 "successor": outcome.successor,
                 "companies_handed_over": len(result.companies_handed_over),
                 "complaints_handed_over": len(result.complaints_handed_over),
+                "handed_over": {k: len(v) for k, v in result.handed_over.items()},
             }
         store.append_audit(s, actor, f"team.{kind}", f"member:{member_id}", before, after, now)
     _forget_cached_team()

@@ -214,3 +214,27 @@ def absence_details(start: date, end: date, reason: str) -> dict[str, Any]:
     except ValueError as exc:
         raise GovernanceError(f"absence: {exc}") from exc
     return {"start": start.isoformat(), "end": end.isoformat(), "reason": reason}
+
+
+def assign_handovers(
+    work: dict[str, list[tuple[int, int | None]]], receivers: list[str]
+) -> dict[str, dict[int, str]]:
+    """Who takes each piece of a dismissed manager's open work.
+
+    ``work``: kind -> (item id, its company or None). Companies go round robin over
+    ``receivers``; every other item follows its company to that company's receiver, so an
+    account's contract, obligations, complaints and talks stay with one person; items
+    whose company did not move go round robin among themselves, kind by kind.
+    """
+    companies = round_robin([c for c, _ in work.get("company", [])], receivers)
+    moved: dict[str, dict[int, str]] = {"company": companies}
+    for kind, items in work.items():
+        if kind == "company":
+            continue
+        loose = [item for item, company in items if company not in companies]
+        spread = round_robin(loose, receivers) if loose else {}
+        moved[kind] = {
+            item: companies[company] if company in companies else spread[item]
+            for item, company in items
+        }
+    return moved

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from config.policies import get_ingest_policies
 from config.settings import ImapSettings, get_settings
-from connectors.database import inbox_store, outreach_store
+from connectors.database import governance_store, inbox_store, outreach_store
 from connectors.database import ingest_store as store
 from connectors.database.base import utcnow
 from connectors.database.engine import session_scope
@@ -413,6 +413,8 @@ def store_examined(
         s, fresh, ids, values, by_email, classifier, counts
     )
     inbox_store.insert_messages(s, values)
+    # An inbox contact's source is the mail that brought it: its Message-ID.
+    governance_store.attach_messages(s, [values[i] for i in people])
     inbox_store.insert_suppressions(s, suppressions)
     inbox_store.save_soft_bounces(s, tallies, tallied_before)
     _store_bounces(s, fresh, ids, counts)

@@ -27,6 +27,7 @@ from connectors.database.engine import session_scope
 from connectors.database.ingest_models import Disposition, FileStatus
 from connectors.database.migrate import ensure_schema
 from tasks.governance.privacy import erased_rows
+from tasks.governance.provenance import SourceRecorder, source_kind
 from tasks.ingest.matching import linkable_companies, match_rows
 from tasks.ingest.merge import FIRST_WINS, LATEST_WINS, current_values, history
 from tasks.ingest.staging import StagedFile, read_staged, stage_all, stage_one
@@ -252,6 +253,19 @@ def store_batch(
     stored.index = ["c:" + str(i) for i in stored.index]
     known_identifiers = store.load_identifiers(s, existing_ids)
     row_ids = store.reserve_ids(s, store.SourceRow, len(rows))
+    sources = SourceRecorder(
+        s,
+        pd.DataFrame(
+            {
+                "id": file_ids,
+                "name": [f.name for f in todo],
+                "event": [f.event for f in todo],
+                "kind": [source_kind(f.detail) for f in todo],
+            }
+        ),
+        merged["company_id"].dropna().astype(int).tolist(),
+        existing_ids,
+    )
     bulk = store.wants_bulk_load(s, len(rows), get_settings().bulk_load_min_rows)
 
     # The writer ends (every write done) before the bulk load builds indexes and checks keys.
@@ -286,11 +300,27 @@ def store_batch(
         start = 0
         for path in raw_paths:  # files were concatenated in this order
             raw = read_staged(path, only=["raw"])["raw"]
+            sources.read_raw(raw)  # consent columns, while the raw cells are in memory
             part = source_rows.iloc[start : start + len(raw)]
             part = part.assign(raw=raw.set_axis(part.index))  # stays Arrow text until a chunk
             writer.insert(store.SourceRow, part, {"raw"})
             start += len(raw)
         row_id_of = pd.Series(row_ids, index=rows["row_key"].to_numpy())
+        company_of = pd.Series(
+            merged["company_id"].to_numpy(), index=contact_of[merged.index].to_numpy()
+        ).dropna()
+        sources.write(
+            writer,
+            pd.DataFrame(
+                {
+                    "contact_id": source_rows["contact_id"],
+                    "source_row_id": row_ids,
+                    "file_id": source_rows["file_id"],
+                    "row_number": source_rows["row_number"],
+                }
+            ),
+            company_of,
+        )
         if len(changes):
             history_rows = pd.DataFrame(
                 {

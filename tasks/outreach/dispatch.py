@@ -349,6 +349,8 @@ def poll_fax_statuses() -> int:
 @task(name="plan-campaign", cache_policy=NO_CACHE, retries=2)
 def plan_campaign(campaign: Campaign, as_of: datetime) -> tuple[int, dict[str, int]]:
     """Insert the due steps into the outbox; replanning inserts nothing twice."""
+    if campaign.planning == "enqueued":
+        return 0, {}
     with session_scope() as s:
         inputs = store.load_planning_inputs(s, campaign.name)
         plan = plan_due_steps(

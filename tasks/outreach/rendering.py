@@ -178,6 +178,41 @@ def verify_unsubscribe_token(token: str, secret: SecretStr | bytes) -> Unsubscri
     return UnsubscribeRequest(int(contact), campaign)
 
 
+@dataclass(frozen=True)
+class ConfirmRequest:
+    """Whose details a re-verification email asked to confirm, and which email asked."""
+
+    contact_id: int
+    outbox_id: int
+
+
+def sign_confirm_token(contact_id: int, outbox_id: int, secret: SecretStr | bytes) -> str:
+    """A token for a re-verification email's "my details are right" link.
+
+    Signed like an unsubscribe token, for its own purpose, and bound to the outbox row that
+    carried it, so the confirmation is valid only as long as that email is recent.
+    """
+    payload = f"v1:{contact_id}:{outbox_id}".encode()
+    return f"{_b64(payload)}.{_b64(_mac(_secret_bytes(secret), 'confirm', payload))}"
+
+
+def verify_confirm_token(token: str, secret: SecretStr | bytes) -> ConfirmRequest | None:
+    """The confirmation a token stands for, or ``None`` for anything not minted by us."""
+    if len(token) > _MAX_TOKEN_CHARS or token.count(".") != 1:
+        return None
+    encoded_payload, encoded_mac = token.split(".")
+    try:
+        payload, mac = _unb64(encoded_payload), _unb64(encoded_mac)
+    except (ValueError, TypeError):
+        return None
+    if not hmac.compare_digest(mac, _mac(_secret_bytes(secret), "confirm", payload)):
+        return None
+    parts = payload.decode("ascii", "replace").split(":")
+    if len(parts) != 3 or parts[0] != "v1" or not (parts[1].isdigit() and parts[2].isdigit()):
+        return None
+    return ConfirmRequest(int(parts[1]), int(parts[2]))
+
+
 _VERP = re.compile(
     r"^(?P<local>[^+@]+)\+o(?P<id>[0-9]{1,18})-(?P<mac>[0-9a-f]{12})@(?P<domain>.+)$"
 )
@@ -244,6 +279,11 @@ class LinkSigning:
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self.public_base_url}/u/{token}"
+
+    def confirm_url(self, contact_id: int, outbox_id: int) -> str:
+        """The re-verification link of one outbox row (see ``sign_confirm_token``)."""
+        token = sign_confirm_token(contact_id, outbox_id, self.secret)
+        return f"{self.public_base_url}/confirm/{token}"
 
 
 class TemplateStore:
@@ -475,7 +515,10 @@ def render_email(
     """The complete email for one outbox row: text + HTML alternative, footer, headers."""
     if step.channel is not Channel.EMAIL:
         raise RenderError(f"step {step.name!r} is a {step.channel} step, not email")
-    parts = render_parts(campaign, step, contact, links, templates, extra)
+    # Every email can link to a confirmation of the recipient's details; the
+    # re-verification template is the one that does.
+    values = {"confirm_url": links.confirm_url(contact.contact_id, item.outbox_id), **(extra or {})}
+    parts = render_parts(campaign, step, contact, links, templates, values)
     lines, message_id, return_path, to_address = _headers(
         campaign, contact, item, parts, date, links
     )

@@ -125,3 +125,65 @@ def test_the_cli_exports_and_erases_by_email(database: str, tmp_path: Path) -> N
     assert erased.exit_code == 0 and json.loads(erased.stdout)["contact"] == 1
     again = runner.invoke(app, ["privacy", "erase", EMAIL])
     assert again.exit_code == 1 and "no contact matches" in again.output
+
+
+def test_erasure_reaches_delivery_events_data_dir_files_and_prefect_artifacts(
+    database: str, tmp_path: Path
+) -> None:
+    from prefect.artifacts import create_table_artifact
+    from prefect.client.orchestration import get_client
+
+    from config.settings import get_settings
+    from connectors.database.base import utcnow
+    from connectors.database.outreach_models import DeliveryEvent, OutboxItem
+
+    _land(tmp_path, "first.csv")
+    [contact_id] = _carlos()
+    other = "joao.silva@logistica-bh.com.br"  # another visitor on the same export
+    with session_scope() as s:
+        item = OutboxItem(idempotency_key="k-carlos", campaign="c", step=0, channel="email",
+                          contact_id=contact_id, message_id="<k@x>", language="pt",
+                          recipient=EMAIL, status="sent", due_at=utcnow())  # fmt: skip
+        s.add(item)
+        s.flush()
+        outbox_id = item.id
+        s.add(DeliveryEvent(outbox_id=outbox_id, status="failed",
+                            error_message=f"550 5.1.1 <{EMAIL}>: mailbox full"))  # fmt: skip
+    data = get_settings().data_dir
+    (data / "outbox-mail").mkdir(parents=True, exist_ok=True)
+    sent = data / "outbox-mail" / f"{outbox_id}.eml"
+    sent.write_bytes(b"To: someone\r\n\r\nhello")  # named by outbox id only
+    preview = data / "previews" / "c" / "20261207T100000" / "1-intro.eml"
+    preview.parent.mkdir(parents=True)
+    preview.write_bytes(f"To: {EMAIL.upper()}\r\nSubject: hi\r\n\r\nOla".encode())
+    processed = data / "incoming" / "processed" / "2026-12-07" / "expo.csv"
+    processed.parent.mkdir(parents=True)
+    processed.write_bytes(FAIR.read_bytes() + f"Joao;Silva;{other};X\n".encode("latin-1"))
+    journal = data / "dispatcher-1.journal"
+    journal.write_text(f'{{"id": {outbox_id}, "detail": "250 ok {EMAIL}"}}\n{{"id": 9}}\n')
+    create_table_artifact(key="failed-outreach", table=[
+        {"id": outbox_id, "address": "c***@transportes-rapido.com.br", "status": "failed"}
+    ])  # fmt: skip
+    create_table_artifact(key="someone-elses", table=[{"id": 12345, "name": "Ana"}])
+    create_table_artifact(key="leaky-report", table=[{"who": "Carlos Pereira", "n": 1}])
+
+    counts = erase_person(EMAIL)
+
+    assert counts["delivery_events"] == 1 and counts["artifacts_deleted"] == 2
+    assert counts["files_deleted"] == 2 and counts["files_masked"] == 1
+    assert not sent.exists() and not preview.exists()
+    kept = processed.read_bytes().decode("latin-1")
+    assert EMAIL not in kept and other in kept and counts["export_lines_dropped"] == 1
+    assert EMAIL not in journal.read_text() and '{"id": 9}' in journal.read_text()
+    with session_scope() as s:
+        assert s.scalars(select(DeliveryEvent.error_message)).all() == [None]
+        traces = s.scalars(
+            select(AuditRecord).where(AuditRecord.action == "privacy.erase.traces")
+        ).one()
+        assert traces.after is not None and traces.after["files_deleted"] == 2
+    with get_client(sync_client=True) as client:
+        left = client.read_artifacts(limit=200)
+    texts = [str(a.data).replace("'", '"') for a in left]
+    assert not any("Carlos Pereira" in t or f'"id": {outbox_id},' in t for t in texts)
+    assert any("12345" in t for t in texts)  # another person's artifact stays
+    assert "failed-outreach" in [a.key for a in left]  # published again, without the row
