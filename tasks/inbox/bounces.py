@@ -26,7 +26,12 @@ from typing import Literal, Protocol
 
 import flufl.bounce
 
-from tasks.inbox.machine_mail import is_daemon, is_null_sender
+from tasks.inbox.machine_mail import (
+    LOCALISED_REPORT_SUBJECT,
+    is_daemon,
+    is_null_sender,
+    written_by_delivery_software,
+)
 
 
 class Reason(StrEnum):
@@ -142,7 +147,12 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"mailbox (is )?(disabled|inactive|not active|unavailable due to inactivity)|"
         r"is no longer (active|in service|in use)|not an active|has been (suspended|disabled)|"
         r"user (is )?(suspended|disabled|terminated)|"
-        r"mailbox currently suspended|access denied - account",
+        r"mailbox currently suspended|access denied - account|"
+        r"account that you tried to reach is disabled|deactivated mailbox|"
+        r"disabled (recipient|address|mailbox|account|user)|invalid/inactive user|"
+        r"(account|user|mailbox|recipient)\b.{0,60}\b(is |been )?temporar(il)?y locked|"
+        r"account is locked|recipient suspend(ed)? the service|"
+        r"mailbox unavailable or access denied|(has been )?disabled or discontinued",
     ),
     (
         Reason.HAS_MOVED,
@@ -229,7 +239,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"not a valid (user|mailbox|recipient|address)|bad (recipient|destination|address|"
         r"mailbox)|no mailbox|is not a (known|valid|local) (user|recipient|mailbox|address)|"
         r"(recipient|user) (not|isn'?t) (local|listed)|"
-        r"non-?existent|unrouteable address|address (is )?no longer (valid|in use)|"
+        r"non-?existent|address (is )?no longer (valid|in use)|invalid (final delivery )?userid|"
+        r"(recipient|user|mailbox|address)( name| address)? is not recognized|"
         r"no longer (a )?valid|no account|there is no one|user not exist|not our customer|"
         r"badrcptto|validrcptto|not listed in|"
         r"could not be found|(user|recipient|account) doesn'?t have|not a known user|"
@@ -249,11 +260,20 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"(recipient|destination) domain (not found|does not exist|invalid|unknown)|nxdomain|"
         r"illegal host|unknown domain|invalid domain|no such domain|domain not found|"
         r"mx (record )?(lookup )?(failed|not found)|unable to resolve|hostname lookup failed|"
-        r"bad destination system",
+        r"bad destination system|unrouteable address|the domain is not reachable|"
+        r"(?<![@\w.-])[a-z0-9-]+(\.[a-z0-9-]+)+\.? (does not|doesn'?t) exist",
+    ),
+    (
+        # A whole system that takes no mail (RFC 7505 null MX, X.3.2): before "filtered",
+        # whose "recipient ... not accepting" it would otherwise read as.
+        Reason.NOT_ACCEPT,
+        r"system not accepting network messages|\bnull mx\b|accepts no mail",
     ),
     (
         Reason.FILTERED,
         r"filter|(rejected|refused|blocked|denied) by (the )?(recipient|user|addressee)|"
+        r"\buser reject|recipient'?s? preferences|blocked by the recipient|"
+        r"account is protected by|refuses? to receive|only accepting mail from specific|"
         r"not accepting (e-?)?mail with|"
         r"recipient.{0,40}(refuses|does not accept|doesn'?t accept|not accept|rejected your)|"
         r"not authori[sz]ed to (send|receive)|(white|allow) ?list|only accepts? (mail|e-?mail|"
@@ -315,7 +335,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"temporary (dns|lookup|network)|mail (forwarding )?loop|too many hops|"
         r"loop(s)? (back to myself|detected)|routing loop|could not connect|unable to connect|"
         r"connect to .{0,80}(failed|refused)|lost connection|while talking to|"
-        r"host (is )?(down|unreachable)|connection (refused|reset)",
+        r"host (is )?(down|unreachable)|connection (refused|reset)|"
+        r"name (service|server) (error|reply|failure)|unexpected name server reply",
     ),
     (
         Reason.EXPIRED,
@@ -375,10 +396,11 @@ _STATUS_REASONS: dict[str, Reason] = {
     "1.7": Reason.REJECTED,
     "1.8": Reason.REJECTED,
     "1.10": Reason.NOT_ACCEPT,
-    "2.1": Reason.SUSPEND,
+    "2.0": Reason.FILTERED,
+    "2.1": Reason.FILTERED,
     "2.2": Reason.MAILBOX_FULL,
     "2.3": Reason.MESG_TOO_BIG,
-    "2.4": Reason.SYSTEM_ERROR,
+    "2.4": Reason.FILTERED,
     "3.0": Reason.SYSTEM_ERROR,
     "3.1": Reason.SYSTEM_FULL,
     "3.2": Reason.NOT_ACCEPT,
@@ -470,39 +492,82 @@ def _reason_of(status: str | None, diagnostic: str | None, context: str = "") ->
     return Reason.ON_HOLD if text else Reason.UNDEFINED
 
 
-_IN_REPLY_TO = re.compile(r"in reply to (end of )?(data|rcpt|mail|helo|ehlo)", re.IGNORECASE)
-_AFTER_DATA = re.compile(r"after (end of )?data\b", re.IGNORECASE)
+_IN_REPLY_TO = re.compile(
+    r"in reply to (?:end of )?(data|rcpt|mail|helo|ehlo)\b|"
+    r"(?:after|in response to) (?:the )?(?:end of )?(data|rcpt to|mail from|helo|ehlo)\b",
+    re.IGNORECASE,
+)
+_COMMAND_LINE = re.compile(r"^\s*(?:>>>|->)\s*([a-z]+)", re.IGNORECASE)
 
 
-def refused_after_data(diagnostic: str | None, context: str) -> bool:
-    """Whether the refusal answered DATA rather than RCPT (from Postfix's "in reply to end
-    of DATA command" or a Sendmail/Courier transcript's ``>>> DATA`` line).
-
-    A server that knew the address did not exist would have said so at RCPT; one that says
-    "user unknown" only once it has read the message is filtering it (sisimai's rule too).
-    """
+def refused_at(diagnostic: str | None, context: str) -> str | None:
+    """The SMTP command the refusal answered (``DATA``, ``RCPT`` ...), if the report says:
+    Postfix's "in reply to end of DATA command", Exim's "after RCPT TO", or the last
+    ``>>> COMMAND`` line of a Sendmail or Courier transcript before the reply."""
     for text in (diagnostic or "", context):
         found = _IN_REPLY_TO.search(text)
         if found:
-            return found.group(2).lower() == "data"
-        if _AFTER_DATA.search(text):
-            return True
-    command = ""
+            return (found.group(1) or found.group(2)).split()[0].upper()
+    command: str | None = None
     needle = (diagnostic or "")[:24].lower()
     for line in context.splitlines():
         stripped = line.strip()
-        if stripped.startswith(">>>"):
-            command = stripped[3:].strip().split(" ", 1)[0].upper()
+        sent = _COMMAND_LINE.match(stripped)
+        if sent:
+            command = sent.group(1).upper()
         elif stripped.startswith("<<<") and (not needle or needle[:12] in stripped.lower()):
-            return command == "DATA"
-    return False
+            return command
+    return None
 
 
-def _filtered_if_after_data(
+def refused_after_data(diagnostic: str | None, context: str) -> bool:
+    """Whether the refusal answered DATA rather than RCPT."""
+    return refused_at(diagnostic, context) == "DATA"
+
+
+# Reasons that name the recipient's address bad (or, filtered, its filter), which a refusal
+# before the recipient was even named cannot mean.
+_ADDRESS_REASONS = frozenset(
+    {Reason.USER_UNKNOWN, Reason.HOST_UNKNOWN, Reason.FILTERED, Reason.SYNTAX_ERROR}
+)
+_UNSURE = frozenset({Reason.ON_HOLD, Reason.UNDEFINED})
+# qmail and others say at which stage the session failed, before quoting the reply.
+_STAGE_TEXT: tuple[tuple[Reason, re.Pattern[str]], ...] = (
+    (Reason.BLOCKED, re.compile(r"but my name was rejected|(greeting|banner) (was )?rejected",
+                                re.IGNORECASE)),
+    (Reason.REJECTED, re.compile(r"but sender was rejected", re.IGNORECASE)),
+)  # fmt: skip
+# RFC 3463 statuses about the sender's address (X.1.7, X.1.8, X.7.27), not the recipient's.
+_SENDER_STATUS = frozenset({"1.7", "1.8", "7.27"})
+
+
+def _stage_reason(
     reason: Reason, status: str | None, diagnostic: str | None, context: str
 ) -> Reason:
-    explicit = (status or "").endswith(".1.1")  # the server named the mailbox bad itself
-    if reason is Reason.USER_UNKNOWN and not explicit and refused_after_data(diagnostic, context):
+    """The reason corrected by when in the session the refusal came (sisimai's rules).
+
+    A refusal at MAIL FROM, or with a status about the sender (X.1.7, X.1.8), is about
+    our address: rejected, never the recipient's fault, whatever its words ("no such
+    domain" is our domain then). One at HELO/EHLO or at the greeting is about our host:
+    blocked. A "user unknown" after DATA is a filter: a server that knew the address did
+    not exist would have said so at RCPT, or named it bad with an X.1.x status (Japanese
+    carriers answer their users' sender filters this way). When the report does not say
+    which command was refused, the words are taken at their meaning (sisimai calls that
+    filtered too; on both corpora's tuning parts that loses more than it gains).
+    """
+    detail = (status or "").split(".", 1)[-1]
+    if detail in _SENDER_STATUS and reason in _ADDRESS_REASONS | _UNSURE:
+        return Reason.REJECTED
+    if reason in _ADDRESS_REASONS | _UNSURE:
+        for staged, regex in _STAGE_TEXT:
+            if regex.search(context) or regex.search(diagnostic or ""):
+                return staged
+    command = refused_at(diagnostic, context) if reason in _ADDRESS_REASONS else None
+    if command == "MAIL":
+        return Reason.REJECTED
+    if command in ("HELO", "EHLO"):
+        return Reason.BLOCKED
+    if reason is Reason.USER_UNKNOWN and command == "DATA" and not detail.startswith("1."):
         return Reason.FILTERED
     return reason
 
@@ -597,7 +662,11 @@ def _msgid(value: str | None) -> str | None:
     if not value:
         return None
     found = _MSGID.search(value)
-    return found.group(0) if found else None
+    if found:
+        return found.group(0)
+    # Some report writers drop the angle brackets (``Message-ID: abc@host``).
+    bare = value.strip()
+    return f"<{bare}>" if "@" in bare and not any(c.isspace() for c in bare) else None
 
 
 @dataclass(frozen=True)
@@ -757,9 +826,7 @@ def _from_blocks(
         if not action:
             action = "failed" if (status or "5").startswith("5") else "delayed"
         context = _context(human, address)
-        reason = _filtered_if_after_data(
-            reason_of(status, diag_text, context), status, diag_text, context
-        )
+        reason = _stage_reason(reason_of(status, diag_text, context), status, diag_text, context)
         if action.startswith(("deliver", "relay", "expand")):
             reason = Reason.DELIVERED
         elif action.startswith("expire") and reason in (Reason.ON_HOLD, Reason.UNDEFINED):
@@ -880,6 +947,13 @@ def _context(text: str, address: str) -> str:
         return ""
     start = text.rfind("\n\n", 0, index)
     start = max(0 if start < 0 else start, index - 400)
+    # Another recipient named earlier in the paragraph has its own lines (Postfix, qmail
+    # list them one after another): start at the line naming this one.
+    for match in _ADDRESS.finditer(text, start, index):
+        other = match.group(1).lower()
+        if other != address.lower() and not is_daemon(other):
+            start = max(start, text.rfind("\n", 0, index) + 1)
+            break
     end = min(len(text), index + 1200)
     for match in _ADDRESS.finditer(text, index + len(address), end):
         other = match.group(1).lower()
@@ -914,6 +988,8 @@ def looks_like_report(
         return True
     auto = headers.get("auto-submitted", "").strip().lower()
     forwarded = bool(_FORWARDED_SUBJECT.match(subject))
+    if not forwarded and LOCALISED_REPORT_SUBJECT.search(subject):
+        return True
     if auto and not auto.startswith("no") and _REPORT_SUBJECT.search(subject):
         return True
     return (
@@ -961,6 +1037,7 @@ def _text_bounce(
         else:
             permanent = candidates
     recipients: list[DsnRecipient] = []
+    single = len({a for a in (*permanent, *temporary) if "@" in a}) == 1
     for addresses, action in ((permanent, "failed"), (temporary, "delayed")):
         for address in addresses:
             if "@" not in address:
@@ -968,9 +1045,18 @@ def _text_bounce(
             context = _context(report_text, address) or report_text[:1500]
             status = status_in(context)
             diagnostic = _diagnostic_line(context)
-            reason = _filtered_if_after_data(
+            reason = _stage_reason(
                 reason_of(status, diagnostic, context), status, diagnostic, context
             )
+            if reason in (Reason.ON_HOLD, Reason.UNDEFINED) and single:
+                # The reason stands above the address ("Error: invalid user ... RCPT TO:"):
+                # about the only recipient, the whole report speaks.
+                whole = report_text[:3000]
+                status = status or status_in(whole)
+                diagnostic = diagnostic or _diagnostic_line(whole)
+                reason = _stage_reason(
+                    reason_of(status, diagnostic, whole), status, diagnostic, whole
+                )
             if action == "delayed" and reason in (Reason.ON_HOLD, Reason.UNDEFINED):
                 reason = Reason.EXPIRED
             recipients.append(DsnRecipient(address, action, status, diagnostic, reason.value))
@@ -1084,7 +1170,10 @@ def read_report(
     addresses out of prose is a heuristic. ``own_addresses`` (the report's own From and To)
     are never taken for failed recipients.
     """
-    machine = looks_like_report(headers, from_address, from_name, subject)
+    machine = looks_like_report(headers, from_address, from_name, subject) or (
+        # A person passing a bounce on, or asking about one, is not one.
+        not _FORWARDED_SUBJECT.match(subject) and written_by_delivery_software(msg)
+    )
     if not machine and not _has_report_part(msg) and not _may_be_notification(msg):
         return None  # most mail: a person's, with nothing a report is made of
     human = _human_text(msg)
@@ -1109,7 +1198,43 @@ def read_report(
         whole = _whole_text(msg)
         if whole and whole != human:
             report = _text_bounce(msg, original, whole, failed_header, own)
+    if report is None and _sent_as_report(headers, from_address, from_name, subject):
+        report = _unnamed_recipient(original, human, subject)
     return report
+
+
+def _sent_as_report(
+    headers: Mapping[str, str], from_address: str, from_name: str | None, subject: str
+) -> bool:
+    """A failure report by every sign a mail system sets on purpose: a null return path,
+    a mailer-daemon or a report's MIME type, and a subject only delivery software writes."""
+    signed = (
+        is_null_sender(headers.get("return-path"))
+        or is_daemon(from_address, from_name)
+        or headers.get("content-type", "").lower().startswith("multipart/report")
+    )
+    titled = bool(_REPORT_SUBJECT.search(subject) or LOCALISED_REPORT_SUBJECT.search(subject))
+    return signed and titled and not _FORWARDED_SUBJECT.match(subject)
+
+
+def _unnamed_recipient(original: _Original, human: str, subject: str) -> DeliveryReport:
+    """A report that names no recipient we can read ("<<< No Message Collected >>>", a
+    body in an unreadable form): still a bounce, its recipient left for the pipeline to
+    find through our outbox (the original's Message-ID or the VERP address it came to)."""
+    text = f"{subject}\n{human[:3000]}"
+    delayed = bool(_DELAY_TEXT.search(subject))
+    status = status_in(text)
+    diagnostic = _diagnostic_line(text)
+    reason = reason_of(status, diagnostic, text)
+    if delayed and reason in (Reason.ON_HOLD, Reason.UNDEFINED):
+        reason = Reason.EXPIRED
+    only = original.to[0] if len(original.to) == 1 else ""
+    recipient = DsnRecipient(
+        only, "delayed" if delayed else "failed", status, diagnostic, reason.value
+    )
+    return DeliveryReport(
+        (recipient,), original.message_id, "subject", _kind([recipient]), original.to
+    )
 
 
 def _whole_text(msg: Message) -> str:
@@ -1186,8 +1311,10 @@ def judge_report(report: DeliveryReport, table: Mapping[str, ReasonRule]) -> Jud
             unresolved.append(rcpt)
             continue
         status = status or rcpt.status
-        # A delay is never final: at most a soft bounce, whatever its reason.
-        hard = rule.action == "suppress" and not delayed
+        # A delay is never final, nor is a refusal with a transient (4.x.x) status: at
+        # most a soft bounce, whatever its reason (as a 4xx reply at send time).
+        transient = (rcpt.status or "").startswith("4.")
+        hard = rule.action == "suppress" and not delayed and not transient
         (suppress if hard else soft).append(rcpt.address)
     reason: Literal["hard_bounce", "complaint", "opt_out"] | None = None
     if suppress:
