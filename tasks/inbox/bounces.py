@@ -1212,9 +1212,23 @@ def _sent_as_report(
         is_null_sender(headers.get("return-path"))
         or is_daemon(from_address, from_name)
         or headers.get("content-type", "").lower().startswith("multipart/report")
+        or bool(headers.get("x-failed-recipients", "").strip())
     )
-    titled = bool(_REPORT_SUBJECT.search(subject) or LOCALISED_REPORT_SUBJECT.search(subject))
+    titled = bool(
+        _REPORT_SUBJECT.search(subject)
+        or LOCALISED_REPORT_SUBJECT.search(subject)
+        or _FAILURE_SUBJECT.search(subject)
+    )
     return signed and titled and not _FORWARDED_SUBJECT.match(subject)
+
+
+# Words a mail system's own notice uses for a failure: enough once the sender is the mail
+# system itself (a null return path, a mailer-daemon), not on their own.
+_FAILURE_SUBJECT = re.compile(
+    r"fail|error|undeliver|not (been )?delivered|returned|bounce|rejected|unknown|"
+    r"nondeliver|non-deliver|could not|can'?t deliver|delay|problem",
+    re.IGNORECASE,
+)
 
 
 def _unnamed_recipient(original: _Original, human: str, subject: str) -> DeliveryReport:

@@ -165,7 +165,12 @@ _DELIVERY_SOFTWARE = re.compile(
     r"could not deliver (the |your )?message to the following recipient|"
     r"the following recipients? (could not be reached|did not receive this message)|"
     r"your message wasn'?t delivered to|message delivery to .{1,80} failed|"
-    r"undelivered mail returned to sender|delivery status notification \(failure\)",
+    r"undelivered mail returned to sender|delivery status notification \(failure\)|"
+    r"your message has encountered delivery problems|this is a delivery status notification|"
+    r"sorry, i wasn'?t able to establish an smtp connection|"
+    r"your mail message to the following address\(es\) could not be delivered|"
+    r"could not be delivered to one or more recipients|"
+    r"a problem occurred during the delivery of this message",
     re.IGNORECASE,
 )
 
@@ -173,13 +178,25 @@ _DELIVERY_SOFTWARE = re.compile(
 def written_by_delivery_software(msg: Message) -> bool:
     """Whether the first text part words itself the way delivery software words a bounce
     (the whole body when broken MIME left the message without parts)."""
+    html: Message | None = None
     for part in msg.walk():
-        if part.get_content_type() == "text/plain":
-            payload = part.get_payload(decode=True)
-            head = payload[:6000].decode("latin-1") if isinstance(payload, bytes) else ""
-            return _DELIVERY_SOFTWARE.search(head) is not None
+        ctype = part.get_content_type()
+        if ctype == "text/html" and html is None:
+            html = part
+        elif ctype == "text/plain":
+            return _opens_like_a_report(part)
+    if html is not None:  # an HTML-only report (Gmail's, Office 365's)
+        return _opens_like_a_report(html)
     raw = msg.get_payload()
     return isinstance(raw, str) and _DELIVERY_SOFTWARE.search(raw[:6000]) is not None
+
+
+def _opens_like_a_report(part: Message) -> bool:
+    payload = part.get_payload(decode=True)
+    head = payload[:6000].decode("latin-1") if isinstance(payload, bytes) else ""
+    if part.get_content_subtype() == "html":
+        head = " ".join(re.sub(r"<[^>]*>", " ", head).split())
+    return _DELIVERY_SOFTWARE.search(head) is not None
 
 
 def _header(msg: Message, name: str) -> str | None:

@@ -180,3 +180,33 @@ def test_a_message_id_without_angle_brackets_is_still_recovered() -> None:
     parsed = parse_message(raw)
     assert isinstance(parsed, ParsedMail) and parsed.delivery_report is not None
     assert parsed.delivery_report.original_message_id == "<campaign-9@accountflow.example>"
+
+
+def test_an_html_only_report_from_an_ordinary_sender_is_a_report(
+    classifier: MailClassifier,
+) -> None:
+    html = (
+        "<html><body><h2>Address not found</h2><p>Your message wasn't delivered to "
+        "<b>gone@client.example</b> because the address couldn't be found.</p>"
+        "<p>The response was:</p><p>550 5.1.1 The email account that you tried to reach "
+        "does not exist.</p></body></html>"
+    )
+    raw = (
+        "From: notices@client.example\r\nTo: vendas@accountflow.example\r\n"
+        "Subject: Your order 7712\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/html; charset=utf-8\r\n\r\n" + html + "\r\n"
+    ).encode()
+    verdict = classifier.classify(parse_message(raw))
+    assert verdict.label is MessageClass.BOUNCE
+    assert verdict.suppress == ("gone@client.example",)
+
+
+def test_a_mail_system_notice_of_a_failure_is_a_bounce_even_naming_nobody(
+    classifier: MailClassifier,
+) -> None:
+    raw = _text_bounce("Mail System Error", "The message could not be processed.\n")
+    verdict = classifier.classify(parse_message(raw))
+    assert verdict.label is MessageClass.BOUNCE and verdict.suppress == ()
+    # The same sender's notice that speaks of no failure stays a machine notice.
+    notice = _text_bounce("Postmaster notice", "Maintenance tonight.\n")
+    assert classifier.classify(parse_message(notice)).label is MessageClass.AUTO_REPLY
