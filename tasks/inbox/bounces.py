@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import message_from_string
 from email import policy as email_policy
 from email.message import Message
@@ -158,6 +158,13 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         Reason.HAS_MOVED,
         r"has (been )?moved|address (has )?changed|moved to (a )?new|new (e-?mail )?address is|"
         r"changed (his|her|their|its) (e-?mail )?address|owner has changed|no longer with ",
+    ),
+    (
+        # A queue that gave up, whatever network trouble it quotes on the way.
+        Reason.EXPIRED,
+        r"message expired|unable to deliver in \d+|all hosts have been failing for a long time|"
+        r"retry time(out)? (not reached for any host|exceeded)|was aborted after \d+|"
+        r"did not accept our requests to connect|has been in the queue too long",
     ),
     (
         Reason.NO_RELAYING,
@@ -365,7 +372,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"problem|misconfigur)|local error|temporar(y|ily) (failure|error|problem|unavailable)|"
         r"service (not available|unavailable|temporarily unavailable)|configuration error|"
         r"mail ?(server|system) (error|failure|problem)|i/o error|database error|"
-        r"resources temporarily|unexpected error|try again later",
+        r"resources temporarily|unexpected error|try again later|"
+        r"service (is )?currently unavailable|could not load",
     ),
     (
         Reason.SYNTAX_ERROR,
@@ -452,7 +460,24 @@ def reason_of(status: str | None, diagnostic: str | None, context: str = "") -> 
     reason = _reason_of(status, diagnostic, context)
     if reason is Reason.HOST_UNKNOWN and (status or "").startswith("4."):
         return Reason.NETWORK_ERROR
+    if reason is Reason.MESG_TOO_BIG and (status or "")[1:] == ".2.3":
+        return Reason.EXCEED_LIMIT  # X.2.3: over an administrative limit of the mailbox
     return reason
+
+
+def final_reason(reason: Reason, action: str, status: str | None) -> Reason:
+    """A final failure with a transient status is a message the queue gave up on: expired,
+    not the network trouble it met on the way (sisimai's reading too)."""
+    transient = (status or "").startswith("4.")
+    if action.startswith("fail") and transient and reason in _GAVE_UP_ON:
+        return Reason.EXPIRED
+    if action.startswith(("delay", "expire")) and reason in _UNSURE_OF:
+        return Reason.EXPIRED
+    return reason
+
+
+_GAVE_UP_ON = frozenset({Reason.NETWORK_ERROR, Reason.ON_HOLD, Reason.UNDEFINED})
+_UNSURE_OF = frozenset({Reason.ON_HOLD, Reason.UNDEFINED})
 
 
 def _reason_of(status: str | None, diagnostic: str | None, context: str = "") -> Reason:
@@ -695,12 +720,26 @@ def _original(msg: Message, body_text: str) -> _Original:
         if headers is not None and (headers.get("message-id") or headers.get("to")):
             reporter = _addresses(str(headers.get("x-hmxmroriginalrecipient") or ""))
             return _Original(
-                _msgid(str(headers.get("message-id") or "")),
+                _msgid(str(headers.get("message-id") or "")) or _written_message_id(msg),
                 _addresses(str(headers.get("to") or "")),
                 _addresses(" ".join(str(headers.get(h) or "") for h in ("from", "sender"))),
                 reporter[0] if reporter else None,
             )
-    return _quoted_original(body_text)
+    quoted = _quoted_original(body_text)
+    if quoted.message_id is None:
+        return replace(quoted, message_id=_written_message_id(msg))
+    return quoted
+
+
+_MESSAGE_ID_LINE = re.compile(r"^[ \t>]*message-id[ \t]*:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def _written_message_id(msg: Message) -> str | None:
+    """The first Message-ID field anywhere below the report's own headers: where MIME
+    hid the returned original (headers taken for a part's own, a ``message/partial``, a
+    continuation line that is not indented), its fields are still written there."""
+    found = _MESSAGE_ID_LINE.search(_whole_text(msg))
+    return _msgid(found.group(1)) if found else None
 
 
 _QUOTED_HEADER = re.compile(
@@ -829,8 +868,8 @@ def _from_blocks(
         reason = _stage_reason(reason_of(status, diag_text, context), status, diag_text, context)
         if action.startswith(("deliver", "relay", "expand")):
             reason = Reason.DELIVERED
-        elif action.startswith("expire") and reason in (Reason.ON_HOLD, Reason.UNDEFINED):
-            reason = Reason.EXPIRED
+        else:
+            reason = final_reason(reason, action, status)
         recipients.append(DsnRecipient(address, action, status, diag_text, reason.value))
     if recipients:
         return DeliveryReport(
@@ -1057,8 +1096,7 @@ def _text_bounce(
                 reason = _stage_reason(
                     reason_of(status, diagnostic, whole), status, diagnostic, whole
                 )
-            if action == "delayed" and reason in (Reason.ON_HOLD, Reason.UNDEFINED):
-                reason = Reason.EXPIRED
+            reason = final_reason(reason, action, status)
             recipients.append(DsnRecipient(address, action, status, diagnostic, reason.value))
     if not recipients:
         return None

@@ -10,6 +10,8 @@ from tasks.inbox.bounces import (
     DeliveryReport,
     DsnRecipient,
     Reason,
+    _stage_reason,
+    final_reason,
     judge_report,
     reason_of,
     refused_at,
@@ -74,8 +76,6 @@ def test_the_refused_smtp_command_is_read_from_the_report(
 def test_the_stage_and_the_status_correct_what_the_words_alone_say(
     status: str, diagnostic: str, context: str, reason: str
 ) -> None:
-    from tasks.inbox.bounces import _stage_reason
-
     found = _stage_reason(reason_of(status, diagnostic, context), status, diagnostic, context)
     assert found.value == reason
 
@@ -210,3 +210,44 @@ def test_a_mail_system_notice_of_a_failure_is_a_bounce_even_naming_nobody(
     # The same sender's notice that speaks of no failure stays a machine notice.
     notice = _text_bounce("Postmaster notice", "Maintenance tonight.\n")
     assert classifier.classify(parse_message(notice)).label is MessageClass.AUTO_REPLY
+
+
+def test_the_original_message_id_is_found_where_mime_hid_the_returned_headers() -> None:
+    # The returned message's Received continuation is not indented: its parser stops
+    # there and the Message-ID lands in the body of the attached part.
+    raw = (
+        b"Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.client.example\r\n"
+        b"To: vendas@accountflow.example\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        b"Final-Recipient: rfc822; gone@client.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        b"\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"Received: from [127.0.0.1] (localhost [127.0.0.1])\r\n"
+        b"by mx.accountflow.example (Postfix) with ESMTP id 44kW\r\n"
+        b"Subject: Offer\r\nMessage-ID: <campaign-3@accountflow.example>\r\n\r\nHi\r\n--b--\r\n"
+    )
+    parsed = parse_message(raw)
+    assert isinstance(parsed, ParsedMail) and parsed.delivery_report is not None
+    assert parsed.delivery_report.original_message_id == "<campaign-3@accountflow.example>"
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "diagnostic", "reason"),
+    [
+        # The queue gave up after network trouble: the message expired.
+        ("failed", "4.4.1", "connect to mx.b.example[192.0.2.1]:25: Connection timed out",
+         "expired"),
+        ("failed", "4.4.7", "554 4.4.7 Message expired: unable to deliver in 840 minutes."
+         "<421 4.4.2 Connection timed out>", "expired"),
+        ("delayed", None, "The recipient server did not accept our requests to connect.",
+         "expired"),
+        ("failed", "5.2.3", "552 5.2.3 Message size exceeds fixed maximum message size",
+         "exceedlimit"),
+        ("failed", "5.0.0", "554 Service currently unavailable", "systemerror"),
+    ],
+)  # fmt: skip
+def test_a_final_failure_names_what_the_queue_finally_met(
+    action: str, status: str | None, diagnostic: str, reason: str
+) -> None:
+    assert final_reason(reason_of(status, diagnostic), action, status).value == reason
