@@ -191,7 +191,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"(rejected|invalid|not allowed)|return[- ]path .{0,40}(invalid|rejected)|"
         r"unverified sender|unknown sender|sender verify|mail from you is not accepted|"
         r"your (e-?mail )?(address|domain) (has been |is )?(rejected|blacklisted|blocked|banned)|"
-        r"\bmail from\b.{0,30}\b(syntax|invalid)|bad sender|sender is not allowed",
+        r"\bmail from\b.{0,30}\b(syntax|invalid)|bad sender|sender is not allowed|"
+        r"(not have|no|without) permission to post|not allowed to post",
     ),
     (
         Reason.REQUIRE_PTR,
@@ -206,6 +207,11 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"deferred due to (user complaints|unexpected volume)|complaints from (our|your) users",
     ),
     (
+        # Gmail's refusal of content it deems unsafe: before "blocked because".
+        Reason.POLICY_VIOLATION,
+        r"content presents a potential",
+    ),
+    (
         Reason.BLOCKED,
         r"client host .{0,60}(rejected|blocked|refused)|blocked using|"
         r"(ip|host|address|connection|your server|server|sending (server|host|ip)|network|"
@@ -217,7 +223,16 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"denied|refused)|access denied.{0,40}\b(ip|host)\b|helo|ehlo|\bbanned\b|"
         r"(dynamic|residential|dial-?up) (ip|address|pool|range)|"
         r"too many (invalid|bad|unknown) recipients|rejecting (your )?connection|"
-        r"service (is )?unavailable.{0,40}(client|host|ip)|blocked (by|for|because)",
+        r"service (is )?unavailable.{0,40}(client|host|ip)|blocked (by|for|because)|"
+        r"refused to talk to me|service refus(ed|e)\b",
+    ),
+    (
+        # A message refused for its form, whatever the spam it is said to resemble.
+        Reason.NOT_COMPLIANT_RFC,
+        r"rfc ?(5322|2822|822|5321|2821)|not (rfc[- ]?)?compliant|duplicate (header|from|"
+        r"subject|date|message-id)|multiple (from|subject|date|message-id)|"
+        r"missing (required )?(date|from|message-id|subject) header|required header|"
+        r"must have (a|exactly)",
     ),
     (
         Reason.VIRUS_DETECTED,
@@ -293,13 +308,6 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         Reason.POLICY_VIOLATION,
         r"policy|prohibited|violat|acceptable use|terms of service|not (allowed|permitted) by|"
         r"local rule|administrative(ly)? (prohibited|denied)|content not accepted",
-    ),
-    (
-        Reason.NOT_COMPLIANT_RFC,
-        r"rfc ?(5322|2822|822|5321|2821)|not (rfc[- ]?)?compliant|duplicate (header|from|"
-        r"subject|date|message-id)|multiple (from|subject|date|message-id)|"
-        r"missing (required )?(date|from|message-id|subject) header|required header|"
-        r"must have (a|exactly)",
     ),
     (
         Reason.CONTENT_ERROR,
@@ -466,18 +474,25 @@ def reason_of(status: str | None, diagnostic: str | None, context: str = "") -> 
 
 
 def final_reason(reason: Reason, action: str, status: str | None) -> Reason:
-    """A final failure with a transient status is a message the queue gave up on: expired,
-    not the network trouble it met on the way (sisimai's reading too)."""
-    transient = (status or "").startswith("4.")
-    if action.startswith("fail") and transient and reason in _GAVE_UP_ON:
-        return Reason.EXPIRED
+    """A delay or an expiry that names nothing better is a message the queue is giving up
+    on: expired. (A final failure with a transient status that quotes network trouble
+    stays a network error: sisimai reads it so, and calling it expired gained nothing.)"""
     if action.startswith(("delay", "expire")) and reason in _UNSURE_OF:
+        return Reason.EXPIRED
+    if action.startswith("fail") and (status or "").startswith("4.") and reason in _UNSURE_OF:
         return Reason.EXPIRED
     return reason
 
 
-_GAVE_UP_ON = frozenset({Reason.NETWORK_ERROR, Reason.ON_HOLD, Reason.UNDEFINED})
 _UNSURE_OF = frozenset({Reason.ON_HOLD, Reason.UNDEFINED})
+
+
+def _group_post(reason: Reason, address: str) -> Reason:
+    """A post to a Google group that Google returns without saying why (its notice is
+    localised) is refused for the sender: not a member, or the group closed to posts."""
+    if reason in _UNSURE_OF and address.endswith("@googlegroups.com"):
+        return Reason.REJECTED
+    return reason
 
 
 def _reason_of(status: str | None, diagnostic: str | None, context: str = "") -> Reason:
@@ -869,7 +884,7 @@ def _from_blocks(
         if action.startswith(("deliver", "relay", "expand")):
             reason = Reason.DELIVERED
         else:
-            reason = final_reason(reason, action, status)
+            reason = final_reason(_group_post(reason, address), action, status)
         recipients.append(DsnRecipient(address, action, status, diag_text, reason.value))
     if recipients:
         return DeliveryReport(
@@ -1096,7 +1111,7 @@ def _text_bounce(
                 reason = _stage_reason(
                     reason_of(status, diagnostic, whole), status, diagnostic, whole
                 )
-            reason = final_reason(reason, action, status)
+            reason = final_reason(_group_post(reason, address), action, status)
             recipients.append(DsnRecipient(address, action, status, diagnostic, reason.value))
     if not recipients:
         return None

@@ -10,6 +10,7 @@ from tasks.inbox.bounces import (
     DeliveryReport,
     DsnRecipient,
     Reason,
+    _group_post,
     _stage_reason,
     final_reason,
     judge_report,
@@ -71,6 +72,14 @@ def test_the_refused_smtp_command_is_read_from_the_report(
          "name server reply", "", "networkerror"),
         ("5.0.0", "Invalid final delivery userid: a@b.example", "", "userunknown"),
         ("5.0.0", "550 5.2.1 User reject", "", "filtered"),
+        ("5.7.1", "550-5.7.1 This message is not RFC 5322 compliant. There are multiple "
+         "Subject headers. To reduce the amount of spam sent to Gmail, this message has "
+         "been blocked.", "", "notcompliantrfc"),
+        ("5.7.0", "552-5.7.0 This message was blocked because its content presents a "
+         "potential security issue.", "", "policyviolation"),
+        ("4.0.0", "connect to mx.b.example[192.0.2.1]: server refused to talk to me: 421 "
+         "Service not available", "", "blocked"),
+        ("5.0.0", "", "you may not have permission to post messages to the group", "rejected"),
     ],
 )  # fmt: skip
 def test_the_stage_and_the_status_correct_what_the_words_alone_say(
@@ -235,9 +244,10 @@ def test_the_original_message_id_is_found_where_mime_hid_the_returned_headers() 
 @pytest.mark.parametrize(
     ("action", "status", "diagnostic", "reason"),
     [
-        # The queue gave up after network trouble: the message expired.
+        # Network trouble quoted in a final failure stays a network error ...
         ("failed", "4.4.1", "connect to mx.b.example[192.0.2.1]:25: Connection timed out",
-         "expired"),
+         "networkerror"),
+        # ... the queue's own words that it gave up make it expired.
         ("failed", "4.4.7", "554 4.4.7 Message expired: unable to deliver in 840 minutes."
          "<421 4.4.2 Connection timed out>", "expired"),
         ("delayed", None, "The recipient server did not accept our requests to connect.",
@@ -251,3 +261,9 @@ def test_a_final_failure_names_what_the_queue_finally_met(
     action: str, status: str | None, diagnostic: str, reason: str
 ) -> None:
     assert final_reason(reason_of(status, diagnostic), action, status).value == reason
+
+
+def test_a_refused_post_to_a_google_group_is_about_the_sender_in_any_language() -> None:
+    assert _group_post(Reason.UNDEFINED, "team@googlegroups.com") is Reason.REJECTED
+    assert _group_post(Reason.UNDEFINED, "team@client.example") is Reason.UNDEFINED
+    assert _group_post(Reason.USER_UNKNOWN, "team@googlegroups.com") is Reason.USER_UNKNOWN
