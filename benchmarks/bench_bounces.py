@@ -37,8 +37,9 @@ def _both(scores: dict[str, Score], misses: bool) -> dict[str, Any]:
         for name in (
             "files", "failures", "recognised", "flufl_recognised", "recipient_expected",
             "recipient_found", "hard_known", "hard_agree", "hard_agree_sisimai",
-            "wrongful_suppressions", "feedback", "feedback_suppressed", "not_bounces",
-            "not_bounces_as_bounce",
+            "wrongful_suppressions", "feedback", "feedback_suppressed", "feedback_via_outbox",
+            "message_id_present", "message_id_recovered", "reason_known", "reason_agree",
+            "not_bounces", "not_bounces_as_bounce",
         ):  # fmt: skip
             setattr(whole, name, getattr(whole, name) + getattr(score, name))
         whole.wrongful_by_reason += score.wrongful_by_reason

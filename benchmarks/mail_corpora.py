@@ -16,6 +16,7 @@ import ast
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -103,6 +104,7 @@ class Read:
     original_message_id: str | None
     flufl_found: bool
     verdict: Classification
+    returned_message_ids: frozenset[str] = frozenset()
 
 
 def read(path: Path, classifier: MailClassifier) -> Read:
@@ -128,6 +130,22 @@ def read(path: Path, classifier: MailClassifier) -> Read:
         original,
         _flufl_finds(raw),
         verdict,
+        _returned_message_ids(raw),
+    )
+
+
+_BODY_MESSAGE_ID = re.compile(
+    rb"^[ \t>]*message-id[ \t]*:[ \t]*<?([^<>\s]+@[^<>\s]+)>?", re.I | re.M
+)
+
+
+def _returned_message_ids(raw: bytes) -> frozenset[str]:
+    """The Message-IDs written below the report's own headers (the returned original's,
+    attached or quoted): where one is present, the reader should recover it."""
+    split = re.search(rb"\r?\n\r?\n", raw)
+    body = raw[split.end() :] if split else b""
+    return frozenset(
+        f"<{m.group(1).decode('latin-1').lower()}>" for m in _BODY_MESSAGE_ID.finditer(body)
     )
 
 
@@ -161,6 +179,11 @@ class Score:
     wrongful_by_reason: Counter[str] = field(default_factory=Counter)
     feedback: int = 0
     feedback_suppressed: int = 0
+    feedback_via_outbox: int = 0
+    message_id_present: int = 0
+    message_id_recovered: int = 0
+    reason_known: int = 0
+    reason_agree: int = 0
     not_bounces: int = 0
     not_bounces_as_bounce: int = 0
     failures_as: Counter[str] = field(default_factory=Counter)
@@ -186,10 +209,28 @@ class Score:
             "wrongful_by_reason": dict(self.wrongful_by_reason),
             "feedback_reports": self.feedback,
             "feedback_suppressed": self.feedback_suppressed,
+            "feedback_resolved_through_outbox": self.feedback_via_outbox,
+            "original_message_id_recovered": self.rate(
+                self.message_id_recovered, self.message_id_present
+            ),
+            "original_message_id_present": self.message_id_present,
+            "reason_agreement_sisimai": self.rate(self.reason_agree, self.reason_known),
             "not_bounces": self.not_bounces,
             "not_bounces_read_as_bounce": self.not_bounces_as_bounce,
             "failures_read_as": dict(self.failures_as),
         }
+
+
+def _count_message_id(score: Score, got: Read) -> None:
+    """Original Message-ID recovery, over recognised failures that carry one."""
+    if got.label is MessageClass.BOUNCE and got.returned_message_ids:
+        score.message_id_present += 1
+        found = (got.original_message_id or "").lower()
+        # A quoted-printable original may break its Message-ID line with a soft "=".
+        score.message_id_recovered += any(
+            found == wanted or (wanted.endswith("=>") and found.startswith(wanted[:-2]))
+            for wanted in got.returned_message_ids
+        )
 
 
 # Reasons our table suppresses though sisimai's convention calls them soft (a suspended
@@ -216,6 +257,12 @@ def score_sisimai(root: Path, classifier: MailClassifier) -> dict[str, Score]:
             score.feedback += 1
             suppressed = got.label is MessageClass.BOUNCE and bool(got.suppressed)
             score.feedback_suppressed += suppressed
+            # Naming no recipient, the report is matched to our outbox by the Message-ID
+            # of the message it returns (tasks/inbox/pipeline.py).
+            unresolved = got.verdict.bounce is not None and bool(got.verdict.bounce.unresolved)
+            score.feedback_via_outbox += (
+                not suppressed and unresolved and got.original_message_id is not None
+            )
             if not suppressed:
                 score.misses.append(name)
             continue
@@ -232,6 +279,9 @@ def score_sisimai(root: Path, classifier: MailClassifier) -> dict[str, Score]:
         if got.label is not MessageClass.BOUNCE:
             score.misses.append(name)
             continue
+        _count_message_id(score, got)
+        score.reason_known += 1
+        score.reason_agree += set(got.reasons) == reasons
         truth_hard = any(r["hard"] for r in records)
         ours_hard = bool(got.suppressed)
         policy_hard = truth_hard or bool(reasons & POLICY_HARD)
@@ -267,6 +317,7 @@ def score_bounceparser(root: Path, classifier: MailClassifier) -> dict[str, Scor
         score.failures_as[got.label.value] += 1
         if got.label is not MessageClass.BOUNCE:
             score.misses.append(name)
+        _count_message_id(score, got)
         accept = {a.lower() for a in expected.get("accept_addresses") or []}
         if accept:
             score.recipient_expected += 1
@@ -330,6 +381,7 @@ def score_flufl(tests: Path, classifier: MailClassifier) -> dict[str, Score]:
         score.failures_as[got.label.value] += 1
         if got.label is not MessageClass.BOUNCE:
             score.misses.append(path.name)
+        _count_message_id(score, got)
         wanted = expected.get(path.name) or set()
         if wanted:
             score.recipient_expected += 1

@@ -152,6 +152,15 @@ SPECS: tuple[DeploymentSpec, ...] = (
         cron="0 8 * * 1",
     ),
     DeploymentSpec(
+        "flows.outreach",
+        "dispatch-campaign",
+        "reverify-details",
+        "Send the re-verification emails check-freshness put in the outbox (stale contacts).",
+        ("outreach", "governance"),
+        cron="0 10 * * 1-5",
+        parameters={"campaign": "reverify-details", "dry_run": False},
+    ),
+    DeploymentSpec(
         "flows.accounts",
         "watch-obligations",
         "hourly",

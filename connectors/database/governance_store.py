@@ -464,6 +464,23 @@ def person_export(s: Session, contact_id: int) -> dict[str, Any]:
             (Suppression.contact_id == contact_id) | Suppression.address.in_(lowered),
         ),
         "complaints": _rows(s, Complaint.__table__, Complaint.contact_id == contact_id),
+        "delivery_events": _rows(
+            s,
+            DeliveryEvent.__table__,
+            DeliveryEvent.outbox_id.in_(
+                select(OutboxItem.id).where(OutboxItem.contact_id == contact_id)
+            ),
+        ),
+        "bounces": _rows(
+            s,
+            Bounce.__table__,
+            Bounce.outbox_id.in_(select(OutboxItem.id).where(OutboxItem.contact_id == contact_id))
+            | Bounce.recipient.in_(lowered),
+        ),
+        "talks": _rows(s, Talk.__table__, Talk.contact_id == contact_id),
+        "confirmations": _rows(
+            s, ContactConfirmation.__table__, ContactConfirmation.contact_id == contact_id
+        ),
         "audit": _rows(s, AuditRecord.__table__, AuditRecord.target == f"contact:{contact_id}"),
     }
     return {

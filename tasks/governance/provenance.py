@@ -60,6 +60,11 @@ def consent_given(raw: pd.Series, rule: ConsentRule) -> pd.Series:
     for header in consent_columns(headers, rule):
         key = re.escape(json.dumps(header, ensure_ascii=False))
         cells = raw.astype("string").str.extract(key + r'\s*:\s*"((?:[^"\\]|\\.)*)"', expand=False)
+        escaped = cells.str.contains("\\", regex=False).fillna(False).astype(bool)
+        if escaped.any():  # the JSON text's escapes (\n, \", \u...), as the cell said them
+            cells = cells.astype(object)
+            cells[escaped] = cells[escaped].map(lambda v: json.loads(f'"{v}"'))
+            cells = cells.astype("string")
         folded = pd.Series(fold_arrow(cells).to_pandas(), index=raw.index)
         given |= folded.isin(yes).fillna(False).to_numpy(bool)
     return given

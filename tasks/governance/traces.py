@@ -5,9 +5,9 @@ Files are found by what names the person: an email address or phone number we he
 them (phones also as bare digits, since files format them freely), and the demo sender's
 ``outbox-mail/<outbox id>.eml``. A message file (.eml, .ics, .html, .txt, .pdf) that
 names them is deleted; a line-based file (an export in incoming/processed, a send journal,
-a log) loses the lines that name them (an export) or has the identity masked in place
-(a journal or log, whose other lines other processes still need); a spreadsheet loses
-the rows. The database and the files holding secrets are not touched here.
+a log, the local Prefect server's among them) loses the lines that name them (an export)
+or has the identity masked in place (a journal or log, whose other lines other processes
+still need); a spreadsheet loses the rows. Databases and secret files are not touched.
 
 Prefect keeps every version of an artifact; the API deletes one by id, and its data goes
 with it. Artifacts naming the person in clear, or listing one of their outbox rows (the
@@ -27,9 +27,11 @@ MESSAGE_SUFFIXES = (".eml", ".ics", ".html", ".htm", ".txt", ".pdf")
 EXPORT_SUFFIXES = (".csv", ".tsv")
 MASKED_SUFFIXES = (".journal", ".log", ".jsonl", ".json")
 SHEET_SUFFIXES = (".xlsx",)
-# Never rewritten here: the databases (erased in their own transaction) and secrets.
-SKIPPED = ("accountflow.db", "link-secrets.json")
-SKIPPED_DIRS = ("prefect", "staging")
+# Never rewritten here: databases (ours is erased in its own transaction; Prefect's
+# artifacts through its API) and secrets. Staging holds a run's files only while it runs.
+SKIPPED_SUFFIXES = (".db", ".db-wal", ".db-shm", ".db-journal", ".sqlite", ".sqlite3")
+SKIPPED_NAMES = ("link-secrets.json",)
+SKIPPED_DIRS = ("staging",)
 MAX_BYTES = 64 * 1024 * 1024
 ERASED = b"[erased]"
 ARTIFACT_PAGE = 200
@@ -123,7 +125,9 @@ def scrub_files(
     mailed = {f"{i}.eml" for i in outbox_ids}
     for path in sorted(data_dir.rglob("*")):
         relative = path.relative_to(data_dir)
-        if not path.is_file() or path.name.startswith(SKIPPED):
+        if not path.is_file() or path.name in SKIPPED_NAMES:
+            continue
+        if path.name.lower().endswith(SKIPPED_SUFFIXES):
             continue
         if relative.parts and relative.parts[0] in SKIPPED_DIRS:
             continue

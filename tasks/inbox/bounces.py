@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import message_from_string
 from email import policy as email_policy
 from email.message import Message
@@ -26,7 +26,12 @@ from typing import Literal, Protocol
 
 import flufl.bounce
 
-from tasks.inbox.machine_mail import is_daemon, is_null_sender
+from tasks.inbox.machine_mail import (
+    LOCALISED_REPORT_SUBJECT,
+    is_daemon,
+    is_null_sender,
+    written_by_delivery_software,
+)
 
 
 class Reason(StrEnum):
@@ -142,12 +147,24 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"mailbox (is )?(disabled|inactive|not active|unavailable due to inactivity)|"
         r"is no longer (active|in service|in use)|not an active|has been (suspended|disabled)|"
         r"user (is )?(suspended|disabled|terminated)|"
-        r"mailbox currently suspended|access denied - account",
+        r"mailbox currently suspended|access denied - account|"
+        r"account that you tried to reach is disabled|deactivated mailbox|"
+        r"disabled (recipient|address|mailbox|account|user)|invalid/inactive user|"
+        r"(account|user|mailbox|recipient)\b.{0,60}\b(is |been )?temporar(il)?y locked|"
+        r"account is locked|recipient suspend(ed)? the service|"
+        r"mailbox unavailable or access denied|(has been )?disabled or discontinued",
     ),
     (
         Reason.HAS_MOVED,
         r"has (been )?moved|address (has )?changed|moved to (a )?new|new (e-?mail )?address is|"
         r"changed (his|her|their|its) (e-?mail )?address|owner has changed|no longer with ",
+    ),
+    (
+        # A queue that gave up, whatever network trouble it quotes on the way.
+        Reason.EXPIRED,
+        r"message expired|unable to deliver in \d+|all hosts have been failing for a long time|"
+        r"retry time(out)? (not reached for any host|exceeded)|was aborted after \d+|"
+        r"did not accept our requests to connect|has been in the queue too long",
     ),
     (
         Reason.NO_RELAYING,
@@ -174,7 +191,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"(rejected|invalid|not allowed)|return[- ]path .{0,40}(invalid|rejected)|"
         r"unverified sender|unknown sender|sender verify|mail from you is not accepted|"
         r"your (e-?mail )?(address|domain) (has been |is )?(rejected|blacklisted|blocked|banned)|"
-        r"\bmail from\b.{0,30}\b(syntax|invalid)|bad sender|sender is not allowed",
+        r"\bmail from\b.{0,30}\b(syntax|invalid)|bad sender|sender is not allowed|"
+        r"(not have|no|without) permission to post|not allowed to post",
     ),
     (
         Reason.REQUIRE_PTR,
@@ -189,6 +207,11 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"deferred due to (user complaints|unexpected volume)|complaints from (our|your) users",
     ),
     (
+        # Gmail's refusal of content it deems unsafe: before "blocked because".
+        Reason.POLICY_VIOLATION,
+        r"content presents a potential",
+    ),
+    (
         Reason.BLOCKED,
         r"client host .{0,60}(rejected|blocked|refused)|blocked using|"
         r"(ip|host|address|connection|your server|server|sending (server|host|ip)|network|"
@@ -200,7 +223,16 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"denied|refused)|access denied.{0,40}\b(ip|host)\b|helo|ehlo|\bbanned\b|"
         r"(dynamic|residential|dial-?up) (ip|address|pool|range)|"
         r"too many (invalid|bad|unknown) recipients|rejecting (your )?connection|"
-        r"service (is )?unavailable.{0,40}(client|host|ip)|blocked (by|for|because)",
+        r"service (is )?unavailable.{0,40}(client|host|ip)|blocked (by|for|because)|"
+        r"refused to talk to me|service refus(ed|e)\b",
+    ),
+    (
+        # A message refused for its form, whatever the spam it is said to resemble.
+        Reason.NOT_COMPLIANT_RFC,
+        r"rfc ?(5322|2822|822|5321|2821)|not (rfc[- ]?)?compliant|duplicate (header|from|"
+        r"subject|date|message-id)|multiple (from|subject|date|message-id)|"
+        r"missing (required )?(date|from|message-id|subject) header|required header|"
+        r"must have (a|exactly)",
     ),
     (
         Reason.VIRUS_DETECTED,
@@ -229,7 +261,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"not a valid (user|mailbox|recipient|address)|bad (recipient|destination|address|"
         r"mailbox)|no mailbox|is not a (known|valid|local) (user|recipient|mailbox|address)|"
         r"(recipient|user) (not|isn'?t) (local|listed)|"
-        r"non-?existent|unrouteable address|address (is )?no longer (valid|in use)|"
+        r"non-?existent|address (is )?no longer (valid|in use)|invalid (final delivery )?userid|"
+        r"(recipient|user|mailbox|address)( name| address)? is not recognized|"
         r"no longer (a )?valid|no account|there is no one|user not exist|not our customer|"
         r"badrcptto|validrcptto|not listed in|"
         r"could not be found|(user|recipient|account) doesn'?t have|not a known user|"
@@ -249,11 +282,20 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"(recipient|destination) domain (not found|does not exist|invalid|unknown)|nxdomain|"
         r"illegal host|unknown domain|invalid domain|no such domain|domain not found|"
         r"mx (record )?(lookup )?(failed|not found)|unable to resolve|hostname lookup failed|"
-        r"bad destination system",
+        r"bad destination system|unrouteable address|the domain is not reachable|"
+        r"(?<![@\w.-])[a-z0-9-]+(\.[a-z0-9-]+)+\.? (does not|doesn'?t) exist",
+    ),
+    (
+        # A whole system that takes no mail (RFC 7505 null MX, X.3.2): before "filtered",
+        # whose "recipient ... not accepting" it would otherwise read as.
+        Reason.NOT_ACCEPT,
+        r"system not accepting network messages|\bnull mx\b|accepts no mail",
     ),
     (
         Reason.FILTERED,
         r"filter|(rejected|refused|blocked|denied) by (the )?(recipient|user|addressee)|"
+        r"\buser reject|recipient'?s? preferences|blocked by the recipient|"
+        r"account is protected by|refuses? to receive|only accepting mail from specific|"
         r"not accepting (e-?)?mail with|"
         r"recipient.{0,40}(refuses|does not accept|doesn'?t accept|not accept|rejected your)|"
         r"not authori[sz]ed to (send|receive)|(white|allow) ?list|only accepts? (mail|e-?mail|"
@@ -266,13 +308,6 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         Reason.POLICY_VIOLATION,
         r"policy|prohibited|violat|acceptable use|terms of service|not (allowed|permitted) by|"
         r"local rule|administrative(ly)? (prohibited|denied)|content not accepted",
-    ),
-    (
-        Reason.NOT_COMPLIANT_RFC,
-        r"rfc ?(5322|2822|822|5321|2821)|not (rfc[- ]?)?compliant|duplicate (header|from|"
-        r"subject|date|message-id)|multiple (from|subject|date|message-id)|"
-        r"missing (required )?(date|from|message-id|subject) header|required header|"
-        r"must have (a|exactly)",
     ),
     (
         Reason.CONTENT_ERROR,
@@ -315,7 +350,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"temporary (dns|lookup|network)|mail (forwarding )?loop|too many hops|"
         r"loop(s)? (back to myself|detected)|routing loop|could not connect|unable to connect|"
         r"connect to .{0,80}(failed|refused)|lost connection|while talking to|"
-        r"host (is )?(down|unreachable)|connection (refused|reset)",
+        r"host (is )?(down|unreachable)|connection (refused|reset)|"
+        r"name (service|server) (error|reply|failure)|unexpected name server reply",
     ),
     (
         Reason.EXPIRED,
@@ -344,7 +380,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"problem|misconfigur)|local error|temporar(y|ily) (failure|error|problem|unavailable)|"
         r"service (not available|unavailable|temporarily unavailable)|configuration error|"
         r"mail ?(server|system) (error|failure|problem)|i/o error|database error|"
-        r"resources temporarily|unexpected error|try again later",
+        r"resources temporarily|unexpected error|try again later|"
+        r"service (is )?currently unavailable|could not load",
     ),
     (
         Reason.SYNTAX_ERROR,
@@ -375,10 +412,11 @@ _STATUS_REASONS: dict[str, Reason] = {
     "1.7": Reason.REJECTED,
     "1.8": Reason.REJECTED,
     "1.10": Reason.NOT_ACCEPT,
-    "2.1": Reason.SUSPEND,
+    "2.0": Reason.FILTERED,
+    "2.1": Reason.FILTERED,
     "2.2": Reason.MAILBOX_FULL,
     "2.3": Reason.MESG_TOO_BIG,
-    "2.4": Reason.SYSTEM_ERROR,
+    "2.4": Reason.FILTERED,
     "3.0": Reason.SYSTEM_ERROR,
     "3.1": Reason.SYSTEM_FULL,
     "3.2": Reason.NOT_ACCEPT,
@@ -430,6 +468,30 @@ def reason_of(status: str | None, diagnostic: str | None, context: str = "") -> 
     reason = _reason_of(status, diagnostic, context)
     if reason is Reason.HOST_UNKNOWN and (status or "").startswith("4."):
         return Reason.NETWORK_ERROR
+    if reason is Reason.MESG_TOO_BIG and (status or "")[1:] == ".2.3":
+        return Reason.EXCEED_LIMIT  # X.2.3: over an administrative limit of the mailbox
+    return reason
+
+
+def final_reason(reason: Reason, action: str, status: str | None) -> Reason:
+    """A delay or an expiry that names nothing better is a message the queue is giving up
+    on: expired. (A final failure with a transient status that quotes network trouble
+    stays a network error: sisimai reads it so, and calling it expired gained nothing.)"""
+    if action.startswith(("delay", "expire")) and reason in _UNSURE_OF:
+        return Reason.EXPIRED
+    if action.startswith("fail") and (status or "").startswith("4.") and reason in _UNSURE_OF:
+        return Reason.EXPIRED
+    return reason
+
+
+_UNSURE_OF = frozenset({Reason.ON_HOLD, Reason.UNDEFINED})
+
+
+def _group_post(reason: Reason, address: str) -> Reason:
+    """A post to a Google group that Google returns without saying why (its notice is
+    localised) is refused for the sender: not a member, or the group closed to posts."""
+    if reason in _UNSURE_OF and address.endswith("@googlegroups.com"):
+        return Reason.REJECTED
     return reason
 
 
@@ -470,39 +532,82 @@ def _reason_of(status: str | None, diagnostic: str | None, context: str = "") ->
     return Reason.ON_HOLD if text else Reason.UNDEFINED
 
 
-_IN_REPLY_TO = re.compile(r"in reply to (end of )?(data|rcpt|mail|helo|ehlo)", re.IGNORECASE)
-_AFTER_DATA = re.compile(r"after (end of )?data\b", re.IGNORECASE)
+_IN_REPLY_TO = re.compile(
+    r"in reply to (?:end of )?(data|rcpt|mail|helo|ehlo)\b|"
+    r"(?:after|in response to) (?:the )?(?:end of )?(data|rcpt to|mail from|helo|ehlo)\b",
+    re.IGNORECASE,
+)
+_COMMAND_LINE = re.compile(r"^\s*(?:>>>|->)\s*([a-z]+)", re.IGNORECASE)
 
 
-def refused_after_data(diagnostic: str | None, context: str) -> bool:
-    """Whether the refusal answered DATA rather than RCPT (from Postfix's "in reply to end
-    of DATA command" or a Sendmail/Courier transcript's ``>>> DATA`` line).
-
-    A server that knew the address did not exist would have said so at RCPT; one that says
-    "user unknown" only once it has read the message is filtering it (sisimai's rule too).
-    """
+def refused_at(diagnostic: str | None, context: str) -> str | None:
+    """The SMTP command the refusal answered (``DATA``, ``RCPT`` ...), if the report says:
+    Postfix's "in reply to end of DATA command", Exim's "after RCPT TO", or the last
+    ``>>> COMMAND`` line of a Sendmail or Courier transcript before the reply."""
     for text in (diagnostic or "", context):
         found = _IN_REPLY_TO.search(text)
         if found:
-            return found.group(2).lower() == "data"
-        if _AFTER_DATA.search(text):
-            return True
-    command = ""
+            return (found.group(1) or found.group(2)).split()[0].upper()
+    command: str | None = None
     needle = (diagnostic or "")[:24].lower()
     for line in context.splitlines():
         stripped = line.strip()
-        if stripped.startswith(">>>"):
-            command = stripped[3:].strip().split(" ", 1)[0].upper()
+        sent = _COMMAND_LINE.match(stripped)
+        if sent:
+            command = sent.group(1).upper()
         elif stripped.startswith("<<<") and (not needle or needle[:12] in stripped.lower()):
-            return command == "DATA"
-    return False
+            return command
+    return None
 
 
-def _filtered_if_after_data(
+def refused_after_data(diagnostic: str | None, context: str) -> bool:
+    """Whether the refusal answered DATA rather than RCPT."""
+    return refused_at(diagnostic, context) == "DATA"
+
+
+# Reasons that name the recipient's address bad (or, filtered, its filter), which a refusal
+# before the recipient was even named cannot mean.
+_ADDRESS_REASONS = frozenset(
+    {Reason.USER_UNKNOWN, Reason.HOST_UNKNOWN, Reason.FILTERED, Reason.SYNTAX_ERROR}
+)
+_UNSURE = frozenset({Reason.ON_HOLD, Reason.UNDEFINED})
+# qmail and others say at which stage the session failed, before quoting the reply.
+_STAGE_TEXT: tuple[tuple[Reason, re.Pattern[str]], ...] = (
+    (Reason.BLOCKED, re.compile(r"but my name was rejected|(greeting|banner) (was )?rejected",
+                                re.IGNORECASE)),
+    (Reason.REJECTED, re.compile(r"but sender was rejected", re.IGNORECASE)),
+)  # fmt: skip
+# RFC 3463 statuses about the sender's address (X.1.7, X.1.8, X.7.27), not the recipient's.
+_SENDER_STATUS = frozenset({"1.7", "1.8", "7.27"})
+
+
+def _stage_reason(
     reason: Reason, status: str | None, diagnostic: str | None, context: str
 ) -> Reason:
-    explicit = (status or "").endswith(".1.1")  # the server named the mailbox bad itself
-    if reason is Reason.USER_UNKNOWN and not explicit and refused_after_data(diagnostic, context):
+    """The reason corrected by when in the session the refusal came (sisimai's rules).
+
+    A refusal at MAIL FROM, or with a status about the sender (X.1.7, X.1.8), is about
+    our address: rejected, never the recipient's fault, whatever its words ("no such
+    domain" is our domain then). One at HELO/EHLO or at the greeting is about our host:
+    blocked. A "user unknown" after DATA is a filter: a server that knew the address did
+    not exist would have said so at RCPT, or named it bad with an X.1.x status (Japanese
+    carriers answer their users' sender filters this way). When the report does not say
+    which command was refused, the words are taken at their meaning (sisimai calls that
+    filtered too; on both corpora's tuning parts that loses more than it gains).
+    """
+    detail = (status or "").split(".", 1)[-1]
+    if detail in _SENDER_STATUS and reason in _ADDRESS_REASONS | _UNSURE:
+        return Reason.REJECTED
+    if reason in _ADDRESS_REASONS | _UNSURE:
+        for staged, regex in _STAGE_TEXT:
+            if regex.search(context) or regex.search(diagnostic or ""):
+                return staged
+    command = refused_at(diagnostic, context) if reason in _ADDRESS_REASONS else None
+    if command == "MAIL":
+        return Reason.REJECTED
+    if command in ("HELO", "EHLO"):
+        return Reason.BLOCKED
+    if reason is Reason.USER_UNKNOWN and command == "DATA" and not detail.startswith("1."):
         return Reason.FILTERED
     return reason
 
@@ -597,7 +702,11 @@ def _msgid(value: str | None) -> str | None:
     if not value:
         return None
     found = _MSGID.search(value)
-    return found.group(0) if found else None
+    if found:
+        return found.group(0)
+    # Some report writers drop the angle brackets (``Message-ID: abc@host``).
+    bare = value.strip()
+    return f"<{bare}>" if "@" in bare and not any(c.isspace() for c in bare) else None
 
 
 @dataclass(frozen=True)
@@ -626,12 +735,26 @@ def _original(msg: Message, body_text: str) -> _Original:
         if headers is not None and (headers.get("message-id") or headers.get("to")):
             reporter = _addresses(str(headers.get("x-hmxmroriginalrecipient") or ""))
             return _Original(
-                _msgid(str(headers.get("message-id") or "")),
+                _msgid(str(headers.get("message-id") or "")) or _written_message_id(msg),
                 _addresses(str(headers.get("to") or "")),
                 _addresses(" ".join(str(headers.get(h) or "") for h in ("from", "sender"))),
                 reporter[0] if reporter else None,
             )
-    return _quoted_original(body_text)
+    quoted = _quoted_original(body_text)
+    if quoted.message_id is None:
+        return replace(quoted, message_id=_written_message_id(msg))
+    return quoted
+
+
+_MESSAGE_ID_LINE = re.compile(r"^[ \t>]*message-id[ \t]*:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def _written_message_id(msg: Message) -> str | None:
+    """The first Message-ID field anywhere below the report's own headers: where MIME
+    hid the returned original (headers taken for a part's own, a ``message/partial``, a
+    continuation line that is not indented), its fields are still written there."""
+    found = _MESSAGE_ID_LINE.search(_whole_text(msg))
+    return _msgid(found.group(1)) if found else None
 
 
 _QUOTED_HEADER = re.compile(
@@ -757,13 +880,11 @@ def _from_blocks(
         if not action:
             action = "failed" if (status or "5").startswith("5") else "delayed"
         context = _context(human, address)
-        reason = _filtered_if_after_data(
-            reason_of(status, diag_text, context), status, diag_text, context
-        )
+        reason = _stage_reason(reason_of(status, diag_text, context), status, diag_text, context)
         if action.startswith(("deliver", "relay", "expand")):
             reason = Reason.DELIVERED
-        elif action.startswith("expire") and reason in (Reason.ON_HOLD, Reason.UNDEFINED):
-            reason = Reason.EXPIRED
+        else:
+            reason = final_reason(_group_post(reason, address), action, status)
         recipients.append(DsnRecipient(address, action, status, diag_text, reason.value))
     if recipients:
         return DeliveryReport(
@@ -880,6 +1001,13 @@ def _context(text: str, address: str) -> str:
         return ""
     start = text.rfind("\n\n", 0, index)
     start = max(0 if start < 0 else start, index - 400)
+    # Another recipient named earlier in the paragraph has its own lines (Postfix, qmail
+    # list them one after another): start at the line naming this one.
+    for match in _ADDRESS.finditer(text, start, index):
+        other = match.group(1).lower()
+        if other != address.lower() and not is_daemon(other):
+            start = max(start, text.rfind("\n", 0, index) + 1)
+            break
     end = min(len(text), index + 1200)
     for match in _ADDRESS.finditer(text, index + len(address), end):
         other = match.group(1).lower()
@@ -914,6 +1042,8 @@ def looks_like_report(
         return True
     auto = headers.get("auto-submitted", "").strip().lower()
     forwarded = bool(_FORWARDED_SUBJECT.match(subject))
+    if not forwarded and LOCALISED_REPORT_SUBJECT.search(subject):
+        return True
     if auto and not auto.startswith("no") and _REPORT_SUBJECT.search(subject):
         return True
     return (
@@ -961,6 +1091,7 @@ def _text_bounce(
         else:
             permanent = candidates
     recipients: list[DsnRecipient] = []
+    single = len({a for a in (*permanent, *temporary) if "@" in a}) == 1
     for addresses, action in ((permanent, "failed"), (temporary, "delayed")):
         for address in addresses:
             if "@" not in address:
@@ -968,11 +1099,19 @@ def _text_bounce(
             context = _context(report_text, address) or report_text[:1500]
             status = status_in(context)
             diagnostic = _diagnostic_line(context)
-            reason = _filtered_if_after_data(
+            reason = _stage_reason(
                 reason_of(status, diagnostic, context), status, diagnostic, context
             )
-            if action == "delayed" and reason in (Reason.ON_HOLD, Reason.UNDEFINED):
-                reason = Reason.EXPIRED
+            if reason in (Reason.ON_HOLD, Reason.UNDEFINED) and single:
+                # The reason stands above the address ("Error: invalid user ... RCPT TO:"):
+                # about the only recipient, the whole report speaks.
+                whole = report_text[:3000]
+                status = status or status_in(whole)
+                diagnostic = diagnostic or _diagnostic_line(whole)
+                reason = _stage_reason(
+                    reason_of(status, diagnostic, whole), status, diagnostic, whole
+                )
+            reason = final_reason(_group_post(reason, address), action, status)
             recipients.append(DsnRecipient(address, action, status, diagnostic, reason.value))
     if not recipients:
         return None
@@ -1084,7 +1223,10 @@ def read_report(
     addresses out of prose is a heuristic. ``own_addresses`` (the report's own From and To)
     are never taken for failed recipients.
     """
-    machine = looks_like_report(headers, from_address, from_name, subject)
+    machine = looks_like_report(headers, from_address, from_name, subject) or (
+        # A person passing a bounce on, or asking about one, is not one.
+        not _FORWARDED_SUBJECT.match(subject) and written_by_delivery_software(msg)
+    )
     if not machine and not _has_report_part(msg) and not _may_be_notification(msg):
         return None  # most mail: a person's, with nothing a report is made of
     human = _human_text(msg)
@@ -1109,7 +1251,57 @@ def read_report(
         whole = _whole_text(msg)
         if whole and whole != human:
             report = _text_bounce(msg, original, whole, failed_header, own)
+    if report is None and _sent_as_report(headers, from_address, from_name, subject):
+        report = _unnamed_recipient(original, human, subject)
     return report
+
+
+def _sent_as_report(
+    headers: Mapping[str, str], from_address: str, from_name: str | None, subject: str
+) -> bool:
+    """A failure report by every sign a mail system sets on purpose: a null return path,
+    a mailer-daemon or a report's MIME type, and a subject only delivery software writes."""
+    signed = (
+        is_null_sender(headers.get("return-path"))
+        or is_daemon(from_address, from_name)
+        or headers.get("content-type", "").lower().startswith("multipart/report")
+        or bool(headers.get("x-failed-recipients", "").strip())
+    )
+    titled = bool(
+        _REPORT_SUBJECT.search(subject)
+        or LOCALISED_REPORT_SUBJECT.search(subject)
+        or _FAILURE_SUBJECT.search(subject)
+    )
+    return signed and titled and not _FORWARDED_SUBJECT.match(subject)
+
+
+# Words a mail system's own notice uses for a failure: enough once the sender is the mail
+# system itself (a null return path, a mailer-daemon), not on their own.
+_FAILURE_SUBJECT = re.compile(
+    r"fail|error|undeliver|not (been )?delivered|returned|bounce|rejected|unknown|"
+    r"nondeliver|non-deliver|could not|can'?t deliver|delay|problem",
+    re.IGNORECASE,
+)
+
+
+def _unnamed_recipient(original: _Original, human: str, subject: str) -> DeliveryReport:
+    """A report that names no recipient we can read ("<<< No Message Collected >>>", a
+    body in an unreadable form): still a bounce, its recipient left for the pipeline to
+    find through our outbox (the original's Message-ID or the VERP address it came to)."""
+    text = f"{subject}\n{human[:3000]}"
+    delayed = bool(_DELAY_TEXT.search(subject))
+    status = status_in(text)
+    diagnostic = _diagnostic_line(text)
+    reason = reason_of(status, diagnostic, text)
+    if delayed and reason in (Reason.ON_HOLD, Reason.UNDEFINED):
+        reason = Reason.EXPIRED
+    only = original.to[0] if len(original.to) == 1 else ""
+    recipient = DsnRecipient(
+        only, "delayed" if delayed else "failed", status, diagnostic, reason.value
+    )
+    return DeliveryReport(
+        (recipient,), original.message_id, "subject", _kind([recipient]), original.to
+    )
 
 
 def _whole_text(msg: Message) -> str:
@@ -1186,8 +1378,10 @@ def judge_report(report: DeliveryReport, table: Mapping[str, ReasonRule]) -> Jud
             unresolved.append(rcpt)
             continue
         status = status or rcpt.status
-        # A delay is never final: at most a soft bounce, whatever its reason.
-        hard = rule.action == "suppress" and not delayed
+        # A delay is never final, nor is a refusal with a transient (4.x.x) status: at
+        # most a soft bounce, whatever its reason (as a 4xx reply at send time).
+        transient = (rcpt.status or "").startswith("4.")
+        hard = rule.action == "suppress" and not delayed and not transient
         (suppress if hard else soft).append(rcpt.address)
     reason: Literal["hard_bounce", "complaint", "opt_out"] | None = None
     if suppress:

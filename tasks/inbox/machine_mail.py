@@ -26,6 +26,7 @@ DAEMON_LOCAL_PARTS = frozenset(
         "postmaster",
         "double-bounce",
         "mail.delivery.system",
+        "post_master",
     }
 )
 _DAEMON_NAME = re.compile(
@@ -42,6 +43,20 @@ _REPORT_SUBJECT = re.compile(
     r"could not be delivered|delivery report|mail system error|rejected|warning: could not|"
     r"message not delivered|unzustellbar|non remis|no entregado|nao entregue|"
     r"abuse report|complaint about message|fbl)",
+    re.IGNORECASE,
+)
+# The subject Microsoft Exchange and other delivery software give a non-delivery report in
+# the recipient system's language ("Undeliverable:" and its translations), and the words
+# Japanese, Chinese and Korean providers use: specific enough to need no other sign.
+LOCALISED_REPORT_SUBJECT = re.compile(
+    r"^\s*(unzustellbar|non remis|no se puede entregar|n[aã]o (é possível )?entregue|"
+    r"non recapitabile|onbestelbaar|olevererbart|kan inte levereras|ikke leveret|"
+    r"kan ikke leveres|ei voitu toimittaa|niedostarczalne|nie można dostarczyć|"
+    r"nedoručitelné|nedoručiteľné|kézbesíthetetlen|недоставляемое|не доставлено|"
+    r"teslim edilemiyor|nepredat|neisporučivo|nedostavljivo|"
+    r"配信不能|無法傳遞|无法投递|无法传递|배달되지 않음|배달 못함)\s*:|"
+    r"(メール|mail) ?エラー|エラーメール|配信(エラー|失敗|不能)|不達|未達|送信できませんでした|"
+    r"退信|投递失败|邮件.{0,4}(失败|退回)",
     re.IGNORECASE,
 )
 REPORT_TYPES = frozenset(
@@ -122,7 +137,66 @@ def reads_as_report(msg: Message) -> bool:
         for part in msg.walk():
             if part.get_content_type() in REPORT_TYPES:
                 return True
+    if LOCALISED_REPORT_SUBJECT.search(subject) or written_by_delivery_software(msg):
+        return True
     return bool(_REPORT_SUBJECT.search(subject)) and _header(msg, "from") is None
+
+
+# The opening words mail transfer agents write into their own bounces (Postfix, Sendmail,
+# Exim, qmail, Exchange, Domino, GroupWise, Gmail, Yahoo, Messaging Server, Courier, ...):
+# how sisimai's MTA modules find where a report starts. No person writes them, so they mark
+# a report even when its From and Subject look like anyone's.
+_DELIVERY_SOFTWARE = re.compile(
+    r"this is the mail system at host|i'?m sorry to have to inform you that your message|"
+    r"-+ ?transcript of session follows ?-+|the original message was received at|"
+    r"this message was created automatically by mail delivery software|"
+    r"a message that you sent could not be delivered to one or more of its|"
+    r"this is the qmail-send program at|i'?m afraid i wasn'?t able to deliver your message|"
+    r"delivery to the following recipients? failed permanently|"
+    r"delivery has failed to these recipients or groups|"
+    r"your message did not reach some or all of the intended recipients|"
+    r"this is an automatically generated delivery status notification|"
+    r"the following addresses had (permanent fatal|delivery) (errors|problems)|"
+    r"this report relates to a message you sent with the following header fields|"
+    r"your message (was not|could not be|cannot be) delivered to the following recipients|"
+    r"sorry, we were unable to deliver your message to the following address|"
+    r"this message was undeliverable due to the following reason|"
+    r"unable to deliver (the |your )?message to the following (address|recipient)|"
+    r"could not deliver (the |your )?message to the following recipient|"
+    r"the following recipients? (could not be reached|did not receive this message)|"
+    r"your message wasn'?t delivered to|message delivery to .{1,80} failed|"
+    r"undelivered mail returned to sender|delivery status notification \(failure\)|"
+    r"your message has encountered delivery problems|this is a delivery status notification|"
+    r"sorry, i wasn'?t able to establish an smtp connection|"
+    r"your mail message to the following address\(es\) could not be delivered|"
+    r"could not be delivered to one or more recipients|"
+    r"a problem occurred during the delivery of this message",
+    re.IGNORECASE,
+)
+
+
+def written_by_delivery_software(msg: Message) -> bool:
+    """Whether the first text part words itself the way delivery software words a bounce
+    (the whole body when broken MIME left the message without parts)."""
+    html: Message | None = None
+    for part in msg.walk():
+        ctype = part.get_content_type()
+        if ctype == "text/html" and html is None:
+            html = part
+        elif ctype == "text/plain":
+            return _opens_like_a_report(part)
+    if html is not None:  # an HTML-only report (Gmail's, Office 365's)
+        return _opens_like_a_report(html)
+    raw = msg.get_payload()
+    return isinstance(raw, str) and _DELIVERY_SOFTWARE.search(raw[:6000]) is not None
+
+
+def _opens_like_a_report(part: Message) -> bool:
+    payload = part.get_payload(decode=True)
+    head = payload[:6000].decode("latin-1") if isinstance(payload, bytes) else ""
+    if part.get_content_subtype() == "html":
+        head = " ".join(re.sub(r"<[^>]*>", " ", head).split())
+    return _DELIVERY_SOFTWARE.search(head) is not None
 
 
 def _header(msg: Message, name: str) -> str | None:

@@ -362,7 +362,9 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParseResult:
         return _malformed(MalformedReason.EMPTY, "no bytes", raw)
     if len(raw) > limits.max_bytes:
         return _malformed(MalformedReason.TOO_LARGE, f"{len(raw)} bytes", raw)
-    if b"\x00" in raw[:2048] or not _first_line_is_header(raw):
+    # A NUL among the headers means binary data; one in a body is a defect mail systems
+    # pass on (a returned original with a stray NUL), not a reason to stop reading.
+    if b"\x00" in _header_block(raw[:65536])[0] or not _first_line_is_header(raw):
         return _malformed(MalformedReason.NOT_EMAIL, "does not start with a header", raw)
     try:
         result = _parse(raw, limits)

@@ -39,6 +39,7 @@ from connectors.database.engine import session_scope
 from connectors.database.inbox_store import ThreadRef
 from connectors.database.migrate import ensure_schema
 from connectors.exhibition_files import RawTable
+from connectors.link_secrets import accepted_secrets
 from connectors.mailbox import EmlDirReader, ImapReader, MaildirReader, MessageSource, RawMessage
 from tasks.inbox.classification import (
     BounceInfo,
@@ -54,7 +55,7 @@ from tasks.ingest.mapping import ColumnMapping
 from tasks.ingest.normalize import normalize_table
 from tasks.ingest.pipeline import IngestSummary, store_batch
 from tasks.ingest.staging import StagedFile, write_staged
-from tasks.outreach.rendering import LinkSigning, parse_return_path
+from tasks.outreach.rendering import parse_return_path
 
 # Senders resolved into contacts: people who write to us about business, and who answer
 # our invitations. Mail the classifier is not sure of (``other``) is stored for review and
@@ -531,7 +532,8 @@ def _resolve_through_outbox(
     ]
     if not pending:
         return out
-    secret = LinkSigning.from_settings(get_settings()).secret
+    # Every secret a VERP address may carry now: one signed before a rotation still counts.
+    accepted = [secret.encode() for secret in accepted_secrets(get_settings())]
     by_msgid = inbox_store.outbox_by_message_id(
         s,
         [m for i in pending if (m := _bounce_of(fresh[i]).original_message_id)],
@@ -543,7 +545,7 @@ def _resolve_through_outbox(
         oid = by_msgid.get(original) if original else None
         if oid is None and isinstance(e.parsed, ParsedMail):
             oid = next(
-                (o for a in e.parsed.to if (o := parse_return_path(a, secret)) is not None), None
+                (o for a in e.parsed.to if (o := parse_return_path(a, accepted)) is not None), None
             )
         if oid is not None:
             outbox_of[i] = oid

@@ -19,7 +19,7 @@ import hmac
 import quopri
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header
@@ -228,14 +228,25 @@ def return_path_for(outbox_id: int, local: str, domain: str, secret: SecretStr |
     return checked_address("return path", f"{local}+o{outbox_id}-{mac}@{domain}")
 
 
-def parse_return_path(address: str, secret: SecretStr | bytes) -> int | None:
-    """The outbox id a bounce address was minted for, or ``None`` if it is not ours."""
+def parse_return_path(
+    address: str, secret: SecretStr | bytes | Sequence[SecretStr | bytes]
+) -> int | None:
+    """The outbox id a bounce address was minted for, or ``None`` if it is not ours.
+
+    ``secret`` may be the accepted list of ``connectors.link_secrets.accepted_secrets``
+    (current first, then those retired within their grace): a bounce can arrive days
+    after the send, so an address signed before a rotation must still verify.
+    """
     match = _VERP.match(address.strip().strip("<>").lower())
     if match is None:
         return None
     outbox_id = int(match["id"])
-    expected = _mac(_secret_bytes(secret), "verp", str(outbox_id).encode()).hex()[:12]
-    return outbox_id if hmac.compare_digest(match["mac"], expected) else None
+    accepted = [secret] if isinstance(secret, SecretStr | bytes) else secret
+    for candidate in accepted:
+        expected = _mac(_secret_bytes(candidate), "verp", str(outbox_id).encode()).hex()[:12]
+        if hmac.compare_digest(match["mac"], expected):
+            return outbox_id
+    return None
 
 
 # ------------------------------------------------------------------------------ inputs

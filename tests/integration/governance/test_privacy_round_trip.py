@@ -167,6 +167,10 @@ def test_erasure_reaches_delivery_events_data_dir_files_and_prefect_artifacts(
     create_table_artifact(key="someone-elses", table=[{"id": 12345, "name": "Ana"}])
     create_table_artifact(key="leaky-report", table=[{"who": "Carlos Pereira", "n": 1}])
 
+    held = export_person(EMAIL)  # the export lists what the erasure is about to reach
+    assert [e["outbox_id"] for e in held["delivery_events"]] == [outbox_id]
+    assert held["confirmations"] == [] and held["talks"] == [] and "bounces" in held
+
     counts = erase_person(EMAIL)
 
     assert counts["delivery_events"] == 1 and counts["artifacts_deleted"] == 2

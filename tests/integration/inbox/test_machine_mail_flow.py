@@ -4,7 +4,7 @@ mailer-daemons that must never become contacts (real SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from connectors.database.engine import session_scope
 from connectors.database.inbox_models import InboundMessage, SoftBounce, Suppression
 from connectors.database.ingest_models import Contact
 from connectors.database.outreach_models import OutboxItem
+from connectors.link_secrets import rotate_generated_secret
 from flows.inbox import ingest_inbox as ingest_inbox_flow
 from tasks.outreach.rendering import LinkSigning, return_path_for
 from tests.flow_runs import run_to_end
@@ -128,3 +129,34 @@ def test_machine_mail_suppresses_who_it_should_and_never_becomes_a_contact(
     with session_scope() as s:
         assert s.get(SoftBounce, "good@client.example") is not None
     assert _count(Contact) == contacts_before and _count(Complaint) == 0
+
+
+def test_a_bounce_to_a_verp_address_signed_before_a_rotation_still_finds_its_mail(
+    database: str, tmp_path: Path
+) -> None:
+    """A bounce comes back days after the send; a rotation in between must not cut it off
+    from its outbox row, until the retired secret's grace is over."""
+    grace = timedelta(days=get_settings().unsubscribe_secret_grace_days)
+    recent = _outbox_item("recent@a.b.c", "<campaign-recent@accountflow.example>")
+    stale = _outbox_item("stale@a.b.c", "<campaign-stale@accountflow.example>")
+    first = LinkSigning.from_settings(get_settings()).secret
+    stale_verp = return_path_for(stale, "bounces", "mail.accountflow.example", first)
+    # The secret that signed the stale address was retired longer ago than the grace.
+    rotate_generated_secret(get_settings(), datetime.now(UTC) - grace - timedelta(days=1))
+    second = LinkSigning.from_settings(get_settings()).secret
+    recent_verp = return_path_for(recent, "bounces", "mail.accountflow.example", second)
+    rotate_generated_secret(get_settings())  # retires `second` now: within its grace
+    assert LinkSigning.from_settings(get_settings()).secret not in (first, second)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "recent.eml").write_bytes(_local_dsn(recent_verp, "5.1.1", "550 5.1.1 unknown"))
+    (folder / "stale.eml").write_bytes(_local_dsn(stale_verp, "5.1.1", "550 5.1.1 unknown"))
+
+    summary = ingest_inbox(eml_dir=str(folder))
+
+    assert summary.by_class == {"bounce": 2}
+    suppressions = _suppressions()
+    assert suppressions["recent@a.b.c"][0] == "hard_bounce"
+    # Past its grace the old secret proves nothing: a forged bounce must not suppress.
+    assert "stale@a.b.c" not in suppressions
+    assert "f.b" not in suppressions

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from config.governance_policy import ConsentRule, LawfulBasisPolicy
@@ -51,6 +51,7 @@ def test_a_quote_inside_another_cell_does_not_fool_the_extraction() -> None:
         max_size=6,
     )
 )
+@example(["x\n", 'sim"', "yes\\"])  # JSON escapes in the raw text
 def test_consent_is_read_for_every_row_whatever_the_cells(cells: list[str]) -> None:
     raw = _raw([{"Nome": c, "Opt in": c} for c in cells])
     given_ = consent_given(raw, RULE)

@@ -42,6 +42,16 @@ def test_the_database_secrets_and_files_naming_someone_else_are_left_alone(
     assert other.exists()
 
 
+def test_the_local_prefect_servers_log_is_masked_and_its_database_left(tmp_path: Path) -> None:
+    home = tmp_path / "prefect"
+    home.mkdir()
+    (home / "prefect.db").write_bytes(b"x carlos@transportes-rapido.com.br")
+    (home / "server-start.log").write_text("GET /x?to=Carlos@Transportes-Rapido.com.br 200\n")
+    assert scrub_files(tmp_path, ME, [])["files_masked"] == 1
+    assert (home / "server-start.log").read_text() == "GET /x?to=[erased] 200\n"
+    assert b"carlos@" in (home / "prefect.db").read_bytes()
+
+
 def test_a_message_naming_the_phone_in_any_format_is_deleted(tmp_path: Path) -> None:
     message = tmp_path / "previews" / "x.eml"
     message.parent.mkdir()

@@ -120,6 +120,13 @@ def test_verp_return_path_maps_back_to_the_outbox_row_and_rejects_forged_tags() 
     assert parse_return_path("someone@acme.example.com", SECRET) is None
 
 
+def test_verp_return_path_verifies_against_any_accepted_secret_and_no_other() -> None:
+    address = return_path_for(55, "bounces", "acme.example.com", SECRET)
+    assert parse_return_path(address, [SecretStr("new-secret"), SECRET]) == 55
+    assert parse_return_path(address, [b"new-secret", b"another"]) is None
+    assert parse_return_path(address, []) is None
+
+
 # ----------------------------------------------------------------------------- email
 
 
