@@ -240,8 +240,8 @@ def check_freshness_cmd(
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO 8601; default now.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the `check-freshness` flow: stale contact fields per owner, and the share of
-    fresh values per field and owner (a table artifact)."""
+    """Run the `check-freshness` flow: stale contact fields per owner, the share of fresh
+    values per field and owner (a table artifact), and re-verification emails enqueued."""
     from flows.governance import check_freshness
 
     summary = check_freshness(as_of=parse_instant(as_of))
@@ -253,6 +253,12 @@ def check_freshness_cmd(
         typer.echo(f"  {field:<10} {share:6.1%} fresh")
     for owner, count in sorted(summary.stale_contacts_by_owner.items()):
         typer.echo(f"  {owner:<12} {count} contacts with a stale field")
+    typer.echo(
+        f"{summary.reverification_emails_enqueued} re-verification emails put in the outbox"
+        " (sent by the reverify-details campaign's dispatch)"
+    )
+    if summary.bases_raised_to_contract:
+        typer.echo(f"{summary.bases_raised_to_contract} contacts now held on their contract")
 
 
 def register(app: typer.Typer) -> None:

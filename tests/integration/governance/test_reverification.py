@@ -147,3 +147,15 @@ def _all_rows() -> list[OutboxItem]:
         for r in rows:
             s.expunge(r)
         return rows
+
+
+def test_the_cli_says_how_many_emails_it_put_in_the_outbox(reverify: SmtpPeer) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["check-freshness"])
+    assert result.exit_code == 0, result.output
+    assert "5 re-verification emails put in the outbox" in result.output
+    again = CliRunner().invoke(app, ["check-freshness"])
+    assert "0 re-verification emails" in again.output

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 
 from tasks.governance.traces import artifact_names_person, scrub_files
@@ -64,3 +67,28 @@ def test_an_artifact_names_the_person_in_clear_or_by_one_of_their_outbox_rows() 
     assert artifact_names_person([{"id": 5, "address": "c***@x"}], ME, None, [5])
     assert not artifact_names_person([{"id": 5, "n": 1}], ME, None, [5])  # not outbox rows
     assert not artifact_names_person([{"id": 6, "address": "c***@x"}], ME, None, [5])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a.eml", "b.csv", "c.journal", "d.bin", "e.txt", "f.json"]),
+            st.binary(max_size=200)
+            | st.just(b"x;carlos@transportes-rapido.com.br;y\nz;21 99876 5432\nok\n"),
+        ),
+        max_size=6,
+        unique_by=lambda f: f[0],
+    )
+)
+def test_scrubbing_any_files_never_raises_and_leaves_no_identity(
+    files: list[tuple[str, bytes]],
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        for name, data in files:
+            (root / name).write_bytes(data)
+        scrub_files(root, ME, [1])
+        for path in root.iterdir():
+            if path.suffix != ".bin":
+                assert b"carlos@transportes-rapido.com.br" not in path.read_bytes().lower()
