@@ -1192,6 +1192,14 @@ _REPORT_PARTS = frozenset(
 
 
 _JSON_START = re.compile(r"\s*\{")
+# Challenge-response filters (Boxbe, Bluebottle, Spam Arrest ...) hold our message until
+# the sender proves itself, some of them in a delivery-status report: no failure.
+_CHALLENGE = re.compile(
+    r"sender not pre-?approved|add yourself to (my|the recipient'?s?) .{0,20}(guest|allowed|"
+    r"approved) ?(senders? )?list|to have your address added to the recipient'?s? allowed|"
+    r"challenge[- ]response|verify (that )?you are (a )?(human|real person|not a robot)",
+    re.IGNORECASE,
+)
 
 
 def _has_report_part(msg: Message) -> bool:
@@ -1235,6 +1243,8 @@ def read_report(
     feedback = _feedback(msg, original)
     if feedback is not None:
         return feedback
+    if _CHALLENGE.search(human[:6000]):
+        return None  # the message waits for us to verify ourselves: nothing failed
     report = _delivery_status(msg, original, human, failed_header)
     if report is not None:
         return report
