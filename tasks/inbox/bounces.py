@@ -271,7 +271,7 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"address (is not recognized|not recognized)|undeliverable address|"
         r"no such address|destination addresses? (were |was )?unknown|can'?t accept user|"
         r"unknown e-?mail address|unknown or illegal alias|not a valid recipient|"
-        r"\buser \S{1,80} (does not|doesn'?t) exist|bad[ _-]recipient",
+        r"\buser \S{1,80} (does not|doesn'?t) exist|bad[ _-]recipient|no valid recipients",
     ),
     (
         Reason.HOST_UNKNOWN,
@@ -289,7 +289,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         # A whole system that takes no mail (RFC 7505 null MX, X.3.2): before "filtered",
         # whose "recipient ... not accepting" it would otherwise read as.
         Reason.NOT_ACCEPT,
-        r"system not accepting network messages|\bnull mx\b|accepts no mail",
+        r"system not accepting network messages|\bnull mx\b|accepts no mail|"
+        r"(mx|srv) record indicated no smtp service",
     ),
     (
         Reason.FILTERED,

@@ -80,6 +80,8 @@ def test_the_refused_smtp_command_is_read_from_the_report(
         ("4.0.0", "connect to mx.b.example[192.0.2.1]: server refused to talk to me: 421 "
          "Service not available", "", "blocked"),
         ("5.0.0", "", "you may not have permission to post messages to the group", "rejected"),
+        ("5.0.0", "an MX or SRV record indicated no SMTP service", "", "notaccept"),
+        ("5.0.0", "Error: No valid recipients for this MM", "", "userunknown"),
     ],
 )  # fmt: skip
 def test_the_stage_and_the_status_correct_what_the_words_alone_say(
