@@ -6,8 +6,10 @@ XWall's ``message/xdelivery-status``, an RFC 5965 feedback report, or the plain 
 qmail, Exim, Sendmail, Exchange, GroupWise, Yahoo ... through flufl.bounce's detectors
 and our own reading of the text), then name the reason from the diagnostic text before
 the status code, because mail systems put a 5.1.1 on a full mailbox and a 5.7.1 on
-everything from a blocklisting to a virus. What a reason means for the address (hard,
-soft, about our sending host) is policy, in ``config/inbox.yaml``'s ``bounce_reasons``.
+everything from a blocklisting to a virus, and correct it by when in the SMTP session the
+refusal came (at MAIL FROM it is about our sender, after DATA a filter). What a reason
+means for the address (hard, soft, about our sending host) is policy, in
+``config/inbox.yaml``'s ``bounce_reasons``.
 
 Pure: takes a parsed ``email.message.Message`` and returns data.
 """
@@ -475,9 +477,9 @@ def reason_of(status: str | None, diagnostic: str | None, context: str = "") -> 
 
 
 def final_reason(reason: Reason, action: str, status: str | None) -> Reason:
-    """A delay or an expiry that names nothing better is a message the queue is giving up
-    on: expired. (A final failure with a transient status that quotes network trouble
-    stays a network error: sisimai reads it so, and calling it expired gained nothing.)"""
+    """A delay, an expiry or a final failure with a transient status that names nothing
+    better is a message the queue is giving up on: expired. One that quotes network
+    trouble stays a network error, as sisimai reads it."""
     if action.startswith(("delay", "expire")) and reason in _UNSURE_OF:
         return Reason.EXPIRED
     if action.startswith("fail") and (status or "").startswith("4.") and reason in _UNSURE_OF:
@@ -593,8 +595,8 @@ def _stage_reason(
     blocked. A "user unknown" after DATA is a filter: a server that knew the address did
     not exist would have said so at RCPT, or named it bad with an X.1.x status (Japanese
     carriers answer their users' sender filters this way). When the report does not say
-    which command was refused, the words are taken at their meaning (sisimai calls that
-    filtered too; on both corpora's tuning parts that loses more than it gains).
+    which command was refused, the words are taken at their meaning: most servers refuse
+    an unknown user at RCPT, though sisimai reads that case as filtered too.
     """
     detail = (status or "").split(".", 1)[-1]
     if detail in _SENDER_STATUS and reason in _ADDRESS_REASONS | _UNSURE:
