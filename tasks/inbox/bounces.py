@@ -6,8 +6,10 @@ XWall's ``message/xdelivery-status``, an RFC 5965 feedback report, or the plain 
 qmail, Exim, Sendmail, Exchange, GroupWise, Yahoo ... through flufl.bounce's detectors
 and our own reading of the text), then name the reason from the diagnostic text before
 the status code, because mail systems put a 5.1.1 on a full mailbox and a 5.7.1 on
-everything from a blocklisting to a virus. What a reason means for the address (hard,
-soft, about our sending host) is policy, in ``config/inbox.yaml``'s ``bounce_reasons``.
+everything from a blocklisting to a virus, and correct it by when in the SMTP session the
+refusal came (at MAIL FROM it is about our sender, after DATA a filter). What a reason
+means for the address (hard, soft, about our sending host) is policy, in
+``config/inbox.yaml``'s ``bounce_reasons``.
 
 Pure: takes a parsed ``email.message.Message`` and returns data.
 """
@@ -271,7 +273,7 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"address (is not recognized|not recognized)|undeliverable address|"
         r"no such address|destination addresses? (were |was )?unknown|can'?t accept user|"
         r"unknown e-?mail address|unknown or illegal alias|not a valid recipient|"
-        r"\buser \S{1,80} (does not|doesn'?t) exist|bad[ _-]recipient",
+        r"\buser \S{1,80} (does not|doesn'?t) exist|bad[ _-]recipient|no valid recipients",
     ),
     (
         Reason.HOST_UNKNOWN,
@@ -289,7 +291,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         # A whole system that takes no mail (RFC 7505 null MX, X.3.2): before "filtered",
         # whose "recipient ... not accepting" it would otherwise read as.
         Reason.NOT_ACCEPT,
-        r"system not accepting network messages|\bnull mx\b|accepts no mail",
+        r"system not accepting network messages|\bnull mx\b|accepts no mail|"
+        r"(mx|srv) record indicated no smtp service",
     ),
     (
         Reason.FILTERED,
@@ -474,9 +477,9 @@ def reason_of(status: str | None, diagnostic: str | None, context: str = "") -> 
 
 
 def final_reason(reason: Reason, action: str, status: str | None) -> Reason:
-    """A delay or an expiry that names nothing better is a message the queue is giving up
-    on: expired. (A final failure with a transient status that quotes network trouble
-    stays a network error: sisimai reads it so, and calling it expired gained nothing.)"""
+    """A delay, an expiry or a final failure with a transient status that names nothing
+    better is a message the queue is giving up on: expired. One that quotes network
+    trouble stays a network error, as sisimai reads it."""
     if action.startswith(("delay", "expire")) and reason in _UNSURE_OF:
         return Reason.EXPIRED
     if action.startswith("fail") and (status or "").startswith("4.") and reason in _UNSURE_OF:
@@ -592,8 +595,8 @@ def _stage_reason(
     blocked. A "user unknown" after DATA is a filter: a server that knew the address did
     not exist would have said so at RCPT, or named it bad with an X.1.x status (Japanese
     carriers answer their users' sender filters this way). When the report does not say
-    which command was refused, the words are taken at their meaning (sisimai calls that
-    filtered too; on both corpora's tuning parts that loses more than it gains).
+    which command was refused, the words are taken at their meaning: most servers refuse
+    an unknown user at RCPT, though sisimai reads that case as filtered too.
     """
     detail = (status or "").split(".", 1)[-1]
     if detail in _SENDER_STATUS and reason in _ADDRESS_REASONS | _UNSURE:
@@ -1192,6 +1195,14 @@ _REPORT_PARTS = frozenset(
 
 
 _JSON_START = re.compile(r"\s*\{")
+# Challenge-response filters (Boxbe, Bluebottle, Spam Arrest ...) hold our message until
+# the sender proves itself, some of them in a delivery-status report: no failure.
+_CHALLENGE = re.compile(
+    r"sender not pre-?approved|add yourself to (my|the recipient'?s?) .{0,20}(guest|allowed|"
+    r"approved) ?(senders? )?list|to have your address added to the recipient'?s? allowed|"
+    r"challenge[- ]response|verify (that )?you are (a )?(human|real person|not a robot)",
+    re.IGNORECASE,
+)
 
 
 def _has_report_part(msg: Message) -> bool:
@@ -1235,6 +1246,8 @@ def read_report(
     feedback = _feedback(msg, original)
     if feedback is not None:
         return feedback
+    if _CHALLENGE.search(human[:6000]):
+        return None  # the message waits for us to verify ourselves: nothing failed
     report = _delivery_status(msg, original, human, failed_header)
     if report is not None:
         return report

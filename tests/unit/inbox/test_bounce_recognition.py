@@ -80,6 +80,8 @@ def test_the_refused_smtp_command_is_read_from_the_report(
         ("4.0.0", "connect to mx.b.example[192.0.2.1]: server refused to talk to me: 421 "
          "Service not available", "", "blocked"),
         ("5.0.0", "", "you may not have permission to post messages to the group", "rejected"),
+        ("5.0.0", "an MX or SRV record indicated no SMTP service", "", "notaccept"),
+        ("5.0.0", "Error: No valid recipients for this MM", "", "userunknown"),
     ],
 )  # fmt: skip
 def test_the_stage_and_the_status_correct_what_the_words_alone_say(
@@ -267,3 +269,21 @@ def test_a_refused_post_to_a_google_group_is_about_the_sender_in_any_language() 
     assert _group_post(Reason.UNDEFINED, "team@googlegroups.com") is Reason.REJECTED
     assert _group_post(Reason.UNDEFINED, "team@client.example") is Reason.UNDEFINED
     assert _group_post(Reason.USER_UNKNOWN, "team@googlegroups.com") is Reason.USER_UNKNOWN
+
+
+def test_a_challenge_response_notice_in_a_delivery_report_fails_nobody(
+    classifier: MailClassifier,
+) -> None:
+    raw = (
+        b"From: noreply@guard.example\r\nTo: vendas@accountflow.example\r\n"
+        b"Subject: Re: Offer\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nPlease add yourself to my Guest List so your"
+        b" messages will be delivered to my Inbox.\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; guard\r\n\r\n"
+        b"Final-Recipient: rfc822; reader@client.example\r\nAction: failed\r\n"
+        b"Diagnostic-Code: X-Notice; Sender not pre-approved.\r\n\r\n--b--\r\n"
+    )
+    verdict = classifier.classify(parse_message(raw))
+    assert verdict.label is MessageClass.AUTO_REPLY
+    assert verdict.suppress == () and verdict.bounce is None
