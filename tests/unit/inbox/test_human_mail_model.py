@@ -12,7 +12,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from benchmarks.inbox_quality import corpus_rows, labelled
 from tasks.inbox.classification import MailClassifier, MessageClass
-from tasks.inbox.human_model import CORPUS, HumanMailModel, analyze, load_model
+from tasks.inbox.human_model import (
+    CORPUS,
+    TRAINING_LABELS,
+    HumanMailModel,
+    analyze,
+    load_model,
+)
 from tasks.inbox.parsing import ParsedMail, parse_message
 
 
@@ -95,9 +101,12 @@ def test_held_out_fragments_never_appear_in_training_pools() -> None:
 
 def test_shipped_model_was_trained_on_the_committed_corpus() -> None:
     model = load_model()
-    digest = hashlib.sha256((CORPUS / "labels.csv").read_bytes()).hexdigest()
+    digest = hashlib.sha256(
+        b"".join((CORPUS / labels).read_bytes() for labels in TRAINING_LABELS)
+    ).hexdigest()
     assert model.trained_on["labels_sha256"] == digest
     assert model.trained_on["split"] == "train"
+    assert "labels_heldout2.csv" not in model.trained_on["labels"]
 
 
 def test_inference_vectors_equal_scikit_learns_tfidf() -> None:
@@ -200,10 +209,45 @@ def test_arbitrary_text_does_not_become_a_lead(classifier: MailClassifier) -> No
     assert classifier.classify(parsed).label is not MessageClass.LEAD
 
 
-def test_labels_list_every_committed_corpus_message() -> None:
-    with (CORPUS / "labels.csv").open(encoding="utf-8") as fh:
+@pytest.mark.parametrize(
+    ("labels", "folder"), [("labels.csv", "eml"), ("labels_train2.csv", "train2")]
+)
+def test_labels_list_every_committed_corpus_message(labels: str, folder: str) -> None:
+    with (CORPUS / labels).open(encoding="utf-8") as fh:
         names = [r["file"] for r in csv.DictReader(fh)]
-    assert sorted(names) == sorted(f"eml/{p.name}" for p in (CORPUS / "eml").glob("*.eml"))
+    assert sorted(names) == sorted(f"{folder}/{p.name}" for p in (CORPUS / folder).glob("*.eml"))
+
+
+def test_other_writers_training_bodies_never_appear_in_a_held_out_split() -> None:
+    sys.path.insert(0, str(CORPUS))
+    try:
+        import fragments_common
+        import fragments_complaint
+        import fragments_lead
+        import fragments_other
+        import fragments_train2
+    finally:
+        sys.path.remove(str(CORPUS))
+    held = [(CORPUS / "fragments_heldout2.py").read_text(encoding="utf-8")]
+    for module in (fragments_common, fragments_complaint, fragments_lead, fragments_other):
+        for name, pools in vars(module).items():
+            if isinstance(pools, dict) and name.isupper():
+                held += [
+                    line
+                    for value in pools.values()
+                    if isinstance(value, tuple) and len(value) == 2
+                    for line in value[1]
+                ]
+    held_out = "\n".join(held)
+    checked = 0
+    for name in ("LEAD", "COMPLAINT", "AUTO_REPLY", "UNSUBSCRIBE", "NEWSLETTER", "SPAM", "OTHER"):
+        for pool in getattr(fragments_train2, name).values():
+            for body in pool:
+                for sentence in body.split(". "):
+                    if len(sentence) > 30 and "{" not in sentence:
+                        assert sentence not in held_out, sentence
+                        checked += 1
+    assert checked > 100
 
 
 def test_second_held_out_split_covers_every_class_language_and_severity() -> None:
