@@ -46,12 +46,28 @@ def test_held_out_corpus_class_and_severity_accuracy(classifier: MailClassifier)
     result = labelled(corpus_rows("heldout"), CORPUS, classifier)
     print(result)
     assert result["messages"] >= 200
-    assert result["accuracy"] >= 0.88
-    assert result["severity_accuracy"] >= 0.60
+    assert result["accuracy"] >= 0.92
+    assert result["severity_accuracy"] >= 0.95
     # A wrong lead makes a contact and a wrong complaint starts an SLA clock: these two
     # (and spam, which hides mail) must be precise; ``other`` is only a review list.
     for cls in ("lead", "complaint", "spam"):
         assert result["per_class"][cls]["precision"] >= 0.9, cls
+
+
+def test_second_held_out_split_class_and_severity_accuracy(classifier: MailClassifier) -> None:
+    """Figures on other writers' mail, in layouts training never saw (make_heldout2.py).
+
+    The floors sit just under the figures measured when the split was first scored after
+    tuning (benchmarks/README.md); they are below the goals (0.95 and 0.85), which this
+    split says are not met. Every look at these figures while tuning wears the split.
+    """
+    result = labelled(corpus_rows("heldout2"), CORPUS, classifier)
+    print(result)
+    assert result["messages"] >= 240
+    assert result["accuracy"] >= 0.80
+    assert result["severity_accuracy"] >= 0.58
+    for cls in ("lead", "complaint", "spam"):
+        assert result["per_class"][cls]["precision"] >= 0.85, cls
 
 
 def test_corpus_has_600_messages_in_every_class_and_language() -> None:
