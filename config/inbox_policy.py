@@ -126,7 +126,10 @@ class InboxPolicy(BaseModel):
     )
     cues: dict[str, list[Rule]] = Field(
         default_factory=dict,
-        description="Broad cue words by family; only the model reads their scores.",
+        description=(
+            "Broad cue words by family; only the model reads their scores. Matched on "
+            "accent-folded, lower-cased text, so patterns are written in lower case."
+        ),
     )
     severity: list[SeverityRule] = []
     severity_cues: dict[str, Severity] = Field(
@@ -141,6 +144,15 @@ class InboxPolicy(BaseModel):
         default_factory=lambda: {r: BounceReasonRule(action="count") for r in BOUNCE_REASONS},
         description="Per bounce reason: suppress, count as soft, or ignore.",
     )
+
+    @field_validator("cues")
+    @classmethod
+    def _cues_are_lower_case(cls, cues: dict[str, list[Rule]]) -> dict[str, list[Rule]]:
+        for family, rules in cues.items():
+            for rule in rules:
+                if re.search(r"(?<!\\)[A-Z]", rule.pattern):
+                    raise ValueError(f"cue {family}.{rule.name} has upper case; text is lowered")
+        return cues
 
     @model_validator(mode="after")
     def _severity_cues_name_families(self) -> InboxPolicy:

@@ -122,11 +122,9 @@ class _Compiled:
     scope: str
 
 
-def _compile(rules: Sequence[Rule]) -> tuple[_Compiled, ...]:
-    return tuple(
-        _Compiled(r.name, re.compile(r.pattern, re.IGNORECASE | re.MULTILINE), r.weight, r.scope)
-        for r in rules
-    )
+def _compile(rules: Sequence[Rule], ignore_case: bool = True) -> tuple[_Compiled, ...]:
+    flags = re.MULTILINE | (re.IGNORECASE if ignore_case else 0)
+    return tuple(_Compiled(r.name, re.compile(r.pattern, flags), r.weight, r.scope) for r in rules)
 
 
 def _score(rules: Sequence[_Compiled], subject: str, body: str) -> tuple[float, list[Evidence]]:
@@ -262,7 +260,11 @@ class MailClassifier:
         self._auto_text = _compile(policy.auto_reply.text)
         self._unsubscribe = _compile(policy.unsubscribe.rules)
         self._rsvp = _compile(policy.rsvp)
-        self._cues = {family: _compile(rules) for family, rules in policy.cues.items()}
+        # Cues are matched on lower-cased text, so they need no IGNORECASE, which makes
+        # Python's re about twice as slow on these alternations.
+        self._cues = {
+            family: _compile(rules, ignore_case=False) for family, rules in policy.cues.items()
+        }
         self._classes: dict[MessageClass, tuple[_Compiled, ...]] = {
             MessageClass.COMPLAINT: _compile(policy.classes.complaint),
             MessageClass.LEAD: _compile(policy.classes.lead),
@@ -532,11 +534,12 @@ class MailClassifier:
             match = regex.search(text)
             if match and _SEVERITY_RANK[level] > _SEVERITY_RANK[best]:
                 best, hit = level, Evidence(f"severity:{name}", 0.0, match.group(0)[:60])
+        lowered = text.lower()
         for family, level in self.policy.severity_cues.items():
             if _SEVERITY_RANK[level] <= _SEVERITY_RANK[best]:
                 continue
             for rule in self._cues[family]:
-                match = rule.regex.search(text)
+                match = rule.regex.search(lowered)
                 if match:
                     best = level
                     hit = Evidence(f"severity_cue:{family}:{rule.name}", 0.0, match.group(0)[:60])

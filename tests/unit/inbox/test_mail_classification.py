@@ -300,3 +300,10 @@ def test_severity_cues_must_name_cue_families() -> None:
     data["severity_cues"] = {"no_such_family": "high"}
     with pytest.raises(ValueError, match="no_such_family"):
         InboxPolicy.model_validate(data)
+
+
+def test_cue_patterns_must_be_lower_case() -> None:
+    data = load_inbox_policy().model_dump()
+    data["cues"]["request"][0]["pattern"] = "\\bQuote\\b"
+    with pytest.raises(ValueError, match="upper case"):
+        InboxPolicy.model_validate(data)
