@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from config.policy_loader import load_policy
 from config.settings import CONFIG_DIR
@@ -126,9 +126,17 @@ class InboxPolicy(BaseModel):
     )
     cues: dict[str, list[Rule]] = Field(
         default_factory=dict,
-        description="Broad cue words by family; only the model reads their scores.",
+        description=(
+            "Broad cue words by family; only the model reads their scores. Matched on "
+            "accent-folded, lower-cased text, so patterns are written in lower case."
+        ),
     )
     severity: list[SeverityRule] = []
+    severity_cues: dict[str, Severity] = Field(
+        default_factory=dict,
+        description="Cue families that set a complaint's lowest severity when any rule matches.",
+    )
+
     reference_patterns: list[str] = []
     soft_bounce_limit: int = Field(default=3, ge=1)
     reply_separators: list[str] = []
@@ -136,6 +144,22 @@ class InboxPolicy(BaseModel):
         default_factory=lambda: {r: BounceReasonRule(action="count") for r in BOUNCE_REASONS},
         description="Per bounce reason: suppress, count as soft, or ignore.",
     )
+
+    @field_validator("cues")
+    @classmethod
+    def _cues_are_lower_case(cls, cues: dict[str, list[Rule]]) -> dict[str, list[Rule]]:
+        for family, rules in cues.items():
+            for rule in rules:
+                if re.search(r"(?<!\\)[A-Z]", rule.pattern):
+                    raise ValueError(f"cue {family}.{rule.name} has upper case; text is lowered")
+        return cues
+
+    @model_validator(mode="after")
+    def _severity_cues_name_families(self) -> InboxPolicy:
+        unknown = sorted(set(self.severity_cues) - set(self.cues))
+        if unknown:
+            raise ValueError(f"severity_cues name no cue family: {', '.join(unknown)}")
+        return self
 
     @field_validator("bounce_reasons")
     @classmethod

@@ -122,11 +122,9 @@ class _Compiled:
     scope: str
 
 
-def _compile(rules: Sequence[Rule]) -> tuple[_Compiled, ...]:
-    return tuple(
-        _Compiled(r.name, re.compile(r.pattern, re.IGNORECASE | re.MULTILINE), r.weight, r.scope)
-        for r in rules
-    )
+def _compile(rules: Sequence[Rule], ignore_case: bool = True) -> tuple[_Compiled, ...]:
+    flags = re.MULTILINE | (re.IGNORECASE if ignore_case else 0)
+    return tuple(_Compiled(r.name, re.compile(r.pattern, flags), r.weight, r.scope) for r in rules)
 
 
 def _score(rules: Sequence[_Compiled], subject: str, body: str) -> tuple[float, list[Evidence]]:
@@ -205,6 +203,34 @@ def model_text(text: str) -> str:
     return _DIGITS.sub("0", _ADDRESS.sub(" @ ", cleaned))
 
 
+_FORWARD_MARK = re.compile(
+    r"^\s*(?:-{2,}\s*(?:forwarded message|mensagem encaminhada|mensaje reenviado|"
+    r"original message|mensagem original|mensaje original)\s*-{2,}|begin forwarded message:|"
+    r"in[ií]cio da mensagem encaminhada:|inicio del mensaje reenviado:)\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def forwarded_text(text: str) -> str:
+    """A forward as the model reads it: the innermost message of the chain.
+
+    The point of a forward is the message at the bottom; the forwarders' notes ("FYI, see
+    below"), signatures and disclaimers say who passed it on, and read as mail that asks
+    for nothing. A chain whose bottom says next to nothing (an attached original under a
+    notice) is read whole.
+    """
+    marks = list(_FORWARD_MARK.finditer(text))
+    if marks:
+        inner = model_text(text[marks[-1].end() :])
+        if len(_WORDS.findall(inner)) >= _FEW_WORDS:
+            return inner
+    return model_text(text)
+
+
+_WORDS = re.compile(r"[^\W\d_]{2,}")
+_FEW_WORDS = 5
+
+
 # Scale for rule scores as model features: a strong rule hit scores about 3.
 _RULE_SCALE = 5.0
 _BULK = re.compile(r"^(bulk|list|junk)", re.IGNORECASE)
@@ -234,7 +260,11 @@ class MailClassifier:
         self._auto_text = _compile(policy.auto_reply.text)
         self._unsubscribe = _compile(policy.unsubscribe.rules)
         self._rsvp = _compile(policy.rsvp)
-        self._cues = {family: _compile(rules) for family, rules in policy.cues.items()}
+        # Cues are matched on lower-cased text, so they need no IGNORECASE, which makes
+        # Python's re about twice as slow on these alternations.
+        self._cues = {
+            family: _compile(rules, ignore_case=False) for family, rules in policy.cues.items()
+        }
         self._classes: dict[MessageClass, tuple[_Compiled, ...]] = {
             MessageClass.COMPLAINT: _compile(policy.classes.complaint),
             MessageClass.LEAD: _compile(policy.classes.lead),
@@ -254,13 +284,21 @@ class MailClassifier:
         return _default_classifier()
 
     def own_text(self, text: str) -> str:
-        """The sender's words: quoted history and our footer below the reply line dropped."""
+        """The sender's words: quoted history and our footer below the reply line dropped.
+
+        A bottom-posted reply writes under the ``>`` quote, so the lines after the last
+        quoted line are the sender's too.
+        """
         cut = len(text)
         for sep in self._separators:
             match = sep.search(text, 0, cut)
             if match:
                 cut = match.start()
-        kept = (line for line in text[:cut].splitlines() if not line.lstrip().startswith(">"))
+        kept = [line for line in text[:cut].splitlines() if not line.lstrip().startswith(">")]
+        rest = text[cut:].splitlines()
+        quoted = [i for i, line in enumerate(rest) if line.lstrip().startswith(">")]
+        if quoted:
+            kept += rest[quoted[-1] + 1 :]
         return "\n".join(kept)
 
     def classify(self, parsed: ParseResult) -> Classification:
@@ -307,7 +345,7 @@ class MailClassifier:
         if label is MessageClass.COMPLAINT:
             # The rules are floors: wording the team marked (a lawyer, a regulator, a
             # cancelled contract) is never graded down by the model, which may grade up.
-            floor, sev_hit = self._severity_of(subject + "\n" + body)
+            floor, sev_hit = self._severity_of(features.folded)
             if sev_hit is not None:
                 evidence.append(sev_hit)
             graded = self.model.predict_severity(vector, features.severity_dense)
@@ -409,12 +447,14 @@ class MailClassifier:
         otherwise only the sender's own words, so our quoted campaign and its unsubscribe
         footer do not speak for the sender.
         """
-        text = own
         if parsed.forwarded:
-            text = "\n".join(
-                line for line in parsed.text.splitlines() if not line.lstrip().startswith(">")
+            text = forwarded_text(
+                "\n".join(
+                    line for line in parsed.text.splitlines() if not line.lstrip().startswith(">")
+                )
             )
-        text = model_text(text)
+        else:
+            text = model_text(own)
         headers = parsed.headers
         dense = {f"rules:{k}": min(v, 10.0) / _RULE_SCALE for k, v in scores.items()}
         cue_text = fold(text).lower()
@@ -487,12 +527,23 @@ class MailClassifier:
         return Rsvp("declined" if declined else "accepted", "text")
 
     def _severity_of(self, text: str) -> tuple[Severity, Evidence | None]:
+        """The highest level the severity rules or the policy's severity cues name."""
         best: Severity = "low"
         hit: Evidence | None = None
         for name, level, regex in self._severity:
             match = regex.search(text)
             if match and _SEVERITY_RANK[level] > _SEVERITY_RANK[best]:
                 best, hit = level, Evidence(f"severity:{name}", 0.0, match.group(0)[:60])
+        lowered = text.lower()
+        for family, level in self.policy.severity_cues.items():
+            if _SEVERITY_RANK[level] <= _SEVERITY_RANK[best]:
+                continue
+            for rule in self._cues[family]:
+                match = rule.regex.search(lowered)
+                if match:
+                    best = level
+                    hit = Evidence(f"severity_cue:{family}:{rule.name}", 0.0, match.group(0)[:60])
+                    break
         return best, hit
 
     def _reference_of(self, subject: str, body: str) -> str | None:

@@ -12,7 +12,13 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from benchmarks.inbox_quality import corpus_rows, labelled
 from tasks.inbox.classification import MailClassifier, MessageClass
-from tasks.inbox.human_model import CORPUS, HumanMailModel, analyze, load_model
+from tasks.inbox.human_model import (
+    CORPUS,
+    TRAINING_LABELS,
+    HumanMailModel,
+    analyze,
+    load_model,
+)
 from tasks.inbox.parsing import ParsedMail, parse_message
 
 
@@ -40,12 +46,28 @@ def test_held_out_corpus_class_and_severity_accuracy(classifier: MailClassifier)
     result = labelled(corpus_rows("heldout"), CORPUS, classifier)
     print(result)
     assert result["messages"] >= 200
-    assert result["accuracy"] >= 0.88
-    assert result["severity_accuracy"] >= 0.60
+    assert result["accuracy"] >= 0.92
+    assert result["severity_accuracy"] >= 0.95
     # A wrong lead makes a contact and a wrong complaint starts an SLA clock: these two
     # (and spam, which hides mail) must be precise; ``other`` is only a review list.
     for cls in ("lead", "complaint", "spam"):
         assert result["per_class"][cls]["precision"] >= 0.9, cls
+
+
+def test_second_held_out_split_class_and_severity_accuracy(classifier: MailClassifier) -> None:
+    """Figures on other writers' mail, in layouts training never saw (make_heldout2.py).
+
+    The floors sit just under the figures measured when the split was first scored after
+    tuning (benchmarks/README.md); they are below the goals (0.95 and 0.85), which this
+    split says are not met. Every look at these figures while tuning wears the split.
+    """
+    result = labelled(corpus_rows("heldout2"), CORPUS, classifier)
+    print(result)
+    assert result["messages"] >= 240
+    assert result["accuracy"] >= 0.80
+    assert result["severity_accuracy"] >= 0.58
+    for cls in ("lead", "complaint", "spam"):
+        assert result["per_class"][cls]["precision"] >= 0.85, cls
 
 
 def test_corpus_has_600_messages_in_every_class_and_language() -> None:
@@ -95,9 +117,12 @@ def test_held_out_fragments_never_appear_in_training_pools() -> None:
 
 def test_shipped_model_was_trained_on_the_committed_corpus() -> None:
     model = load_model()
-    digest = hashlib.sha256((CORPUS / "labels.csv").read_bytes()).hexdigest()
+    digest = hashlib.sha256(
+        b"".join((CORPUS / labels).read_bytes() for labels in TRAINING_LABELS)
+    ).hexdigest()
     assert model.trained_on["labels_sha256"] == digest
     assert model.trained_on["split"] == "train"
+    assert "labels_heldout2.csv" not in model.trained_on["labels"]
 
 
 def test_inference_vectors_equal_scikit_learns_tfidf() -> None:
@@ -200,7 +225,96 @@ def test_arbitrary_text_does_not_become_a_lead(classifier: MailClassifier) -> No
     assert classifier.classify(parsed).label is not MessageClass.LEAD
 
 
-def test_labels_list_every_committed_corpus_message() -> None:
-    with (CORPUS / "labels.csv").open(encoding="utf-8") as fh:
+@pytest.mark.parametrize(
+    ("labels", "folder"), [("labels.csv", "eml"), ("labels_train2.csv", "train2")]
+)
+def test_labels_list_every_committed_corpus_message(labels: str, folder: str) -> None:
+    with (CORPUS / labels).open(encoding="utf-8") as fh:
         names = [r["file"] for r in csv.DictReader(fh)]
-    assert sorted(names) == sorted(f"eml/{p.name}" for p in (CORPUS / "eml").glob("*.eml"))
+    assert sorted(names) == sorted(f"{folder}/{p.name}" for p in (CORPUS / folder).glob("*.eml"))
+
+
+def test_other_writers_training_bodies_never_appear_in_a_held_out_split() -> None:
+    sys.path.insert(0, str(CORPUS))
+    try:
+        import fragments_common
+        import fragments_complaint
+        import fragments_lead
+        import fragments_other
+        import fragments_train2
+    finally:
+        sys.path.remove(str(CORPUS))
+    held = [(CORPUS / "fragments_heldout2.py").read_text(encoding="utf-8")]
+    for module in (fragments_common, fragments_complaint, fragments_lead, fragments_other):
+        for name, pools in vars(module).items():
+            if isinstance(pools, dict) and name.isupper():
+                held += [
+                    line
+                    for value in pools.values()
+                    if isinstance(value, tuple) and len(value) == 2
+                    for line in value[1]
+                ]
+    held_out = "\n".join(held)
+    checked = 0
+    for name in ("LEAD", "COMPLAINT", "AUTO_REPLY", "UNSUBSCRIBE", "NEWSLETTER", "SPAM", "OTHER"):
+        for pool in getattr(fragments_train2, name).values():
+            for body in pool:
+                for sentence in body.split(". "):
+                    if len(sentence) > 30 and "{" not in sentence:
+                        assert sentence not in held_out, sentence
+                        checked += 1
+    assert checked > 100
+
+
+def test_second_held_out_split_covers_every_class_language_and_severity() -> None:
+    with (CORPUS / "labels_heldout2.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) >= 240
+    assert {r["split"] for r in rows} == {"heldout2"}
+    cells = {(r["class"], r["language"]) for r in rows}
+    for cls in ("lead", "complaint", "auto_reply", "unsubscribe", "spam", "rsvp", "other"):
+        for lang in ("en", "pt", "es"):
+            assert (cls, lang) in cells
+    for lang in ("en", "pt", "es"):
+        levels = {
+            r["severity"] for r in rows if r["class"] == "complaint" and r["language"] == lang
+        }
+        assert levels == {"low", "medium", "high", "critical"}
+    assert sorted(r["file"] for r in rows) == sorted(
+        f"heldout2/{p.name}" for p in (CORPUS / "heldout2").glob("*.eml")
+    )
+
+
+def test_second_held_out_split_shares_no_sentence_with_the_other_splits() -> None:
+    """heldout2 was written by other hands; not one of its bodies may occur in the others."""
+    sys.path.insert(0, str(CORPUS))
+    try:
+        import fragments_heldout2
+    finally:
+        sys.path.remove(str(CORPUS))
+    older = "\n".join(
+        p.read_text(encoding="utf-8")
+        for p in CORPUS.glob("fragments_*.py")
+        if "heldout2" not in p.name
+    )
+    bodies = [
+        body
+        for name in (
+            "LEAD",
+            "COMPLAINT",
+            "AUTO_REPLY",
+            "UNSUBSCRIBE",
+            "NEWSLETTER",
+            "SPAM",
+            "RSVP",
+            "OTHER",
+        )
+        for pool in getattr(fragments_heldout2, name).values()
+        for body in pool
+    ]
+    assert len(bodies) > 100
+    for body in bodies:
+        for sentence in body.replace("||", ".").split(". "):
+            words = sentence.strip()
+            if len(words) > 25 and "{" not in words:
+                assert words not in older, words

@@ -15,6 +15,7 @@ from tasks.inbox.classification import (
     MailClassifier,
     MessageClass,
     extract_signature_fields,
+    forwarded_text,
     thread_parent,
 )
 from tasks.inbox.parsing import ParsedMail, parse_message
@@ -241,3 +242,68 @@ def test_follow_up_attaches_to_the_closest_known_message() -> None:
     assert thread_parent(mail, {"<1@x>": 10, "<2@x>": 20}) == 20
     assert thread_parent(mail, {"<1@x>": 10}) == 10
     assert thread_parent(mail, {"<9@x>": 90}) is None
+
+
+def test_bottom_posted_reply_is_read_below_the_quote(classifier: MailClassifier) -> None:
+    text = (
+        "On Mon, 2 Mar 2026, Sales <us@x> wrote:\n> Did the catalogue help?\n"
+        "> To unsubscribe from these emails, click here.\n\n"
+        "It did - please send a quote for 40 scanners."
+    )
+    own = classifier.own_text(text)
+    assert "quote for 40 scanners" in own
+    assert "unsubscribe" not in own and "catalogue" not in own
+
+
+def test_top_posted_reply_keeps_only_the_words_above_the_quote(classifier: MailClassifier) -> None:
+    text = "Remove me please.\n\nOn Mon, 2 Mar 2026, Sales <us@x> wrote:\n> Big spring sale!\n"
+    assert classifier.own_text(text).strip() == "Remove me please."
+
+
+def test_a_forward_is_read_as_its_innermost_message() -> None:
+    text = (
+        "FYI, see below.\n\nJo Bloggs\nThis e-mail is confidential.\n\n"
+        "Begin forwarded message:\n\nFrom: A <a@x.example>\nDate: Mon\nSubject: Fwd: order\n\n"
+        "Passing on.\n\n---------- Forwarded message ---------\nFrom: B <b@y.example>\n"
+        "Subject: order\n\nOur order 4471 arrived broken and nobody answers the phone.\n\n"
+        "Regards,\nB"
+    )
+    read = forwarded_text(text)
+    assert "arrived broken" in read
+    assert "FYI" not in read and "confidential" not in read and "Passing on" not in read
+
+
+@pytest.mark.parametrize(
+    ("body", "level"),
+    [
+        ("You debited £980.00 twice this month for one delivery.", "high"),
+        ("I need a delivery date by the end of the day or we go elsewhere for parts.", "high"),
+        ("This is the fourth email I send about the same fault, still no reply.", "high"),
+        ("Please take this as notice that we will not renew the agreement.", "critical"),
+        ("Vamos levar o caso ao juizado de pequenas causas se não devolverem o valor.", "critical"),
+        ("Les enviamos un burofax: si no hay solución acudiremos a la vía judicial.", "critical"),
+    ],
+)
+def test_severity_cues_set_the_floor_whatever_the_wording(
+    classifier: MailClassifier, body: str, level: str
+) -> None:
+    parsed = parse_message(_mail(body, subject="Our account"))
+    assert isinstance(parsed, ParsedMail)
+    features = classifier.read(parsed).features
+    floor, evidence = features.severity_rules(features.folded)
+    assert floor == level
+    assert evidence is not None and evidence.rule.startswith(("severity_cue:", "severity:"))
+
+
+def test_severity_cues_must_name_cue_families() -> None:
+    data = load_inbox_policy().model_dump()
+    data["severity_cues"] = {"no_such_family": "high"}
+    with pytest.raises(ValueError, match="no_such_family"):
+        InboxPolicy.model_validate(data)
+
+
+def test_cue_patterns_must_be_lower_case() -> None:
+    data = load_inbox_policy().model_dump()
+    data["cues"]["request"][0]["pattern"] = "\\bQuote\\b"
+    with pytest.raises(ValueError, match="upper case"):
+        InboxPolicy.model_validate(data)
