@@ -180,18 +180,23 @@ class IncomingSummary(BaseModel):
 
 @flow(name="ingest-incoming", flow_run_name=lambda: f"incoming-{as_of_stamp('%Y-%m-%d-%H%M')}")
 async def ingest_incoming(
-    campaign: str | None = "welcome-fair", folder: str | None = None
+    campaign: str | None = "welcome-fair",
+    folder: str | None = None,
+    as_of: datetime | None = None,
 ) -> IncomingSummary:
     """New exports dropped into ``<data dir>/incoming``: ingested, scored and planned into
     ``campaign`` minutes after they arrive, each file once (moved to processed/ after).
 
-    Planning only: the campaign's sends go out with its next dispatch, in its send window.
+    Planning only: the campaign's sends go out with its next dispatch. A step is planned
+    when it is due inside the campaign's send window, so a file dropped at night is planned
+    by the first dispatch run of the morning. ``as_of`` (default now) is the instant scores
+    and plans are made for.
     """
     where = Path(folder) if folder else get_settings().data_dir / "incoming"
     files = [str(p) for p in pending_exports(where)]
     if not files:
         return IncomingSummary(campaign=campaign)
-    now = datetime.now(UTC)
+    now = as_of or datetime.now(UTC)
     with one_sync_client():
         ingested = await ingest_exhibition_leads.fn(files)
         scored = await score_prospects.fn(as_of=now)
