@@ -7,6 +7,11 @@ with that slot; the manager then records the outcome."""
 from __future__ import annotations
 
 import email
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from email import policy
 
@@ -191,3 +196,40 @@ def test_a_proposal_made_at_night_waits_for_the_clients_morning(talk_env: SmtpPe
     assert talk.email_outcome == "planned" and talk_env.received == []
     assert send_talk_proposals(as_of=at(8, 12))["sent"] == 1  # 09:00 the next day
     assert len(talk_env.received) == 1
+
+
+def test_a_dispatcher_killed_with_sigkill_mid_send_never_sends_the_proposal_twice(
+    talk_env: SmtpPeer,
+) -> None:
+    """The real CLI in a child process, killed the instant the peer has the message: the
+    result may or may not have been committed; either way a rerun sends nothing more."""
+    from prefect.settings import PREFECT_API_URL
+
+    from tasks.accounts.pipeline import propose_talk as create_talk
+
+    interested_client()
+    talk = create_talk("Cliente Ltda", None, at(7, 12))
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "talks", "send", "--as-of", at(7, 12).isoformat()],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not talk_env.received and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.0005)
+    killed = child.poll() is None  # it still has its result to keep and Prefect to close
+    if killed:
+        os.kill(child.pid, signal.SIGKILL)
+    _, err = child.communicate(timeout=60)
+    assert killed and len(talk_env.received) == 1, err.decode()[-2000:]
+
+    after = send_talk_proposals(as_of=at(7, 13))
+    assert after["sent"] == 0
+    assert send_talk_proposals(as_of=at(7, 14))["sent"] == 0
+    assert len(talk_env.received) == 1
+    [(_, status)] = outbox_statuses()
+    # `sent` from its journal, or `unknown` (for a person) if the kill beat the journal.
+    assert status in ("sent", "unknown")
+    with session_scope() as s:
+        stored = s.get(Talk, talk.talk_id)
+        assert stored is not None and stored.email_outcome == status
