@@ -6,9 +6,11 @@ Builds a temp SQLite database with n/10 companies and contracts, n obligations (
 reports, price reviews, service levels, renewals, notices) due from 60 days before to 120
 days after ``as_of`` and owned by the four managers of ``config/team.yaml``, and n/3
 fulfilment events, then times ``tasks.accounts.pipeline.evaluate_watch`` (read, evaluate on
-the owners' calendars, store notices, write changed states) three times: the first run
-(every state is new), a rerun at the same ``as_of`` (must store no notice) and the next
-hour. Email and webhook are off, so the figure is the watch, not SMTP. Run:
+the owners' calendars, store notices, write changed states and next checks): the first run
+(every state is new), a rerun at the same ``as_of`` (must store no notice), the next hour,
+the next day (the obligations whose deadlines passed at midnight), and the next day again
+after a calendar edit (every open obligation judged again). Email and webhook are off, so
+the figure is the watch, not SMTP. Run:
 ``python -m benchmarks.bench_accounts watch [n]``.
 
 ``health [companies]``: `score-accounts`' unit of work (signals read in SQL, health, reasons,
@@ -40,6 +42,7 @@ KINDS = np.array(
 
 def build(n: int) -> None:
     from connectors.database.accounts_models import Contract, Obligation, ObligationEvent
+    from connectors.database.accounts_store import refresh_event_totals
     from connectors.database.engine import session_scope
     from connectors.database.ingest_models import Company
     from connectors.database.ingest_store import bulk_insert
@@ -110,6 +113,7 @@ def build(n: int) -> None:
         bulk_insert(s, Contract, contract_frame)
         bulk_insert(s, Obligation, obligations)
         bulk_insert(s, ObligationEvent, events)
+        refresh_event_totals(s, None)  # as storing events through the store keeps them
 
 
 def watch(n: int) -> dict[str, object]:
@@ -118,16 +122,31 @@ def watch(n: int) -> dict[str, object]:
     started = time.perf_counter()
     build(n)
     built = time.perf_counter() - started
+    from connectors.database import complaints_store
+    from connectors.database.engine import session_scope
+    from tasks.accounts.pipeline import FINGERPRINT_KEY
+
+    def edit_calendars() -> None:
+        # The team's calendars or the warnings changed: every open obligation is judged
+        # again (as each run did before the next checks were stored), the worst hourly run.
+        with session_scope() as s:
+            complaints_store.set_state(s, FINGERPRINT_KEY, "calendars edited")
+
     runs = {}
     for name, at in (
         ("first", AS_OF),
         ("rerun_same_as_of", AS_OF),
         ("next_hour", AS_OF + timedelta(hours=1)),
+        ("next_day", AS_OF + timedelta(days=1)),
+        ("after_calendar_edit", AS_OF + timedelta(days=1)),
     ):
-        t = time.perf_counter()
+        if name == "after_calendar_edit":
+            edit_calendars()
+        t, cpu = time.perf_counter(), time.process_time()
         summary = evaluate_watch(at)
         runs[name] = {
             "seconds": round(time.perf_counter() - t, 2),
+            "cpu_seconds": round(time.process_time() - cpu, 2),
             "watched": summary.watched,
             "changed": summary.changed,
             "new_notices": summary.new_notices,

@@ -7,6 +7,7 @@ scheduled run that silently gives every account the same score.
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -14,8 +15,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config.campaign_policy import (
+    Audience,
+    Campaign,
+    Channel,
+    Sender,
+    SendWindow,
+    Step,
+    Throttles,
+)
 from config.policy_loader import load_policy
 from config.settings import get_settings
+
+TALKS_CAMPAIGN = "talks"
 
 ObligationKind = Literal[
     "delivery", "service_level", "report", "payment_terms", "price_review", "renewal", "notice"
@@ -29,8 +41,10 @@ OBLIGATION_KINDS: tuple[ObligationKind, ...] = (
     "renewal",
     "notice",
 )
-ObligationState = Literal["on_track", "due_soon", "late", "met", "missed"]
-OBLIGATION_STATES: tuple[ObligationState, ...] = ("on_track", "due_soon", "late", "met", "missed")
+ObligationState = Literal["on_track", "due_soon", "late", "met", "missed", "compensated"]
+OBLIGATION_STATES: tuple[ObligationState, ...] = (
+    "on_track", "due_soon", "late", "met", "missed", "compensated"
+)  # fmt: skip
 
 HealthFactor = Literal[
     "engagement",
@@ -171,12 +185,45 @@ class ActionRule(BaseModel):
 
 
 class TalkPolicy(BaseModel):
+    """Proposals go through the outreach outbox as a campaign of one step (``talks``), so
+    they carry what a campaign's sends carry: a sender, a send window in the client's
+    zone, throttles and retries."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     slots: int = Field(3, ge=2, le=3)
     duration_minutes: int = Field(30, ge=15, le=240)
     earliest_business_hours_ahead: float = Field(4, ge=0)
-    sender: str = "accountflow@localhost"
+    sender: Sender = Sender(
+        from_name="Account management",
+        from_address="accounts@accountflow.example",
+        bounce_domain="accountflow.example",
+        unsubscribe_mailbox="unsubscribe@accountflow.example",
+        physical_address="accountflow",
+    )
+    send_window: SendWindow = SendWindow(start=time(8, 0), end=time(18, 0))
+    throttles: Throttles = Throttles()
+
+    def campaign(self) -> Campaign:
+        """The outbox campaign proposals are dispatched under (rendered from the talk, so
+        the step's template is never read)."""
+        return Campaign(
+            name=TALKS_CAMPAIGN,
+            description="Preliminary talk proposals",
+            audience=Audience(),
+            steps=[
+                Step(
+                    name="proposal",
+                    channel=Channel.EMAIL,
+                    delay_business_days=0,
+                    template="talk-proposal",
+                    stop_on=[],
+                )
+            ],
+            send_window=self.send_window,
+            throttles=self.throttles,
+            sender=self.sender,
+        )
 
 
 class AccountsPolicy(BaseModel):

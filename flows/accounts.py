@@ -8,6 +8,9 @@ from datetime import datetime
 
 from prefect import flow
 
+from config.accounts_policy import get_accounts_policy
+from config.settings import get_outreach_settings, get_settings
+from connectors.database.outreach_store import dispatcher_lease
 from flows.common.api_client import one_sync_client
 from flows.common.run_names import as_of_stamp
 from tasks.accounts.pipeline import (
@@ -20,6 +23,7 @@ from tasks.accounts.pipeline import (
     WatchSummary,
     aware,
     emit_account_band_events,
+    enqueue_talk_proposals,
     evaluate_watch_task,
     import_contracts_file,
     import_events_file,
@@ -28,10 +32,18 @@ from tasks.accounts.pipeline import (
     publish_accounts,
     publish_plan,
     publish_watch,
+    record_talk_sends,
+    render_talk_proposal,
     score_accounts_task,
-    send_talk_proposals,
     sync_talk_replies_task,
+    talk_email_outcome,
     write_account_plan_task,
+)
+from tasks.outreach.dispatch import (
+    DispatchSummary,
+    dispatch_batch,
+    ensure_throttles,
+    recover_abandoned,
 )
 
 
@@ -83,16 +95,47 @@ def account_plan(company: str, as_of: datetime | None = None) -> PlanResult:
     return result
 
 
+def _dispatch_talks(when: datetime) -> dict[str, int]:
+    """Queue new proposals in the outreach outbox and dispatch the ``talks`` campaign there:
+    claimed and committed before the send, suppression checked in the claim, the send
+    window and throttles applied, a dead dispatcher's rows settled from its journal."""
+    campaign = get_accounts_policy().talks.campaign()
+    queued = enqueue_talk_proposals()
+    ensure_throttles(campaign)
+    summary = DispatchSummary(campaign=campaign.name, as_of=when)
+    size = get_outreach_settings().batch_size
+    with dispatcher_lease(get_settings().data_dir) as lease:
+        summary.recovered_unknown = recover_abandoned(lease.token, when)
+        while True:
+            batch = dispatch_batch(campaign, when, lease.token, size, render_talk_proposal)
+            summary.add(batch)
+            if batch.exhausted:
+                break
+    record_talk_sends()
+    counts = summary.model_dump(
+        include={"recovered_unknown", "sent", "retried", "failed", "unknown", "suppressed"}
+    )
+    return {"queued": queued, **counts, "deferred": summary.skipped_window}
+
+
 @flow(name="propose-talk", flow_run_name="propose-talk-{company}")
 def propose_talk(
     company: str, contact: str | None = None, as_of: datetime | None = None
 ) -> TalkResult:
-    """A meeting proposal with 2-3 slots, each an invitation, sent at most once."""
-    talk = propose_talk_task(company, contact, aware(as_of))
-    sent = send_talk_proposals(aware(None))
-    if talk.email_outcome is None and sent["sent"]:
-        talk.email_outcome = "sent"
-    return talk
+    """A meeting proposal with 2-3 slots, each an invitation, sent through the outbox."""
+    when = aware(as_of)
+    talk = propose_talk_task(company, contact, when)
+    _dispatch_talks(when)
+    return talk.model_copy(update={"email_outcome": talk_email_outcome(talk.talk_id)})
+
+
+@flow(
+    name="send-talk-proposals",
+    flow_run_name=lambda: f"send-talk-proposals-{as_of_stamp('%Y-%m-%dT%H:%M')}",
+)
+def send_talk_proposals(as_of: datetime | None = None) -> dict[str, int]:
+    """Proposals still due (outside the client's send window before, throttled, retried)."""
+    return _dispatch_talks(aware(as_of))
 
 
 @flow(name="sync-talk-replies")

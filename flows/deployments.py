@@ -178,6 +178,15 @@ SPECS: tuple[DeploymentSpec, ...] = (
     ),
     DeploymentSpec(
         "flows.accounts",
+        "send-talk-proposals",
+        "every-30-minutes",
+        "Talk proposals through the outreach outbox: those waiting for the client's send"
+        " window, throttled or retried.",
+        ("accounts", "outreach"),
+        every=timedelta(minutes=30),
+    ),
+    DeploymentSpec(
+        "flows.accounts",
         "account-plan",
         "manual",
         "The account plan of one company (HTML and PDF, health over time); give its name.",

@@ -10,6 +10,7 @@ from prefect import flow
 from config.settings import get_settings
 from flows.common.api_client import one_sync_client
 from flows.common.run_names import as_of_stamp
+from tasks.accounts.pipeline import sync_talk_replies_task
 from tasks.inbox.pipeline import (
     InboxSummary,
     finish_inbox_run,
@@ -68,6 +69,9 @@ async def ingest_inbox(
             counts = ingest_folder(batch_id, kind, directory, size)
             location = str(Path(directory).resolve())
         summary = finish_inbox_run(batch_id, kind, location, counts, started)
+        # RSVPs to talk proposals move their talks now, not at the next manual `talks sync`
+        # (a task, not a subflow: a synchronous subflow costs a second per inbox run).
+        sync_talk_replies_task()
         publish_inbox_summary(summary)
         return summary
 

@@ -51,6 +51,19 @@ class Obligation(Base):
     state: Mapped[str | None] = mapped_column(String(16), index=True)
     state_as_of: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # What all of its events say, kept in step by the store whenever events are stored, so
+    # the hourly watch reads one row per obligation instead of grouping every event.
+    ev_delivered: Mapped[float] = mapped_column(default=0.0)  # delivered quantities
+    ev_credited_qty: Mapped[float] = mapped_column(default=0.0)  # quantities credited back
+    ev_completed: Mapped[bool] = mapped_column(default=False)
+    ev_sla_missed: Mapped[bool] = mapped_column(default=False)
+    ev_invoiced: Mapped[int] = mapped_column(default=0)  # invoices issued
+    ev_credited: Mapped[int] = mapped_column(default=0)  # credit notes issued
+    ev_last_at: Mapped[datetime | None]  # the latest event's instant
+    # When the state can next change: its next boundary (due soon, late, period over), or
+    # at once when events were stored; None when only an event can change it. The watch
+    # reads just the obligations whose instant has come (and new ones).
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class ObligationEvent(Base):

@@ -1,10 +1,12 @@
 """Reads and writes for account relationships; the only module that speaks SQL for them.
 
-The watch reads obligations as plain DBAPI tuples with their due dates already turned into
-day numbers by the database, and writes back only the states that changed, so a quiet
-hourly run over a million obligations writes nothing. Notices rely on their unique key and
-are claimed ``sending`` and committed before anything goes on the wire, as escalations are.
-"""
+The watch reads only the obligations whose state may have changed: new ones, and those whose
+``next_check_at`` (their next deadline, or "at once" after new events) has come; each as a
+plain DBAPI tuple with its due date already a day number and its event totals from its own
+row (kept in step when events are stored, instead of grouping every event on every run). It
+writes back the states that changed and the next checks, so a rerun at the same instant
+reads and writes nothing. Notices rely on their unique key and are claimed ``sending`` and
+committed before anything goes on the wire, as escalations are."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Integer, bindparam, case, cast, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from connectors.database import notify_store
 from connectors.database.accounts_models import (
     AccountAction,
     AccountHealth,
@@ -25,14 +29,10 @@ from connectors.database.accounts_models import (
     ObligationNotice,
     Talk,
 )
-from connectors.database.base import utcnow
+from connectors.database.base import epoch_seconds, utcnow
 from connectors.database.complaints_models import Complaint
 from connectors.database.ingest_models import Company
 from connectors.database.ingest_store import CHUNK, bulk_insert, insert_rows, insert_with_ids
-
-EMAIL_FINAL = ("sent", "failed_permanent", "unknown", "skipped", "sending")
-WEBHOOK_FINAL = ("delivered", "skipped", "sending")
-FINAL_STATES = ("met", "missed")
 
 
 def lock_accounts(session: Session) -> None:
@@ -153,7 +153,64 @@ def existing_event_refs(session: Session, refs: Sequence[str]) -> set[str]:
 
 
 def insert_obligation_events(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Store events and bring their obligations' totals up to date (flagged for the watch)."""
     insert_rows(session, ObligationEvent, rows)
+    refresh_event_totals(session, sorted({int(r["obligation_id"]) for r in rows}))
+
+
+def event_totals() -> Any:
+    """Per obligation: delivered and credited quantities, whether completed, whether an
+    SLA was missed, how many invoices and credit notes, and the latest event's instant."""
+    ev = ObligationEvent
+    qty = func.coalesce(ev.quantity, 0.0)
+    return select(
+        ev.obligation_id.label("oid"),
+        func.sum(case((ev.kind.in_(("delivered", "partially_delivered")), qty), else_=0.0)).label(
+            "delivered"
+        ),
+        func.sum(case((ev.kind == "credited", qty), else_=0.0)).label("credited_qty"),
+        func.max(
+            case(
+                (ev.kind == "completed", 1),
+                ((ev.kind == "delivered") & ev.quantity.is_(None), 1),
+                else_=0,
+            )
+        ).label("completed"),
+        func.max(case((ev.kind == "sla_missed", 1), else_=0)).label("sla_missed"),
+        func.sum(case((ev.kind == "invoiced", 1), else_=0)).label("invoiced"),
+        func.sum(case((ev.kind == "credited", 1), else_=0)).label("credited"),
+        func.max(ev.at).label("last_at"),
+    ).group_by(ev.obligation_id)
+
+
+def refresh_event_totals(session: Session | Any, obligation_ids: Sequence[int] | None) -> None:
+    """Recompute the ``ev_*`` totals of these obligations (all when None) from their events
+    and make them due for a check at once: the watch judges them again, final or not."""
+    chunks: list[Sequence[int] | None] = (
+        [None]
+        if obligation_ids is None
+        else [obligation_ids[i : i + CHUNK] for i in range(0, len(obligation_ids), CHUNK)]
+    )
+    for chunk in chunks:
+        totals = event_totals()
+        if chunk is not None:
+            totals = totals.where(ObligationEvent.obligation_id.in_(list(chunk)))
+        t = totals.subquery()
+        session.execute(
+            update(Obligation)
+            .where(Obligation.id == t.c.oid)
+            .values(
+                ev_delivered=t.c.delivered,
+                ev_credited_qty=t.c.credited_qty,
+                ev_completed=t.c.completed > 0,
+                ev_sla_missed=t.c.sla_missed > 0,
+                ev_invoiced=t.c.invoiced,
+                ev_credited=t.c.credited,
+                ev_last_at=t.c.last_at,
+                next_check_at=CHECK_NOW,
+            )
+            .execution_options(synchronize_session=False)
+        )
 
 
 def breached_complaints(session: Session) -> pd.DataFrame:
@@ -190,69 +247,107 @@ def service_levels_of(session: Session, references: Sequence[str]) -> pd.DataFra
 # --- the watch ---------------------------------------------------------------------------
 
 
-def load_watch_input(session: Session, as_of: datetime) -> pd.DataFrame:
-    """Obligations not yet met or missed, with what their events up to ``as_of`` say.
+CHECK_NOW = datetime(1970, 1, 1)  # a next check that has always come
+FINAL_STATES = ("met", "missed", "compensated")
+TOTALS = ("delivered", "credited_qty", "completed", "sla_missed", "invoiced", "credited")
 
-    Columns: obligation_id, kind, quantity, due_day, owner_id, stored_state, delivered,
-    completed, sla_missed (all object dtype; the caller converts).
+
+def load_watch_input(session: Session, as_of: datetime, everything: bool) -> pd.DataFrame:
+    """Obligations whose state may have changed by ``as_of``, with what their events up to
+    ``as_of`` say: new ones and those whose ``next_check_at`` has come (``everything``:
+    every one not settled for good, for when the rules or calendars changed).
+
+    The totals come from the obligation row; only an obligation with an event after
+    ``as_of`` (a replay of an earlier instant, or an event dated ahead) has them summed
+    from its events up to ``as_of``, and ``next_event`` gives its next event's instant
+    (naive UTC). Columns: obligation_id, kind, quantity, due_day, owner_id, stored_state,
+    due (1: new, or its check has come; 0: read only because ``everything``),
+    next_check_s (the stored next check, epoch seconds), next_event, and ``TOTALS`` (all
+    object dtype; the caller converts).
     """
+    o = Obligation
+    due = or_(o.state.is_(None), o.next_check_at <= as_of)
+    if everything:
+        due = or_(due, o.state.not_in(FINAL_STATES))
+    stmt = select(
+        o.id.label("obligation_id"),
+        o.kind,
+        o.quantity,
+        _day_number(session, o.due_date).label("due_day"),
+        o.owner_id,
+        o.state.label("stored_state"),
+        o.ev_delivered.label("delivered"),
+        o.ev_credited_qty.label("credited_qty"),
+        o.ev_completed.label("completed"),
+        o.ev_sla_missed.label("sla_missed"),
+        o.ev_invoiced.label("invoiced"),
+        o.ev_credited.label("credited"),
+        case((o.ev_last_at > as_of, 1), else_=0).label("ahead"),
+        case((or_(o.state.is_(None), o.next_check_at <= as_of), 1), else_=0).label("due"),
+        epoch_seconds(session, o.next_check_at).label("next_check_s"),
+    ).where(due)
+    frame = _rows(session, stmt)
+    frame["next_event"] = None
+    ahead = frame["ahead"].to_numpy(dtype=object) == 1 if len(frame) else np.zeros(0, bool)
+    if ahead.any():
+        _totals_up_to(session, frame, frame.index[ahead], as_of)
+    return frame.drop(columns="ahead")
+
+
+def _totals_up_to(session: Session, frame: pd.DataFrame, rows: pd.Index, as_of: datetime) -> None:
     ev = ObligationEvent
-    delivered = func.sum(
-        case(
-            (ev.kind.in_(("delivered", "partially_delivered")), func.coalesce(ev.quantity, 0.0)),
-            else_=0.0,
+    ids = frame.loc[rows, "obligation_id"].astype(int).tolist()
+    parts, nexts = [], []
+    for i in range(0, len(ids), CHUNK):
+        chunk = ids[i : i + CHUNK]
+        parts.append(
+            _rows(session, event_totals().where(ev.at <= as_of, ev.obligation_id.in_(chunk)))
         )
-    )
-    completed = func.max(
-        case(
-            (ev.kind == "completed", 1),
-            ((ev.kind == "delivered") & ev.quantity.is_(None), 1),
-            else_=0,
+        nexts.append(
+            _read(
+                session,
+                select(ev.obligation_id.label("oid"), func.min(ev.at).label("next_event"))
+                .where(ev.at > as_of, ev.obligation_id.in_(chunk))
+                .group_by(ev.obligation_id),
+            )
         )
-    )
-    missed = func.max(case((ev.kind == "sla_missed", 1), else_=0))
-    events = (
-        select(
-            ev.obligation_id.label("oid"),
-            delivered.label("delivered"),
-            completed.label("completed"),
-            missed.label("sla_missed"),
-        )
-        .where(ev.at <= as_of)
-        .group_by(ev.obligation_id)
-        .subquery()
-    )
-    stmt = (
-        select(
-            Obligation.id.label("obligation_id"),
-            Obligation.kind,
-            Obligation.quantity,
-            _day_number(session, Obligation.due_date).label("due_day"),
-            Obligation.owner_id,
-            Obligation.state.label("stored_state"),
-            func.coalesce(events.c.delivered, 0.0).label("delivered"),
-            func.coalesce(events.c.completed, 0).label("completed"),
-            func.coalesce(events.c.sla_missed, 0).label("sla_missed"),
-        )
-        .outerjoin(events, events.c.oid == Obligation.id)
-        .where(or_(Obligation.state.is_(None), Obligation.state.not_in(FINAL_STATES)))
-    )
-    return _rows(session, stmt)
+    sums = pd.concat(parts).set_index("oid")
+    oid = frame.loc[rows, "obligation_id"]
+    for column in TOTALS:
+        frame.loc[rows, column] = oid.map(sums[column]).fillna(0) if len(sums) else 0
+    following = pd.concat(nexts).set_index("oid")["next_event"]
+    frame.loc[rows, "next_event"] = oid.map(following).to_numpy(dtype=object)
 
 
 def update_states(
-    session: Session, ids: Sequence[int], states: Sequence[str], at: datetime
+    session: Session,
+    ids: Sequence[int],
+    states: Sequence[str | None],
+    next_checks: Sequence[datetime | None],
+    at: datetime,
 ) -> None:
+    """Each judged obligation's next check, and its state where it changed (``states``:
+    None for an unchanged one, whose ``state_as_of`` stays when the state was set)."""
     table: Any = Obligation.__table__
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"))
-        .values(state=bindparam("b_state"), state_as_of=at)
-    )
     conn = session.connection()
-    params = [{"b_id": int(i), "b_state": s} for i, s in zip(ids, states, strict=True)]
-    for i in range(0, len(params), CHUNK * 4):
-        conn.execute(stmt, params[i : i + CHUNK * 4])
+    moved = update(table).where(table.c.id == bindparam("b_id"))
+    statements = (
+        (
+            moved.values(
+                state=bindparam("b_state"), state_as_of=at, next_check_at=bindparam("b_next")
+            ),
+            True,
+        ),
+        (moved.values(next_check_at=bindparam("b_next")), False),
+    )
+    for stmt, changed in statements:
+        params = [
+            {"b_id": int(i), "b_next": n, **({"b_state": st} if changed else {})}
+            for i, st, n in zip(ids, states, next_checks, strict=True)
+            if (st is not None) is changed
+        ]
+        for i in range(0, len(params), CHUNK * 4):
+            conn.execute(stmt, params[i : i + CHUNK * 4])
 
 
 def known_notice_keys(session: Session, keys: Sequence[str]) -> set[str]:
@@ -291,66 +386,15 @@ _NOTICE_FIELDS = (
 )
 
 
-def claim_notices(session: Session, channel: str, limit: int) -> list[dict[str, Any]]:
-    """Pending notices of one channel, marked ``sending`` in this transaction (the caller
-    commits before sending: a crash leaves ``sending`` for review, never a resend)."""
-    col = ObligationNotice.email_outcome if channel == "email" else ObligationNotice.webhook_outcome
-    final = EMAIL_FINAL if channel == "email" else WEBHOOK_FINAL
-    stmt = (
-        select(*_NOTICE_FIELDS, col.label("previous"))
+NOTICES = notify_store.AlarmTable(
+    ObligationNotice,
+    lambda: (
+        select(*_NOTICE_FIELDS)
         .join(Obligation, Obligation.id == ObligationNotice.obligation_id)
         .join(Contract, Contract.id == Obligation.contract_id)
         .join(Company, Company.id == Contract.company_id)
-        .where(or_(col.is_(None), col.not_in(final)))
-        .order_by(ObligationNotice.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=ObligationNotice)
-    rows = [dict(r._mapping) for r in session.execute(stmt)]
-    ids = [r["id"] for r in rows]
-    for i in range(0, len(ids), CHUNK):
-        session.execute(
-            update(ObligationNotice)
-            .where(ObligationNotice.id.in_(ids[i : i + CHUNK]))
-            .values({col.key: "sending"})
-        )
-    return rows
-
-
-def record_notices(session: Session, channel: str, results: list[dict[str, Any]]) -> None:
-    """Each dict: ``id``, ``outcome``, ``error``, ``attempts`` (webhook), ``delivered``."""
-    now = utcnow()
-    table: Any = ObligationNotice.__table__
-    for r in results:
-        values: dict[str, Any] = {"last_error": r.get("error")}
-        if channel == "email":
-            values["email_outcome"] = r["outcome"]
-        else:
-            values["webhook_outcome"] = r["outcome"]
-            values["webhook_attempts"] = table.c.webhook_attempts + int(r.get("attempts") or 0)
-        if r.get("delivered"):
-            values["notified_at"] = func.coalesce(table.c.notified_at, now)
-        session.execute(update(table).where(table.c.id == r["id"]).values(values))
-
-
-def pending_notices(session: Session) -> int:
-    t = ObligationNotice
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(t)
-            .where(
-                or_(
-                    t.email_outcome.is_(None),
-                    t.email_outcome.not_in(EMAIL_FINAL),
-                    t.webhook_outcome.is_(None),
-                    t.webhook_outcome.not_in(WEBHOOK_FINAL),
-                )
-            )
-        )
-        or 0
-    )
+    ),
+)
 
 
 def attention(session: Session, limit: int) -> pd.DataFrame:
@@ -845,22 +889,45 @@ def get_talk(session: Session, talk_id: int) -> Talk | None:
     return session.get(Talk, talk_id, with_for_update=True)
 
 
-def claim_talk_emails(session: Session) -> list[Talk]:
-    """Proposals not sent yet, marked ``sending`` (the caller commits before sending)."""
-    stmt = select(Talk).where(Talk.email_outcome.is_(None)).order_by(Talk.id)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    talks = list(session.scalars(stmt))
-    for t in talks:
-        t.email_outcome = "sending"
-    session.flush()
-    return talks
+def talks_without_outbox_rows(session: Session) -> list[dict[str, Any]]:
+    """Talks whose proposal is not in the outreach outbox yet, with what a row needs."""
+    from connectors.database.ingest_models import Contact
+    from connectors.database.outreach_models import OutboxItem
 
-
-def record_talk_email(session: Session, talk_id: int, outcome: str) -> None:
-    session.execute(
-        update(Talk).where(Talk.id == talk_id).values(email_outcome=outcome, updated_at=utcnow())
+    stmt = (
+        select(
+            Talk.idempotency_key,
+            Talk.contact_id,
+            Talk.message_id,
+            Talk.recipient,
+            Talk.timezone,
+            Talk.proposed_at,
+            Contact.country,
+        )
+        .join(Contact, Contact.id == Talk.contact_id)
+        .outerjoin(OutboxItem, OutboxItem.idempotency_key == Talk.idempotency_key)
+        .where(OutboxItem.id.is_(None), Talk.email_outcome.is_(None))
+        .order_by(Talk.id)
     )
+    return [dict(r._mapping) for r in session.execute(stmt)]
+
+
+def mirror_talk_outcomes(session: Session) -> int:
+    """Set each talk's ``email_outcome`` to its outbox row's status where they differ."""
+    from connectors.database.outreach_models import OutboxItem
+
+    status = (
+        select(OutboxItem.status)
+        .where(OutboxItem.idempotency_key == Talk.idempotency_key)
+        .scalar_subquery()
+    )
+    result = session.execute(
+        update(Talk)
+        .where(status.is_not(None), or_(Talk.email_outcome.is_(None), Talk.email_outcome != status))
+        .values(email_outcome=status, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def talk_rsvps(session: Session) -> pd.DataFrame:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import BigInteger, MetaData, cast, func
+from sqlalchemy.orm import DeclarativeBase, Session
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -23,3 +24,10 @@ class Base(DeclarativeBase):
 def utcnow() -> datetime:
     """Naive UTC: both SQLite and PostgreSQL columns here store UTC without a zone."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def epoch_seconds(session: Session, column: Any) -> Any:
+    """Whole epoch seconds computed by the database: no per-row datetime parsing in Python."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.floor(func.extract("epoch", column)), BigInteger)
+    return cast(func.strftime("%s", column), BigInteger)

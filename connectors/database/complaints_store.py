@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import BigInteger, bindparam, cast, func, or_, select, text, update
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from connectors.database.base import utcnow
+from connectors.database import notify_store
+from connectors.database.base import epoch_seconds, utcnow
 from connectors.database.complaints_models import (
     Complaint,
     ComplaintEscalation,
@@ -29,9 +30,6 @@ from connectors.database.ingest_store import CHUNK, bulk_insert, insert_rows, in
 
 LAST_RUN_KEY = "escalate:last_as_of"
 ROUND_ROBIN_KEY = "owners:round_robin_cursor"
-# Channel outcomes that are final: nothing more will be sent for that escalation.
-EMAIL_FINAL = ("sent", "failed_permanent", "unknown", "skipped", "sending")
-WEBHOOK_FINAL = ("delivered", "skipped", "sending")
 
 
 def lock_escalation(session: Session) -> None:
@@ -184,13 +182,6 @@ def _in_scope(since: datetime | None) -> Any:
     return or_(Complaint.closed_at.is_(None), Complaint.closed_at >= since)
 
 
-def _epoch(session: Session, column: Any) -> Any:
-    """Whole epoch seconds computed by the database: no per-row datetime parsing in Python."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.floor(func.extract("epoch", column)), BigInteger)
-    return cast(func.strftime("%s", column), BigInteger)
-
-
 def _frame(session: Session, stmt: Any) -> pd.DataFrame:
     """Rows to an all-object DataFrame (no type inference, no arrow strings: the caller
     converts the few columns it computes with)."""
@@ -221,8 +212,8 @@ def load_clock_input(session: Session, since: datetime | None) -> tuple[pd.DataF
             Complaint.owner_id,
             Complaint.assignee_id,
             Complaint.status,
-            _epoch(session, Complaint.response_due_at).label("response_due_s"),
-            _epoch(session, Complaint.resolution_due_at).label("resolution_due_s"),
+            epoch_seconds(session, Complaint.response_due_at).label("response_due_s"),
+            epoch_seconds(session, Complaint.resolution_due_at).label("resolution_due_s"),
             Complaint.response_state,
             Complaint.resolution_state,
             Complaint.sla_state,
@@ -233,7 +224,7 @@ def load_clock_input(session: Session, since: datetime | None) -> tuple[pd.DataF
         select(
             ComplaintEvent.complaint_id,
             ComplaintEvent.kind,
-            _epoch(session, ComplaintEvent.at).label("at_s"),
+            epoch_seconds(session, ComplaintEvent.at).label("at_s"),
         )
         .join(Complaint, Complaint.id == ComplaintEvent.complaint_id)
         .where(scope),
@@ -299,72 +290,11 @@ _ESCALATION_FIELDS = (
 )
 
 
-def claim_notifications(session: Session, channel: str, limit: int) -> list[dict[str, Any]]:
-    """Pending notifications of one channel, marked ``sending`` in this transaction.
-
-    The caller commits the claim before it sends, so a crash mid-send leaves ``sending``
-    (for review), never a silent resend. PostgreSQL skips rows another run holds.
-    """
-    col = (
-        ComplaintEscalation.email_outcome
-        if channel == "email"
-        else ComplaintEscalation.webhook_outcome
-    )
-    final = EMAIL_FINAL if channel == "email" else WEBHOOK_FINAL
-    stmt = (
-        select(*_ESCALATION_FIELDS, col.label("previous"))
-        .where(ComplaintEscalation.notify.is_(True), or_(col.is_(None), col.not_in(final)))
-        .order_by(ComplaintEscalation.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=ComplaintEscalation)
-    rows = [dict(r._mapping) for r in session.execute(stmt)]
-    if rows:
-        ids = [r["id"] for r in rows]
-        for i in range(0, len(ids), CHUNK):
-            session.execute(
-                update(ComplaintEscalation)
-                .where(ComplaintEscalation.id.in_(ids[i : i + CHUNK]))
-                .values({col.key: "sending"})
-            )
-    return rows
-
-
-def record_notifications(session: Session, channel: str, results: list[dict[str, Any]]) -> None:
-    """Each dict: ``id``, ``outcome``, ``error``, ``attempts`` (webhook), ``delivered``."""
-    now = utcnow()
-    table: Any = ComplaintEscalation.__table__
-    for r in results:
-        values: dict[str, Any] = {"last_error": r.get("error")}
-        if channel == "email":
-            values["email_outcome"] = r["outcome"]
-        else:
-            values["webhook_outcome"] = r["outcome"]
-            values["webhook_attempts"] = table.c.webhook_attempts + int(r.get("attempts") or 0)
-        if r.get("delivered"):
-            values["notified_at"] = func.coalesce(table.c.notified_at, now)
-        session.execute(update(table).where(table.c.id == r["id"]).values(values))
-
-
-def pending_notifications(session: Session) -> int:
-    t = ComplaintEscalation
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(t)
-            .where(
-                t.notify.is_(True),
-                or_(
-                    t.email_outcome.is_(None),
-                    t.email_outcome.not_in(EMAIL_FINAL),
-                    t.webhook_outcome.is_(None),
-                    t.webhook_outcome.not_in(WEBHOOK_FINAL),
-                ),
-            )
-        )
-        or 0
-    )
+ESCALATIONS = notify_store.AlarmTable(
+    ComplaintEscalation,
+    lambda: select(*_ESCALATION_FIELDS),
+    (ComplaintEscalation.notify.is_(True),),
+)
 
 
 def apply_handovers(session: Session, handovers: pd.DataFrame) -> None:

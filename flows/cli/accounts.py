@@ -195,6 +195,18 @@ def talks_propose(
     typer.echo(talk.model_dump_json(indent=2) if as_json else _talk_line(talk))
 
 
+@talks_app.command("send")
+def talks_send(as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
+    """Send the proposals still due through the outreach outbox (window, throttles)."""
+    from flows.accounts import send_talk_proposals
+
+    counts = send_talk_proposals(as_of=parse_instant(as_of))
+    if as_json:
+        typer.echo(json.dumps(counts, indent=2))
+    else:
+        typer.echo(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+
+
 @talks_app.command("sync")
 def talks_sync(as_json: JsonOpt = False) -> None:
     """Apply the RSVPs the inbox recognised to their talks."""

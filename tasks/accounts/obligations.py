@@ -31,7 +31,9 @@ from tasks.complaints.escalation import delegations
 
 NO_DATE = np.iinfo(np.int64).min  # a due day that is not set
 NEVER = np.iinfo(np.int64).max
-FINAL_STATES = ("met", "missed")
+# Settled unless a new event says otherwise (a credit can reopen a delivery or compensate
+# a missed service level): the watch reads these only when their events changed.
+FINAL_STATES = ("met", "missed", "compensated")
 # Which kinds are fulfilled by a one-off "completed" or "delivered" event.
 _ONE_OFF = ("report", "price_review", "renewal", "notice")
 
@@ -140,13 +142,18 @@ def evaluate_obligations(
     ``obligations`` columns: ``obligation_id``, ``kind``, ``quantity`` (NaN when none),
     ``due_day`` (``day_number``, ``NO_DATE`` when undated), ``calendar`` (the owner's id),
     and what the events up to ``as_of`` say: ``delivered`` (sum of delivered quantities),
-    ``completed`` (a delivery without a quantity, or a ``completed`` event), ``sla_missed``.
+    ``credited_qty`` (quantities credited back), ``completed`` (a delivery without a
+    quantity, or a ``completed`` event), ``sla_missed``, ``invoiced`` and ``credited`` (how
+    many invoices and credit notes).
 
-    Rules: a service level is missed once an ``sla_missed`` event says so, and met when its
-    period ends without one; a delivery is met when the delivered quantity reaches the
-    contracted one; reports, price reviews, renewals and notices are met by ``completed``
-    (or ``delivered``); payment terms are watched only through their due date, if any.
-    Anything not met is late from the end of its due date and due soon from its warning day.
+    Rules: a service level is missed once an ``sla_missed`` event says so, compensated
+    once a credit note was issued on it too, and met when its period ends without one; a
+    delivery is met when the delivered quantity, less what was credited back, reaches the
+    contracted one (goods credited back count as not delivered, so a credit can reopen a
+    met delivery); reports, price reviews, renewals and notices are met by ``completed``
+    (or ``delivered``); payment terms are met by an invoice not cancelled by a credit note,
+    and otherwise watched only through their due date, if any. Anything not met is late
+    from the end of its due date and due soon from its warning day.
     """
     now = epoch(as_of)
     n = len(obligations)
@@ -170,15 +177,23 @@ def evaluate_obligations(
 
     quantity = obligations["quantity"].to_numpy(dtype=np.float64)
     delivered = obligations["delivered"].to_numpy(dtype=np.float64)
+    credited_qty = obligations["credited_qty"].to_numpy(dtype=np.float64)
     completed = obligations["completed"].to_numpy(dtype=bool)
     missed = obligations["sla_missed"].to_numpy(dtype=bool)
+    invoiced = obligations["invoiced"].to_numpy(dtype=np.int64)
+    credited = obligations["credited"].to_numpy(dtype=np.int64)
     is_sla = kind == "service_level"
     is_delivery = kind == "delivery"
     is_terms = kind == "payment_terms"
+    # A delivery "completed" without a quantity supplied all of it; credits come off that.
+    supplied = np.where(completed, np.fmax(quantity, delivered), delivered) - credited_qty
+    delivery_met = np.where(
+        np.isnan(quantity), completed & (credited_qty <= 0), supplied >= quantity - 1e-9
+    )
     met = np.where(
         is_delivery,
-        completed | (np.nan_to_num(quantity, nan=np.inf) <= delivered + 1e-9),
-        completed & ~is_sla & ~is_terms,
+        delivery_met,
+        (completed & ~is_sla & ~is_terms) | (is_terms & (invoiced > credited)),
     )
     period_over = now >= late_at
     state = np.full(n, "on_track", dtype=object)
@@ -190,12 +205,26 @@ def evaluate_obligations(
     state[standing & period_over] = "met"
     state[met] = "met"
     state[is_sla & missed] = "missed"
+    state[is_sla & missed & (credited > 0)] = "compensated"
     return ObligationStates(
         obligation_id=obligations["obligation_id"].to_numpy(dtype=np.int64),
         state=state,
         warn_at=warn_at,
         late_at=late_at,
     )
+
+
+def next_checks(states: ObligationStates, as_of: datetime) -> npt.NDArray[np.int64]:
+    """When each state can next change with no new event (epoch seconds; ``NEVER`` when
+    only an event can change it): the first of its due-soon and late instants still ahead.
+    A settled state waits for events; so does a late one."""
+    now = epoch(as_of)
+    ahead = np.minimum(
+        np.where(states.warn_at > now, states.warn_at, NEVER),
+        np.where(states.late_at > now, states.late_at, NEVER),
+    )
+    ahead[np.isin(states.state, list(FINAL_STATES))] = NEVER
+    return ahead
 
 
 NOTICE_COLUMNS = [
@@ -214,19 +243,25 @@ def notice_keys(
     obligation_id: npt.NDArray[np.int64],
     state: npt.NDArray[np.object_],
     due_day: npt.NDArray[np.int64],
+    credits: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.object_]:
-    """``obligation:<id>:<state>:<due date>`` built column-wise."""
+    """``obligation:<id>:<state>:<due date>`` built column-wise, with ``:c<n>`` after ``n``
+    credit notes: a delivery a credit reopened is late (or due soon) anew, and says so."""
     due_text = pd.Series(due_day).map(
         lambda d: "" if d == NO_DATE else str(np.datetime64(int(d), "D"))
     )
-    return (
+    keys = (
         "obligation:"
         + pd.Series(obligation_id).astype(str)
         + ":"
         + pd.Series(state, dtype=object).astype(str)
         + ":"
         + due_text
-    ).to_numpy(dtype=object)
+    )
+    if credits is not None:
+        n = pd.Series(credits)
+        keys = keys.where(n <= 0, keys + ":c" + n.astype(str))
+    return keys.to_numpy(dtype=object)
 
 
 def decide_notices(
@@ -239,11 +274,15 @@ def decide_notices(
     """The notices due at ``as_of`` for obligations whose state changed (see NOTICE_COLUMNS).
 
     ``obligations``: ``obligation_id``, ``owner_id``, ``due_day`` and ``stored_state`` (what
-    the last watch recorded, None at first), aligned with ``states``. Only a change can need
-    a notice; the caller still drops keys already stored (a state can come back after an
-    edited due date moved it away).
+    the last watch recorded, None at first), aligned with ``states``; optionally ``recheck``
+    (judged again on news or a deadline: a state it is already in may need a notice under
+    a new key) and ``credited`` (credit notes, see ``notice_keys``). Only a change or a
+    recheck can need a notice; the caller still drops keys already stored (a state can come
+    back after an edited due date moved it away, or a partial delivery changed nothing).
     """
     changed = states.state != obligations["stored_state"].to_numpy(dtype=object)
+    if "recheck" in obligations:
+        changed |= obligations["recheck"].to_numpy(dtype=bool)
     wanted = changed & np.isin(states.state, list(policy.notify_states))
     idx = np.flatnonzero(wanted)
     if not idx.size:
@@ -267,12 +306,19 @@ def decide_notices(
         dtype=object,
     )
     due_day = obligations["due_day"].to_numpy(dtype=np.int64)[idx]
+    credits = (
+        obligations["credited"].to_numpy(dtype=np.int64)
+        if "credited" in obligations
+        else np.zeros(len(obligations), dtype=np.int64)
+    )
     due_dates = [
         None if d == NO_DATE else np.datetime64(int(d), "D").astype(object) for d in due_day
     ]
     return pd.DataFrame(
         {
-            "idempotency_key": notice_keys(states.obligation_id[idx], states.state[idx], due_day),
+            "idempotency_key": notice_keys(
+                states.obligation_id[idx], states.state[idx], due_day, credits[idx]
+            ),
             "obligation_id": states.obligation_id[idx],
             "state": states.state[idx],
             "due_date": due_dates,

@@ -9,31 +9,29 @@ pending, one channel at a time, claiming rows ``sending`` and committing before 
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import requests
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from config.accounts_policy import get_accounts_policy
+from config.accounts_policy import TALKS_CAMPAIGN, ObligationPolicy, get_accounts_policy
 from config.policies import get_ingest_policies
-from config.settings import get_complaint_settings, get_settings
+from config.settings import get_settings
 from config.team_policy import TeamPolicy
 from connectors.database import accounts_store as store
 from connectors.database import complaints_store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
-from connectors.smtp_sender import SendOutcome
-from connectors.webhook import WebhookConfigError, WebhookSender
+from connectors.smtp_sender import OutgoingEmail
 from tasks.accounts.contracts import (
     ContractIn,
     EventIn,
@@ -46,11 +44,17 @@ from tasks.accounts.contracts import (
 )
 from tasks.accounts.notices import notice_email, notice_message
 from tasks.accounts.obligations import (
+    NEVER,
     NO_DATE,
     decide_notices,
     evaluate_obligations,
+    next_checks,
 )
-from tasks.common.notify import mail_sender, notification_channels
+from tasks.common.notify import (
+    notification_channels,
+    notify_pending,
+)
+from tasks.complaints.business_hours import BusinessCalendar, naive_instants
 from tasks.complaints.intake import utc_naive
 from tasks.complaints.policies import get_complaint_policies
 from tasks.complaints.sla_clock import CALENDAR_DEFAULT
@@ -200,6 +204,7 @@ def _store_contract(
         if diff:
             if "due_date" in diff:
                 diff["state"] = None
+            diff["next_check_at"] = store.CHECK_NOW  # a new owner has another calendar
             updates.append({"id": int(old["id"]), **diff})
     store.insert_obligations(s, new_rows)
     store.update_obligations(s, updates)
@@ -377,6 +382,10 @@ class WatchSummary(BaseModel):
 def _watch_frame(raw: pd.DataFrame) -> pd.DataFrame:
     """The store's object columns as the typed frame ``evaluate_obligations`` reads."""
     due = pd.to_numeric(raw["due_day"], errors="coerce")
+
+    def number(column: str) -> pd.Series:
+        return pd.to_numeric(raw[column])
+
     return pd.DataFrame(
         {
             "obligation_id": raw["obligation_id"].to_numpy(dtype=np.int64),
@@ -386,11 +395,36 @@ def _watch_frame(raw: pd.DataFrame) -> pd.DataFrame:
             "calendar": raw["owner_id"].to_numpy(dtype=object),
             "owner_id": raw["owner_id"].to_numpy(dtype=object),
             "stored_state": raw["stored_state"].to_numpy(dtype=object),
-            "delivered": pd.to_numeric(raw["delivered"]).to_numpy(dtype=np.float64),
-            "completed": pd.to_numeric(raw["completed"]).to_numpy(dtype=np.int64) > 0,
-            "sla_missed": pd.to_numeric(raw["sla_missed"]).to_numpy(dtype=np.int64) > 0,
+            # Read because it is new, news came or a deadline passed (not merely because the
+            # calendars changed): a state it is already in may need a notice under a new key.
+            "recheck": number("due").to_numpy(dtype=np.int64) > 0,
+            "delivered": number("delivered").to_numpy(dtype=np.float64),
+            "credited_qty": number("credited_qty").to_numpy(dtype=np.float64),
+            "completed": number("completed").to_numpy(dtype=np.int64) > 0,
+            "sla_missed": number("sla_missed").to_numpy(dtype=np.int64) > 0,
+            "invoiced": number("invoiced").to_numpy(dtype=np.int64),
+            "credited": number("credited").to_numpy(dtype=np.int64),
         }
     )
+
+
+FINGERPRINT_KEY = "obligations:watch_fingerprint"
+
+
+def watch_fingerprint(policy: ObligationPolicy, calendars: dict[str, BusinessCalendar]) -> str:
+    """What the stored next checks were computed from: the warnings and every calendar.
+
+    When it differs from the last run's, the watch judges every open obligation again
+    instead of only those whose next check has come.
+    """
+    parts = [policy.model_dump_json()]
+    for name in sorted(calendars):
+        cal = calendars[name]
+        h = cal.holidays
+        extra, removed = sorted(h.extra_dates), sorted(h.removed_dates)
+        parts.append(f"{name}|{cal.timezone}|{cal.weekly}|{h.country}|{h.subdivision}")
+        parts.append(f"{[d.isoformat() for d in extra]}|{[d.isoformat() for d in removed]}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def evaluate_watch(as_of: datetime) -> WatchSummary:
@@ -401,6 +435,7 @@ def evaluate_watch(as_of: datetime) -> WatchSummary:
     email, webhook = notification_channels()
     summary = WatchSummary(as_of=as_of, email_channel=email, webhook_channel=webhook)
     stamp = utc_naive(as_of)
+    fingerprint = watch_fingerprint(policy, complaints.calendars)
     with session_scope() as s:
         store.lock_accounts(s)
         breaches = store.breached_complaints(s)
@@ -411,7 +446,9 @@ def evaluate_watch(as_of: datetime) -> WatchSummary:
             fresh = [d for d in derived if d["external_ref"] not in known]
             store.insert_obligation_events(s, fresh)
             summary.complaint_events = len(fresh)
-        frame = _watch_frame(store.load_watch_input(s, stamp))
+        everything = complaints_store.get_state(s, FINGERPRINT_KEY) != fingerprint
+        raw = store.load_watch_input(s, stamp, everything)
+        frame = _watch_frame(raw)
         summary.watched = len(frame)
         states = evaluate_obligations(
             frame, complaints.calendars, policy, as_of, default_calendar=CALENDAR_DEFAULT
@@ -426,11 +463,28 @@ def evaluate_watch(as_of: datetime) -> WatchSummary:
             notices["webhook_outcome"] = "skipped" if webhook == "off" else None
             summary.new_notices = store.insert_notices(s, notices)
         changed = states.state != frame["stored_state"].to_numpy(dtype=object)
-        idx = np.flatnonzero(changed)
-        summary.changed = int(idx.size)
+        summary.changed = int(changed.sum())
+        following = next_checks(states, as_of)
+        # An event dated after ``as_of`` is news when its time comes.
+        coming = pd.to_datetime(raw["next_event"], utc=True)
+        has_event = coming.notna().to_numpy(dtype=bool)
+        if has_event.any():
+            since = coming[has_event] - pd.Timestamp(0, tz="UTC")
+            event_s = (since // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
+            following[has_event] = np.minimum(following[has_event], event_s)
+        stored = raw["next_check_s"].to_numpy(dtype=object)
+        stored_next = np.full(len(raw), NEVER, dtype=np.int64)
+        has_check = ~pd.isna(stored)
+        stored_next[has_check] = stored[has_check].astype(np.int64)
+        write = np.flatnonzero(changed | (following != stored_next))
         store.update_states(
-            s, states.obligation_id[idx].tolist(), states.state[idx].tolist(), stamp
+            s,
+            states.obligation_id[write].tolist(),
+            [st if c else None for st, c in zip(states.state[write], changed[write], strict=True)],
+            naive_instants(following[write]),
+            stamp,
         )
+        complaints_store.set_state(s, FINGERPRINT_KEY, fingerprint)
     summary.evaluate_seconds = round(time.perf_counter() - started, 3)
     return summary
 
@@ -441,119 +495,9 @@ def evaluate_watch_task(as_of: datetime) -> WatchSummary:
     return evaluate_watch(as_of)
 
 
-@dataclass
-class _Notified:
-    sent: int = 0
-    failed: int = 0
-
-
-def notify_email(email: str, now: datetime) -> _Notified:
-    """Send pending notice emails; ``retry`` outcomes are tried again next run."""
-    done = _Notified()
-    if email == "off":
-        return done
-    team = get_complaint_policies().team
-    sender_addr = get_complaint_settings().email_from
-    sender, close = mail_sender(email, "obligations")
-    try:
-        while True:
-            with session_scope() as s:
-                claimed = store.claim_notices(s, "email", NOTIFY_BATCH)
-            if not claimed:
-                break
-            results: list[dict[str, Any]] = []
-            messages = []
-            for row in claimed:
-                mail = notice_email(row, team, sender_addr, now)
-                if mail is None:
-                    results.append({"id": row["id"], "outcome": "skipped", "error": "no email"})
-                else:
-                    messages.append(mail)
-            for r in sender.send(messages):
-                ok = r.outcome == SendOutcome.SENT
-                done.sent += ok
-                done.failed += not ok
-                results.append(
-                    {
-                        "id": r.outbox_id,
-                        "outcome": r.outcome.value,
-                        "error": None if ok else r.detail[:500],
-                        "delivered": ok,
-                    }
-                )
-            with session_scope() as s:
-                store.record_notices(s, "email", results)
-            if any(r["outcome"] == SendOutcome.RETRY.value for r in results):
-                break  # the server is unwell: leave the rest for the next run
-    finally:
-        if close is not None:
-            close()
-    return done
-
-
-def notify_webhook(webhook: str) -> _Notified:
-    """POST pending notices to the webhook (the sender retries with backoff)."""
-    done = _Notified()
-    if webhook == "off":
-        return done
-    team, own = get_complaint_policies().team, get_complaint_settings()
-    with requests.Session() as http:
-        try:
-            sender = WebhookSender.from_settings(
-                get_settings(),
-                http,
-                max_attempts=own.webhook_attempts,
-                backoff_seconds=own.webhook_backoff_seconds,
-            )
-        except WebhookConfigError as exc:
-            get_run_logger().error("webhook not used: %s", exc)
-            return done
-        while True:
-            with session_scope() as s:
-                claimed = store.claim_notices(s, "webhook", NOTIFY_BATCH)
-            if not claimed:
-                break
-            results = []
-            gave_up = False
-            for row in claimed:
-                if gave_up:
-                    results.append({"id": row["id"], "outcome": row["previous"], "attempts": 0})
-                    continue
-                r = sender.send(notice_message(row, team))
-                done.sent += r.delivered
-                done.failed += not r.delivered
-                gave_up = not r.delivered
-                results.append(
-                    {
-                        "id": row["id"],
-                        "outcome": r.outcome,
-                        "error": r.error,
-                        "attempts": r.attempts,
-                        "delivered": r.delivered,
-                    }
-                )
-            with session_scope() as s:
-                store.record_notices(s, "webhook", results)
-            if gave_up:
-                break
-    return done
-
-
 @task(name="notify-obligations", cache_policy=NO_CACHE)
 def notify_obligations(summary: WatchSummary) -> WatchSummary:
-    mail = notify_email(summary.email_channel, datetime.now(UTC))
-    hook = notify_webhook(summary.webhook_channel)
-    with session_scope() as s:
-        pending = store.pending_notices(s)
-    return summary.model_copy(
-        update={
-            "emails_sent": mail.sent,
-            "emails_failed": mail.failed,
-            "webhooks_delivered": hook.sent,
-            "webhooks_failed": hook.failed,
-            "pending_after": pending,
-        }
-    )
+    return notify_pending(summary, "obligations", store.NOTICES, notice_email, notice_message)
 
 
 @task(name="publish-obligations-table", cache_policy=NO_CACHE)
@@ -914,7 +858,7 @@ def propose_talk(company: str, contact: str | None, as_of: datetime) -> TalkResu
                 talks.duration_minutes,
                 talks.earliest_business_hours_ahead,
             )
-            domain = talks.sender.rpartition("@")[2] or "localhost"
+            domain = str(talks.sender.from_address).rpartition("@")[2]
             talk = store.add_talk(
                 s,
                 {
@@ -949,56 +893,85 @@ def propose_talk_task(company: str, contact: str | None, as_of: datetime) -> Tal
     return propose_talk(company, contact, as_of)
 
 
-@task(name="send-talk-proposals", cache_policy=NO_CACHE)
-def send_talk_proposals(now: datetime) -> dict[str, int]:
-    """Send every unsent proposal: claimed ``sending`` and committed first (at most once)."""
-    from tasks.accounts.talks import proposal_email, slot_starts
+@task(name="enqueue-talk-proposals", cache_policy=NO_CACHE)
+def enqueue_talk_proposals() -> int:
+    """Put every proposal not in the outreach outbox yet there, due when it was made.
 
-    email, _ = notification_channels()
-    counts = {"sent": 0, "failed": 0, "skipped": 0}
+    From the talks' own rows, so a run that died between creating a talk and queueing it
+    loses nothing; the outbox's unique key makes a second enqueue a no-op.
+    """
+    from connectors.database import outreach_store
+
+    talks = get_accounts_policy().talks
+    with session_scope() as s:
+        rows = store.talks_without_outbox_rows(s)
+        return outreach_store.insert_planned(s, [_outbox_row(r, talks.sender) for r in rows])
+
+
+def _outbox_row(talk: dict[str, Any], sender: Any) -> dict[str, Any]:
+    country = talk["country"]
+    return {
+        "idempotency_key": talk["idempotency_key"],
+        "campaign": TALKS_CAMPAIGN,
+        "step": 0,
+        "step_name": "proposal",
+        "channel": "email",
+        "contact_id": talk["contact_id"],
+        "message_id": talk["message_id"],
+        "language": "en",
+        "recipient": talk["recipient"],
+        "status": "planned",
+        "attempts": 0,
+        "due_at": talk["proposed_at"],
+        "next_attempt_at": talk["proposed_at"],
+        "timezone": talk["timezone"],
+        "country": country if isinstance(country, str) and len(country) == 2 else None,
+        "sender_address": str(sender.from_address),
+        "created_at": utc_naive(datetime.now(UTC)),
+        "updated_at": utc_naive(datetime.now(UTC)),
+    }
+
+
+def render_talk_proposal(row: dict[str, Any]) -> OutgoingEmail:
+    """The proposal email of the talk a claimed outbox row stands for (same key)."""
+    from tasks.accounts.talks import proposal_email, slot_starts
+    from tasks.outreach.rendering import RenderError
+
     talks = get_accounts_policy().talks
     team = get_complaint_policies().team
     with session_scope() as s:
-        claimed = store.claim_talk_emails(s)
-        details = {t.id: store.talk_party_of(s, t.contact_id) for t in claimed}
-    if not claimed:
-        return counts
-    if email == "off":
-        with session_scope() as s:
-            for t in claimed:
-                store.record_talk_email(s, t.id, "skipped")
-        counts["skipped"] = len(claimed)
-        return counts
-    sender, close = mail_sender(email, "talks")
-    try:
-        messages = [
-            proposal_email(
-                talk_id=t.id,
-                outbox_id=t.id,
-                message_id=t.message_id,
-                slots=slot_starts(t.slots),
-                duration_minutes=t.duration_minutes,
-                company=details[t.id]["company"],
-                client_name=details[t.id]["full_name"] or t.recipient,
-                client_address=t.recipient,
-                client_timezone=t.timezone,
-                owner_name=team.by_id[t.owner_id].name if t.owner_id in team.by_id else t.owner_id,
-                sender=talks.sender,
-                now=now,
-            )
-            for t in claimed
-        ]
-        results = sender.send(messages)
-    finally:
-        if close is not None:
-            close()
+        talk = store.talk_by_key(s, str(row["idempotency_key"]))
+        if talk is None:
+            raise RenderError(f"no talk with key {row['idempotency_key']!r}")
+        party = store.talk_party_of(s, talk.contact_id)
+        owner = team.by_id.get(talk.owner_id)
+        return proposal_email(
+            talk_id=talk.id,
+            outbox_id=int(row["id"]),
+            message_id=talk.message_id,
+            slots=slot_starts(talk.slots),
+            duration_minutes=talk.duration_minutes,
+            company=party["company"],
+            client_name=party["full_name"] or talk.recipient,
+            client_address=talk.recipient,
+            client_timezone=talk.timezone,
+            owner_name=owner.name if owner is not None else talk.owner_id,
+            sender=str(talks.sender.from_address),
+            now=datetime.now(UTC),
+        )
+
+
+def talk_email_outcome(talk_id: int) -> str | None:
     with session_scope() as s:
-        for r in results:
-            ok = r.outcome == SendOutcome.SENT
-            counts["sent" if ok else "failed"] += 1
-            # A retry-able failure is not resent blindly: ops look at `unknown` talks.
-            store.record_talk_email(s, r.outbox_id, "sent" if ok else r.outcome.value)
-    return counts
+        talk = store.get_talk(s, talk_id)
+        return talk.email_outcome if talk is not None else None
+
+
+@task(name="record-talk-sends", cache_policy=NO_CACHE)
+def record_talk_sends() -> int:
+    """Copy each proposal's outbox status onto its talk (sent, suppressed, unknown, ...)."""
+    with session_scope() as s:
+        return store.mirror_talk_outcomes(s)
 
 
 class TalkSync(BaseModel):

@@ -277,6 +277,14 @@ def instant(seconds: int) -> datetime:
     return datetime.fromtimestamp(int(seconds), UTC)
 
 
+def naive_instants(seconds: npt.NDArray[np.int64]) -> list[datetime | None]:
+    """Epoch seconds as naive UTC datetimes, as stored; the int64 maximum (an instant that
+    is not coming) becomes None."""
+    never = np.iinfo(np.int64).max
+    stamps = pd.to_datetime(np.where(seconds == never, 0, seconds), unit="s").to_pydatetime()
+    return [None if s == never else d for s, d in zip(seconds.tolist(), stamps, strict=True)]
+
+
 # -- scalar conveniences ---------------------------------------------------------------------
 
 

@@ -11,7 +11,6 @@ and the next run retries it, a delivered one is never sent again.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,23 +18,24 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import requests
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from config.policies import get_ingest_policies
-from config.settings import get_complaint_settings, get_settings
+from config.settings import get_settings
 from connectors.database import complaints_store as store
 from connectors.database import ingest_store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
-from connectors.smtp_sender import SendOutcome
-from connectors.webhook import WebhookConfigError, WebhookSender
-from tasks.common.notify import mail_sender, notification_channels
+from tasks.common.notify import (
+    notification_channels,
+    notify_pending,
+)
 from tasks.complaints.analysis import analysis_frame, render_report
+from tasks.complaints.business_hours import naive_instants
 from tasks.complaints.escalation import (
     EscalationBatch,
     assign_owners,
@@ -498,7 +498,7 @@ def _refresh_cache(
     if not idx.size:
         return
     ids = complaints["complaint_id"].to_numpy()[idx]
-    resp_due, res_due = _datetimes(fr.due[idx]), _datetimes(res.due[idx])
+    resp_due, res_due = naive_instants(fr.due[idx]), naive_instants(res.due[idx])
     stamp = utc_naive(as_of)
     records = [
         {
@@ -523,133 +523,17 @@ def _refresh_cache(
     store.update_sla_cache(s, records)
 
 
-def _datetimes(seconds: npt.NDArray[np.int64]) -> list[datetime | None]:
-    """Epoch seconds to naive UTC datetimes; ``NEVER`` becomes None."""
-    stamps = pd.to_datetime(np.where(seconds == NEVER, 0, seconds), unit="s").to_pydatetime()
-    return [None if s == NEVER else d for s, d in zip(seconds.tolist(), stamps, strict=True)]
-
-
 @task(name="evaluate-escalations", cache_policy=NO_CACHE, retries=1)
 def evaluate_escalations_task(as_of: datetime) -> EscalationSummary:
     ensure_schema()
     return evaluate_escalations(as_of)
 
 
-@dataclass
-class _Notified:
-    sent: int = 0
-    failed: int = 0
-
-
-def notify_email(email: str, now: datetime) -> _Notified:
-    """Send pending escalation emails; ``retry`` outcomes are tried again next run."""
-    done = _Notified()
-    if email == "off":
-        return done
-    team = get_complaint_policies().team
-    sender_addr = get_complaint_settings().email_from
-    sender, close = mail_sender(email, "escalations")
-    try:
-        while True:
-            with session_scope() as s:
-                claimed = store.claim_notifications(s, "email", NOTIFY_BATCH)
-            if not claimed:
-                break
-            results: list[dict[str, Any]] = []
-            messages = []
-            for row in claimed:
-                mail = escalation_email(row, team, sender_addr, now)
-                if mail is None:
-                    results.append({"id": row["id"], "outcome": "skipped", "error": "no email"})
-                else:
-                    messages.append(mail)
-            for r in sender.send(messages):
-                ok = r.outcome == SendOutcome.SENT
-                done.sent += ok
-                done.failed += not ok
-                results.append(
-                    {
-                        "id": r.outbox_id,
-                        "outcome": r.outcome.value,
-                        "error": None if ok else r.detail[:500],
-                        "delivered": ok,
-                    }
-                )
-            with session_scope() as s:
-                store.record_notifications(s, "email", results)
-            if any(r["outcome"] == SendOutcome.RETRY.value for r in results):
-                break  # the server is unwell: leave the rest for the next run
-    finally:
-        if close is not None:
-            close()
-    return done
-
-
-def notify_webhook(webhook: str) -> _Notified:
-    """POST pending escalations to the webhook (the sender retries with backoff)."""
-    done = _Notified()
-    if webhook == "off":
-        return done
-    team, own = get_complaint_policies().team, get_complaint_settings()
-    with requests.Session() as http:
-        try:
-            sender = WebhookSender.from_settings(
-                get_settings(),
-                http,
-                max_attempts=own.webhook_attempts,
-                backoff_seconds=own.webhook_backoff_seconds,
-            )
-        except WebhookConfigError as exc:
-            get_run_logger().error("webhook not used: %s", exc)
-            return done
-        while True:
-            with session_scope() as s:
-                claimed = store.claim_notifications(s, "webhook", NOTIFY_BATCH)
-            if not claimed:
-                break
-            results = []
-            gave_up = False
-            for row in claimed:
-                if gave_up:
-                    # The peer is down: release the rest untouched (no attempt counted).
-                    results.append({"id": row["id"], "outcome": row["previous"], "attempts": 0})
-                    continue
-                message = {k: v for k, v in row.items() if k != "previous"}
-                r = sender.send(escalation_message(message, team))
-                done.sent += r.delivered
-                done.failed += not r.delivered
-                gave_up = not r.delivered
-                results.append(
-                    {
-                        "id": row["id"],
-                        "outcome": r.outcome,
-                        "error": r.error,
-                        "attempts": r.attempts,
-                        "delivered": r.delivered,
-                    }
-                )
-            with session_scope() as s:
-                store.record_notifications(s, "webhook", results)
-            if gave_up:
-                break
-    return done
-
-
 @task(name="notify-escalations", cache_policy=NO_CACHE)
 def notify_escalations(summary: EscalationSummary) -> EscalationSummary:
     """Email and webhook for every pending escalation; counts go into the run's summary."""
-    mail = notify_email(summary.email_channel, now_utc())
-    hook = notify_webhook(summary.webhook_channel)
-    with session_scope() as s:
-        pending = store.pending_notifications(s)
-    return summary.model_copy(
-        update={
-            "emails_sent": mail.sent,
-            "emails_failed": mail.failed,
-            "webhooks_delivered": hook.sent,
-            "webhooks_failed": hook.failed,
-            "pending_after": pending,
-        }
+    return notify_pending(
+        summary, "escalations", store.ESCALATIONS, escalation_email, escalation_message
     )
 
 

@@ -60,6 +60,9 @@ from tasks.outreach.windows import (
     window_allows,
 )
 
+# A claimed row to the message it sends; a RenderError makes the row a permanent failure.
+Renderer = Callable[[dict[str, Any]], OutgoingEmail | FaxDocument]
+
 
 @lru_cache(maxsize=8)
 def _templates(directory: Path) -> TemplateStore:
@@ -455,11 +458,18 @@ class _RenderAhead:
     raised when its row is reached.
     """
 
-    def __init__(self, rows: Sequence[dict[str, Any]], campaign: Campaign) -> None:
+    def __init__(
+        self, rows: Sequence[dict[str, Any]], campaign: Campaign, render: Renderer | None = None
+    ) -> None:
         self._rows = iter(rows)
-        self._campaign = campaign
-        self._links = LinkSigning.from_settings(get_settings())
-        self._templates = _templates(get_outreach_settings().templates_dir)
+        if render is None:
+            links = LinkSigning.from_settings(get_settings())
+            templates = _templates(get_outreach_settings().templates_dir)
+
+            def render(row: dict[str, Any]) -> OutgoingEmail | FaxDocument:
+                return render_row(row, campaign, links, templates)
+
+        self._render = render
         self._ready: tuple[dict[str, Any], Any] | None = None
 
     def __iter__(self) -> _RenderAhead:
@@ -483,7 +493,7 @@ class _RenderAhead:
             return
         rendered: Any
         try:
-            rendered = render_row(row, self._campaign, self._links, self._templates)
+            rendered = self._render(row)
         except RenderError as exc:
             rendered = SendResult(row["id"], SendOutcome.FAILED_PERMANENT, detail=f"render: {exc}")
         except Exception as exc:
@@ -534,6 +544,7 @@ def _send_journaled(
     as_of: datetime,
     record: Callable[[dict[str, Any], SendResult, str | None], dict[str, Any]],
     stop: Callable[[], bool] | None = None,
+    render: Renderer | None = None,
 ) -> None:
     """Render and send a batch with one commit before it and one after it.
 
@@ -562,7 +573,7 @@ def _send_journaled(
     results: list[dict[str, Any]] = []
     settled: set[int] = set()
     in_flight: dict[str, Any] | None = None
-    ahead = _RenderAhead([row for row in rows if row["id"] in ours], campaign)
+    ahead = _RenderAhead([row for row in rows if row["id"] in ours], campaign, render)
     try:
         for row, message in ahead:
             if stop is not None and stop():
@@ -594,9 +605,17 @@ def _send_journaled(
 
 @task(name="dispatch-batch", cache_policy=NO_CACHE)
 def dispatch_batch(
-    campaign: Campaign, as_of: datetime, worker: str, batch_size: int
+    campaign: Campaign,
+    as_of: datetime,
+    worker: str,
+    batch_size: int,
+    render: Renderer | None = None,
 ) -> BatchResult:
-    """Claim one batch, send it under the throttles, and record every outcome."""
+    """Claim one batch, send it under the throttles, and record every outcome.
+
+    ``render`` turns a claimed row into its message when the campaign's templates do not
+    (a talk proposal is built from the talk, not from a step's template).
+    """
     out = BatchResult()
     rows = _claim(campaign, as_of, worker, batch_size, out)
     if not rows:
@@ -629,7 +648,7 @@ def dispatch_batch(
         return any(r.action == "pause" for _, r, _ in refused)
 
     if rows:
-        _send_journaled(rows, campaign, worker, as_of, record, stop=sender_refused)
+        _send_journaled(rows, campaign, worker, as_of, record, sender_refused, render)
         _act_on_refusals(campaign, refused, out)
     reasons: Counter[str] = Counter()
     channels: Counter[str] = Counter()

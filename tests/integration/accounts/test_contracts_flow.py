@@ -10,15 +10,18 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from config.accounts_policy import clear_accounts_caches
 from config.settings import get_settings
 from connectors.database import accounts_store
+from connectors.database.accounts_models import Obligation
 from connectors.database.engine import session_scope
 from flows.accounts import import_contract_events, import_contracts
 from flows.accounts import watch_obligations as watch_obligations_flow
@@ -48,6 +51,16 @@ def _accounts_policy() -> Iterator[None]:
     clear_accounts_caches()
     yield
     clear_accounts_caches()
+
+
+@pytest.fixture
+def alarms_by_smtp(smtp_peer: SmtpPeer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Obligation notices go by email to the SMTP peer."""
+    monkeypatch.setenv("ACCOUNTFLOW_COMPLAINTS_EMAIL", "auto")
+    monkeypatch.setenv("ACCOUNTFLOW_SMTP__HOST", smtp_peer.host)
+    monkeypatch.setenv("ACCOUNTFLOW_SMTP__PORT", str(smtp_peer.port))
+    get_settings.cache_clear()
+    clear_caches()
 
 
 def write_csv(path: Path, rows: list[list[str]]) -> Path:
@@ -133,13 +146,8 @@ def test_import_reports_each_bad_row_by_file_row_and_field_and_a_reimport_change
 
 
 def test_states_move_with_events_and_time_and_notices_reach_owner_or_stand_in_once(
-    tmp_path: Path, smtp_peer: SmtpPeer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, smtp_peer: SmtpPeer, alarms_by_smtp: None
 ) -> None:
-    monkeypatch.setenv("ACCOUNTFLOW_COMPLAINTS_EMAIL", "auto")
-    monkeypatch.setenv("ACCOUNTFLOW_SMTP__HOST", smtp_peer.host)
-    monkeypatch.setenv("ACCOUNTFLOW_SMTP__PORT", str(smtp_peer.port))
-    get_settings.cache_clear()
-    clear_caches()
     import_contracts(str(contract_file(tmp_path)))
     # A critical complaint naming the contract, unanswered: its first response breaches.
     store_complaints(
@@ -276,3 +284,73 @@ def test_post_contracts_behind_the_token_creates_then_finds_the_same_contract(
         assert bad.status_code == 422
         assert "a delivery needs item, quantity and due_date" in bad.text
     assert export_frame("obligations")["owner_id"].tolist() == ["bia"]
+
+
+def test_invoices_and_credit_notes_move_payment_terms_deliveries_and_breaches(
+    tmp_path: Path, smtp_peer: SmtpPeer, alarms_by_smtp: None
+) -> None:
+    contracts = write_csv(
+        tmp_path / "contracts.csv",
+        [
+            [*HEAD, "pallets", "delivery", "pallets", "40", "", "", "2026-12-11"],
+            [*HEAD, "terms", "payment_terms", "", "", "", "net 30", "2026-12-31"],
+            [*HEAD, "uptime", "service_level", "", "", "uptime", "99.5 %", "2026-12-31"],
+        ],
+    )
+    import_contracts(str(contracts))
+
+    def events(name: str, *rows: dict[str, str]) -> None:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"events": [{"contract": "CT-2026-0001", **r} for r in rows]}))
+        assert import_contract_events(str(path)).recorded == len(rows)
+
+    def states() -> dict[str, str]:
+        return {
+            str(k): str(v) for k, v in export_frame("obligations").set_index("ref")["state"].items()
+        }
+
+    events(
+        "first",
+        {"item": "pallets", "kind": "delivered", "quantity": "40", "at": "2026-12-09T10:00:00Z"},
+        {"obligation": "terms", "kind": "invoiced", "at": "2026-12-09T11:00:00Z"},
+        {"obligation": "uptime", "kind": "sla_missed", "at": "2026-12-09T12:00:00Z"},
+    )
+    first = watch(as_of=at(9, 14))
+    assert {k: states()[k] for k in ("pallets", "terms", "uptime")} == {
+        "pallets": "met", "terms": "met", "uptime": "missed",
+    }  # fmt: skip
+    assert first.new_notices == 1  # the breach
+    assert watch(as_of=at(9, 14)).watched == 0  # a rerun reads nothing, notifies nothing
+
+    events(
+        "credits",
+        # Ten pallets come back damaged: credited, so the delivery is short again.
+        {"item": "pallets", "kind": "credited", "quantity": "10", "at": "2026-12-14T09:00:00Z"},
+        # The invoice is cancelled by a credit note; the breach gets a service credit.
+        {"obligation": "terms", "kind": "credited", "at": "2026-12-14T09:00:00Z"},
+        {"obligation": "uptime", "kind": "credited", "at": "2026-12-14T09:00:00Z"},
+    )
+    before = watch(as_of=at(14, 8))  # the credits are dated later: nothing moves yet
+    assert before.changed == 0 and before.new_notices == 0
+    with session_scope() as s:  # ... until their time comes, when the watch looks again
+        checks = {o.ref: o.next_check_at for o in s.scalars(select(Obligation))}
+    assert checks["pallets"] == checks["uptime"] == datetime(2026, 12, 14, 9)
+    after = watch(as_of=at(14, 10))
+    assert {k: states()[k] for k in ("pallets", "terms", "uptime")} == {
+        "pallets": "late", "terms": "on_track", "uptime": "compensated",
+    }  # fmt: skip
+    assert after.new_notices == 1  # late again: a new notice (ana and bia are away)
+    with session_scope() as s:
+        keys = list(accounts_store.notices_of(s)["idempotency_key"])
+    assert keys[-1].endswith(":late:2026-12-11:c1")
+    mails = [m for m in smtp_peer.received if str(m.message["Subject"]).startswith("[obligation")]
+    assert [m.rcpt_tos for m in mails] == [("ana@example.com",), ("caio@example.com",)]
+
+    events(
+        "again",
+        {"obligation": "terms", "kind": "invoiced", "at": "2026-12-15T09:00:00Z"},
+        {"item": "pallets", "kind": "partially_delivered", "quantity": "10",
+         "at": "2026-12-15T09:00:00Z"},
+    )  # fmt: skip
+    watch(as_of=at(15, 10))
+    assert {k: states()[k] for k in ("pallets", "terms")} == {"pallets": "met", "terms": "met"}

@@ -67,8 +67,11 @@ def frame(kind: str, due: date | None, **what: object) -> pd.DataFrame:
             "owner_id": ["ana"],
             "stored_state": [what.get("stored_state")],
             "delivered": [what.get("delivered", 0.0)],
+            "credited_qty": [what.get("credited_qty", 0.0)],
             "completed": [what.get("completed", False)],
             "sla_missed": [what.get("sla_missed", False)],
+            "invoiced": [what.get("invoiced", 0)],
+            "credited": [what.get("credited", 0)],
         }
     )
 
@@ -113,6 +116,49 @@ def test_service_levels_are_missed_by_an_event_and_met_when_the_period_ends_clea
     assert state("service_level", end, local(10, 10), sla_missed=True) == "missed"
     assert state("service_level", end, local(1, 10, month=1, year=2027)) == "met"
     assert state("payment_terms", None, local(10, 10)) == "on_track"
+
+
+def test_an_invoice_meets_payment_terms_until_a_credit_note_cancels_it() -> None:
+    due = date(2026, 12, 31)
+    when = local(10, 10)
+    assert state("payment_terms", due, when) == "on_track"
+    assert state("payment_terms", due, when, invoiced=1) == "met"
+    assert state("payment_terms", due, when, invoiced=1, credited=1) == "on_track"
+    assert state("payment_terms", due, when, invoiced=2, credited=1) == "met"
+    # An invoice is not a delivery nor a report.
+    assert state("delivery", date(2026, 12, 4), when, quantity=5.0, invoiced=1) == "late"
+    assert state("report", date(2026, 12, 4), when, invoiced=1) == "late"
+
+
+def test_goods_credited_back_reopen_a_met_delivery_and_a_money_credit_does_not() -> None:
+    due, when = date(2026, 12, 4), local(10, 10)
+    assert state("delivery", due, when, quantity=10.0, delivered=10.0) == "met"
+    assert state("delivery", due, when, quantity=10.0, delivered=10.0, credited_qty=3.0,
+                 credited=1) == "late"  # fmt: skip
+    assert state("delivery", due, when, quantity=10.0, completed=True, credited_qty=3.0,
+                 credited=1) == "late"  # fmt: skip
+    assert (
+        state("delivery", due, when, quantity=10.0, delivered=13.0, credited_qty=3.0, credited=1)
+        == "met"
+    )  # fmt: skip (the replacement was delivered)
+    assert state("delivery", due, when, quantity=10.0, delivered=10.0, credited=1) == "met"
+    assert state("delivery", due, when, completed=True, credited_qty=1.0, credited=1) == "late"
+
+
+def test_a_credit_note_on_a_missed_service_level_compensates_the_breach() -> None:
+    end = date(2026, 12, 31)
+    when = local(10, 10)
+    assert state("service_level", end, when, sla_missed=True, credited=1) == "compensated"
+    assert state("service_level", end, when, credited=1) == "on_track"  # goodwill, no breach
+
+
+def test_a_reopened_delivery_is_notified_late_again_under_a_new_key() -> None:
+    due, when = date(2026, 12, 4), local(10, 10)
+    f = frame("delivery", due, quantity=10.0, delivered=10.0, credited_qty=2.0, credited=1,
+              stored_state="met")  # fmt: skip
+    states = evaluate_obligations(f, CALENDARS, POLICY, when)
+    notices = decide_notices(f, states, TEAM, POLICY, when)
+    assert notices["idempotency_key"].tolist() == ["obligation:1:late:2026-12-04:c1"]
 
 
 def test_notices_go_to_the_deputy_while_the_owner_is_away_and_only_on_a_change() -> None:
