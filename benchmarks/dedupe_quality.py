@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from collections import Counter
@@ -195,9 +196,9 @@ def evaluate_world(
     staged = stage_world([g[0] for g in generated])
     truth = np.array([g[1] for g in generated])
     good = staged["reason"].isna().to_numpy()
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), os.times()
     matches = match_rows(staged[good], pd.DataFrame(), get_ingest_policies().matching)
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), os.times()
     ours = pair_counts(truth[good], matches["leader"].to_numpy())
     company = np.array([g[2] for g in generated])[good]
     resolved = staged[good].reset_index(drop=True)
@@ -229,6 +230,8 @@ def evaluate_world(
             "generate": round(t1 - t0, 1),
             "stage": round(t2 - t1, 1),
             "match": round(t3 - t2, 1),
+            # user + system CPU of the matching, every thread: comparable on a busy machine.
+            "match_cpu": round(c3.user - c2.user + c3.system - c2.system, 1),
         },
     }
 

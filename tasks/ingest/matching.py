@@ -574,14 +574,17 @@ def free_mail_domains(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
     return listed | frame["email_domain"].isin(set(spread)).fillna(False).astype(bool)
 
 
-def _names_fit(names: pd.Series, a: np.ndarray, b: np.ndarray, which: np.ndarray) -> np.ndarray:
-    """Whether the names of pairs ``which`` selects fit each other (``names_compatible``),
-    each of at least two words: a lone "maria" fits every Maria."""
+def _names_fit(
+    names: pd.Series, a: np.ndarray, b: np.ndarray, which: np.ndarray, *, strict: bool = False
+) -> np.ndarray:
+    """Whether the names of pairs ``which`` selects fit each other (``names_compatible``,
+    ``strict`` typos with ``strict``), each of at least two words: a lone "maria" fits
+    every Maria."""
     out = np.zeros(len(a), dtype=bool)
     values = names.to_numpy(dtype=object)
     for k in np.flatnonzero(which).tolist():
         x, y = values[a[k]].split(), values[b[k]].split()
-        out[k] = len(x) >= 2 and len(y) >= 2 and names_compatible(x, y)
+        out[k] = len(x) >= 2 and len(y) >= 2 and names_compatible(x, y, strict=strict)
     return out
 
 
@@ -673,25 +676,32 @@ GUARD_ADDRESS = 4  # two addresses at one domain
 GUARD_NAME = 8  # two names neither of which holds the other's words
 
 
-def _name_typo(x: str, y: str) -> bool:
+def _name_typo(x: str, y: str, *, strict: bool = False) -> bool:
     """One keying error apart, in a name word ("jse" for "jose", "gmes" for "gomes"): names
     are compared only within one company, phone or address, where a letter tells fewer
-    people apart than among all company names."""
+    people apart than among all company names.
+
+    ``strict``, for names that nothing but a company links: words of five letters or more
+    with the same first letter, since short names one letter apart ("lina", "lino") and
+    names differing in their first ("celiana", "neliana") are usually two names."""
     if min(len(x), len(y)) < 3 or max(len(x), len(y)) < 4 or abs(len(x) - len(y)) > 1:
+        return False
+    if strict and (min(len(x), len(y)) < 5 or x[0] != y[0]):
         return False
     return bool(OSA.distance(x, y, score_cutoff=1) <= 1)
 
 
-def names_compatible(x: list[str], y: list[str]) -> bool:
+def names_compatible(x: list[str], y: list[str], *, strict: bool = False) -> bool:
     """Whether two folded names can be one person's: every word of the shorter is a word
-    of the longer (equal or one typo apart), each used once. "luis nogueira" fits "luis
-    carvalho nogueira" and "luis nogueira vaz"; those two do not fit each other."""
+    of the longer (equal or one typo apart, ``_name_typo``), each used once. "luis
+    nogueira" fits "luis carvalho nogueira" and "luis nogueira vaz"; those two do not fit
+    each other."""
     short, long = (x, y) if len(x) <= len(y) else (y, x)
     rest = list(long)
     for word in short:
         hit = next((w for w in rest if w == word), None)
         if hit is None:
-            hit = next((w for w in rest if _name_typo(w, word)), None)
+            hit = next((w for w in rest if _name_typo(w, word, strict=strict)), None)
         if hit is None:
             return False
         rest.remove(hit)
@@ -860,15 +870,25 @@ def companies_by_evidence(frame: pd.DataFrame, org: pd.Series) -> pd.Series:
     # first word of the company names.
     missing = out.isna() & _nonnull(domain)
     if missing.any():
-        label = domain.str.split(".").str[0]
+        label = _first(domain[missing], r"\..*$")
         label = label.where(label.str.len() >= DOMAIN_LABEL_MIN)
-        brand = frame["company_key"].astype("object").reset_index(drop=True).str.split().str[0]
-        out[missing] = label[missing].map(_mostly(brand, out))
+        brand = _first(frame["company_key"].reset_index(drop=True), " .*$")
+        out[missing] = label.map(_mostly(brand, out))
     return out.where(out.notna(), None)
 
 
 # A domain's first label names a brand from this length on (shorter ones are initials).
 DOMAIN_LABEL_MIN = 5
+
+
+def _first(values: pd.Series, rest: str) -> pd.Series:
+    """Each value without the part that the regular expression ``rest`` matches."""
+    text = pa.array(values.astype("object").where(_nonnull(values), None), type=pa.large_string())
+    return pd.Series(
+        pc.replace_substring_regex(text, rest, "").to_numpy(zero_copy_only=False),
+        index=values.index,
+        dtype="object",
+    )
 
 
 def _corporate_domains(frame: pd.DataFrame) -> pd.Series:
@@ -878,13 +898,21 @@ def _corporate_domains(frame: pd.DataFrame) -> pd.Series:
 
 def _mostly(keys: pd.Series, values: pd.Series) -> pd.Series:
     """Per key, the value that more than half of the rows holding both hold."""
-    seen = pd.DataFrame({"key": keys, "value": values})[_nonnull(keys) & _nonnull(values)]
-    if seen.empty:
-        return pd.Series(dtype="object")
-    counts = seen.value_counts()
-    top = counts.groupby(level="key").idxmax().map(lambda kv: kv[1])
-    share = counts.groupby(level="key").max() / counts.groupby(level="key").sum()
-    return top[share > 0.5]
+    held = (_nonnull(keys) & _nonnull(values)).to_numpy()
+    key_codes, key_values = pd.factorize(keys[held])
+    value_codes, value_values = pd.factorize(values[held])
+    width = max(len(value_values), 1)
+    pairs, counts = np.unique(key_codes.astype(np.int64) * width + value_codes, return_counts=True)
+    key, value = np.divmod(pairs, width)
+    total = np.bincount(key, weights=counts, minlength=len(key_values))
+    order = np.lexsort((-counts, key))
+    top = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
+    top = top[counts[top] > total[key[top]] / 2]
+    return pd.Series(
+        np.asarray(value_values, dtype=object)[value[top]],
+        index=np.asarray(key_values, dtype=object)[key[top]],
+        dtype="object",
+    )
 
 
 def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd.DataFrame:
@@ -976,7 +1004,7 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     # dropped middle name together ("nelene ferreira", "nelene maria ferrenra").
     low = scores < policy.name_threshold
     if low.any():
-        keep = ~low | _names_fit(names, ga, gb, low)
+        keep = ~low | _names_fit(names, ga, gb, low, strict=True)
         ga, gb, scores = ga[keep], gb[keep], scores[keep]
     # ...but a lone "maria" is a subset of every Maria: single tokens need the whole name.
     single = (tokens[ga] < 2) | (tokens[gb] < 2)
