@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
 import tasks.ingest.matching
@@ -560,3 +562,37 @@ def test_short_or_first_letter_name_differences_within_one_company_are_two_peopl
     ]
     out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
     assert out["leader"].nunique() == 4
+
+
+# Few values, so that rows collide on names, companies, domains and phones.
+_GIVEN = ["Ana", "Ana Maria", "Aan", "Calo", "Lina", "Lino", "", "João Odimiro", "Jãoo"]
+_SURNAME = ["Sanz", "Sanz Calgarillo", "Snaz", "Jesus", "Oliveira", "", "Costa Lima"]
+_EMAIL = ["", "ana@luvia.pt", "info@luvia.pt", "csanz@elunflu.es", "x@gmail.com",
+          "ana@quintec.pt", "joao_jesus@terroho.pt", "not an address"]  # fmt: skip
+_COMPANY = ["", "Luvia", "Luvia S.L.U.", "Luvia Comerci ode Máquinas", "Luvia Comércio de Máquinas",
+            "Quintec Lda", "Elunflu", "Loja 12345", "Loja 12346", "S.A."]  # fmt: skip
+_PHONE = ["", "+351912000001", "+351912000002", "+34616731663", "(11) 98765-4321", "abc"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(*(st.sampled_from(v) for v in (_GIVEN, _SURNAME, _EMAIL, _COMPANY, _PHONE))),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_matching_any_rows_gives_each_a_leader_that_leads_itself(
+    cells: list[tuple[str, ...]],
+) -> None:
+    """Whatever rows collide on (companies from a domain or a phone, fitting names, job
+    changes), every row gets a leader at or before it that is its own leader, and only a
+    leader is accepted."""
+    frame = staged([[*c, ""] for c in cells])
+    frame = frame[frame["reason"].isna()].reset_index(drop=True)
+    out = match_rows(frame, pd.DataFrame(), get_ingest_policies().matching)
+    leader = out["leader"].to_numpy()
+    position = np.arange(len(out))
+    assert len(out) == len(frame)
+    assert (leader <= position).all() and (leader[leader] == leader).all()
+    assert ((out["disposition"] == "accepted") == (leader == position)).all()
