@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import permutations
 from typing import Any
 
 import numpy as np
@@ -695,7 +696,31 @@ def names_compatible(x: list[str], y: list[str], *, strict: bool = False) -> boo
     """Whether two folded names can be one person's: every word of the shorter is a word
     of the longer (equal or one typo apart, ``_name_typo``), each used once. "luis
     nogueira" fits "luis carvalho nogueira" and "luis nogueira vaz"; those two do not fit
-    each other."""
+    each other.
+
+    A space dropped or mistyped makes one word of two ("mourasilva", "rosadonsilva" for
+    "moura silva", "rosado silva"): two words of either name, joined in either order, may
+    stand for one word of the other."""
+    if _words_fit(x, y, strict):
+        return True
+    # Only worth trying when a word of one starts or ends with a word of the other.
+    if not any(
+        len(w) > len(v) + 2 and (w.startswith(v) or w.endswith(v))
+        for a, b in ((x, y), (y, x))
+        for w in a
+        for v in b
+    ):
+        return False
+    for joined, other in ((x, y), (y, x)):
+        for i, j in permutations(range(len(joined)), 2):
+            fewer = [w for k, w in enumerate(joined) if k not in (i, j)]
+            if _words_fit([*fewer, joined[i] + joined[j]], other, strict):
+                return True
+    return False
+
+
+def _words_fit(x: list[str], y: list[str], strict: bool) -> bool:
+    """``names_compatible`` without joined words."""
     short, long = (x, y) if len(x) <= len(y) else (y, x)
     rest = list(long)
     for word in short:

@@ -31,6 +31,7 @@ from tasks.ingest.matching import (
     free_mail_domains,
     linkable_companies,
     match_rows,
+    names_compatible,
     person_labels,
     resolve_companies,
 )
@@ -596,3 +597,18 @@ def test_matching_any_rows_gives_each_a_leader_that_leads_itself(
     assert len(out) == len(frame)
     assert (leader <= position).all() and (leader[leader] == leader).all()
     assert ((out["disposition"] == "accepted") == (leader == position)).all()
+
+
+def test_a_space_dropped_or_mistyped_between_two_names_still_fits() -> None:
+    """ "Zulsaleirasilva" and "Vieiraoferreira" are two surnames run together: on one
+    mobile, with work addresses at two companies, they are the same person."""
+    rows = [
+        ["Antonio", "Silva Zulsaleira", "antonio@tribel.com.br", "Tribel", "+5541975943995", ""],
+        ["Antonio", "Zulsaleirasilva", "asilva@lanpro.com.br", "Lanpro", "+5541975943995", ""],
+        ["Darario Roso", "Ferreira Vieira", "rosof@diaganat.pt", "Diaganat", "+351960311640", ""],
+        ["Darario", "Roso Vieiraoferreira", "roso@quater.pt", "Quater", "+351960311640", ""],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].tolist() == [0, 0, 2, 2]
+    assert names_compatible(["mourasilva", "telo"], ["moura", "silva", "telo"])
+    assert not names_compatible(["luis", "carvalho", "nogueira"], ["luis", "nogueira", "vaz"])
