@@ -61,12 +61,13 @@ class SourcesPolicy(BaseModel):
 
 class MatchingPolicy(BaseModel):
     name_threshold: float = Field(88, ge=0, le=100)
+    name_fit_threshold: float = Field(70, ge=0, le=100)
     phone_name_threshold: float = Field(85, ge=0, le=100)
     email_name_conflict: float = Field(45, ge=0, le=100)
     company_min_length: int = Field(5, ge=1)
     company_distinctive_share: float = Field(0.002, gt=0, le=1)
     company_containment: float = Field(0.85, ge=0, le=1)
-    company_overlap: float = Field(0.5, ge=0, le=1)
+    company_overlap: float = Field(0.4, ge=0, le=1)
     free_mail_min_companies: int = Field(5, ge=2)
     role_mailboxes: list[str] = []
     max_block_size: int = Field(5000, ge=2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import permutations
 from typing import Any
 
 import numpy as np
@@ -362,13 +363,16 @@ class CompanyTokens:
     distinctive: np.ndarray  # per code: rare enough to identify a company
     matrix: csr_matrix  # names x tokens, 1 where a name holds a token
     lengths: np.ndarray  # per code: letters in the token
+    compact: np.ndarray  # per name: the name without spaces
+    digits: np.ndarray  # per name: its digits, in order
 
     def tokens(self, i: int) -> list[int]:
         return self.code_list[self.bounds[i] : self.bounds[i + 1]]
 
     @classmethod
     def of(cls, names: np.ndarray, policy: MatchingPolicy) -> CompanyTokens:
-        split = pc.utf8_split_whitespace(pa.array(names.tolist(), type=pa.large_string()))
+        text = pa.array(names.tolist(), type=pa.large_string())
+        split = pc.utf8_split_whitespace(text)
         owner = pc.list_parent_indices(split).to_numpy().astype(np.int64)
         code, words = pd.factorize(pc.list_flatten(split).to_numpy(zero_copy_only=False))
         once = ~pd.Series(owner * (len(words) + 1) + code).duplicated().to_numpy()
@@ -386,7 +390,13 @@ class CompanyTokens:
                 (np.ones(len(code), dtype=np.float64), (owner, code)), shape=(n, len(words))
             ),
             lengths=pd.Series(words, dtype="object").str.len().to_numpy(np.int64),
+            compact=_strings(pc.replace_substring(text, " ", "")),
+            digits=_strings(pc.replace_substring_regex(text, "[^0-9]", "")),
         )
+
+
+def _strings(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _one_typo_apart(x: str, y: str) -> bool:
@@ -422,6 +432,10 @@ def company_names_agree(i: int, j: int, t: CompanyTokens, policy: MatchingPolicy
         for y in b - a
         if t.distinctive[x] and t.distinctive[y] and _one_typo_apart(t.words[x], t.words[y])
     ]
+    if not (typos or any(t.distinctive[c] for c in common)):
+        return False
+    if _keyed_alike(np.array([i]), np.array([j]), t)[0]:
+        return True
     w = t.weight
     base = float(sum(w[c] for c in common))
     extra_a = float(sum(w[c] for c in a - common))
@@ -431,6 +445,23 @@ def company_names_agree(i: int, j: int, t: CompanyTokens, policy: MatchingPolicy
     return any(
         _agree(base + (w[x] + w[y]) / 2, extra_a - w[x], extra_b - w[y], policy) for x, y in typos
     )
+
+
+# Whole names (spaces ignored) one keying error apart are one company's from this length on.
+KEYED_ALIKE_MIN = 8
+
+
+def _keyed_alike(a: np.ndarray, b: np.ndarray, t: CompanyTokens) -> np.ndarray:
+    """Whether names ``a`` and ``b`` are one keying error apart once spaces are ignored,
+    with the same digits: a letter swapped, dropped or doubled anywhere, including across
+    a space ("comerci ode maquinas", "supply chai nl l c"), which splits or merges words
+    so that their weights no longer meet. Callers pass pairs that share a distinctive
+    token or a typo of one, so a brand stays what tells two names apart; numbers never
+    differ ("Loja 12345", "Loja 12346")."""
+    x, y = t.compact[a], t.compact[b]
+    distance = process.cpdist(x.tolist(), y.tolist(), scorer=OSA.distance, workers=-1)
+    lengths = pd.Series(x, dtype="object").str.len().to_numpy()
+    return (distance <= 1) & (lengths >= KEYED_ALIKE_MIN) & (t.digits[a] == t.digits[b])
 
 
 def _agree(shared: Any, extra_a: Any, extra_b: Any, policy: MatchingPolicy) -> Any:
@@ -523,6 +554,7 @@ def _agreeing_pairs(
     agree = (distinctive | typo) & _agree(
         shared + (wx + wy) / 2, extra_a - wx, extra_b - wy, policy
     )
+    agree |= _keyed_alike(a, b, t)
     found = pd.unique(a[agree] * len(t.bounds) + b[agree])
     return np.divmod(found, len(t.bounds))
 
@@ -543,14 +575,17 @@ def free_mail_domains(frame: pd.DataFrame, policy: MatchingPolicy) -> pd.Series:
     return listed | frame["email_domain"].isin(set(spread)).fillna(False).astype(bool)
 
 
-def _names_fit(names: pd.Series, a: np.ndarray, b: np.ndarray, which: np.ndarray) -> np.ndarray:
-    """Whether the names of pairs ``which`` selects fit each other (``names_compatible``),
-    each of at least two words: a lone "maria" fits every Maria."""
+def _names_fit(
+    names: pd.Series, a: np.ndarray, b: np.ndarray, which: np.ndarray, *, strict: bool = False
+) -> np.ndarray:
+    """Whether the names of pairs ``which`` selects fit each other (``names_compatible``,
+    ``strict`` typos with ``strict``), each of at least two words: a lone "maria" fits
+    every Maria."""
     out = np.zeros(len(a), dtype=bool)
     values = names.to_numpy(dtype=object)
     for k in np.flatnonzero(which).tolist():
         x, y = values[a[k]].split(), values[b[k]].split()
-        out[k] = len(x) >= 2 and len(y) >= 2 and names_compatible(x, y)
+        out[k] = len(x) >= 2 and len(y) >= 2 and names_compatible(x, y, strict=strict)
     return out
 
 
@@ -642,25 +677,56 @@ GUARD_ADDRESS = 4  # two addresses at one domain
 GUARD_NAME = 8  # two names neither of which holds the other's words
 
 
-def _name_typo(x: str, y: str) -> bool:
+def _name_typo(x: str, y: str, *, strict: bool = False) -> bool:
     """One keying error apart, in a name word ("jse" for "jose", "gmes" for "gomes"): names
     are compared only within one company, phone or address, where a letter tells fewer
-    people apart than among all company names."""
+    people apart than among all company names.
+
+    ``strict``, for names that nothing but a company links: words of five letters or more
+    with the same first letter, since short names one letter apart ("lina", "lino") and
+    names differing in their first ("celiana", "neliana") are usually two names."""
     if min(len(x), len(y)) < 3 or max(len(x), len(y)) < 4 or abs(len(x) - len(y)) > 1:
+        return False
+    if strict and (min(len(x), len(y)) < 5 or x[0] != y[0]):
         return False
     return bool(OSA.distance(x, y, score_cutoff=1) <= 1)
 
 
-def names_compatible(x: list[str], y: list[str]) -> bool:
+def names_compatible(x: list[str], y: list[str], *, strict: bool = False) -> bool:
     """Whether two folded names can be one person's: every word of the shorter is a word
-    of the longer (equal or one typo apart), each used once. "luis nogueira" fits "luis
-    carvalho nogueira" and "luis nogueira vaz"; those two do not fit each other."""
+    of the longer (equal or one typo apart, ``_name_typo``), each used once. "luis
+    nogueira" fits "luis carvalho nogueira" and "luis nogueira vaz"; those two do not fit
+    each other.
+
+    A space dropped or mistyped makes one word of two ("mourasilva", "rosadonsilva" for
+    "moura silva", "rosado silva"): two words of either name, joined in either order, may
+    stand for one word of the other."""
+    if _words_fit(x, y, strict):
+        return True
+    # Only worth trying when a word of one starts or ends with a word of the other.
+    if not any(
+        len(w) > len(v) + 2 and (w.startswith(v) or w.endswith(v))
+        for a, b in ((x, y), (y, x))
+        for w in a
+        for v in b
+    ):
+        return False
+    for joined, other in ((x, y), (y, x)):
+        for i, j in permutations(range(len(joined)), 2):
+            fewer = [w for k, w in enumerate(joined) if k not in (i, j)]
+            if _words_fit([*fewer, joined[i] + joined[j]], other, strict):
+                return True
+    return False
+
+
+def _words_fit(x: list[str], y: list[str], strict: bool) -> bool:
+    """``names_compatible`` without joined words."""
     short, long = (x, y) if len(x) <= len(y) else (y, x)
     rest = list(long)
     for word in short:
         hit = next((w for w in rest if w == word), None)
         if hit is None:
-            hit = next((w for w in rest if _name_typo(w, word)), None)
+            hit = next((w for w in rest if _name_typo(w, word, strict=strict)), None)
         if hit is None:
             return False
         rest.remove(hit)
@@ -808,6 +874,72 @@ def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
+def companies_by_evidence(frame: pd.DataFrame, org: pd.Series) -> pd.Series:
+    """``org`` with a company for rows that name none, from their corporate email domain
+    or their phone: the company that most rows holding that domain (or phone) and naming
+    a company name, if it is more than half of them.
+
+    A badge without a company field still says where its holder works through a work
+    address (helena.gomes@cortragengen.pt) or the switchboard's number, so the same
+    person's other badges, which name the company, are within reach of the name rules.
+    Rows that name a company keep it: a job change leaves the mobile behind.
+    """
+    out = org.reset_index(drop=True).copy()
+    domain = _corporate_domains(frame)
+    for keys in (domain, frame["phone"].reset_index(drop=True)):
+        missing = out.isna() & _nonnull(keys)
+        if missing.any():
+            out[missing] = keys[missing].map(_mostly(keys, out))
+    # A domain no badge names a company with may still be the brand's own
+    # (cortragengen.pt, "Cortragengen Soluções Informáticas"): its first label against the
+    # first word of the company names.
+    missing = out.isna() & _nonnull(domain)
+    if missing.any():
+        label = _first(domain[missing], r"\..*$")
+        label = label.where(label.str.len() >= DOMAIN_LABEL_MIN)
+        brand = _first(frame["company_key"].reset_index(drop=True), " .*$")
+        out[missing] = label.map(_mostly(brand, out))
+    return out.where(out.notna(), None)
+
+
+# A domain's first label names a brand from this length on (shorter ones are initials).
+DOMAIN_LABEL_MIN = 5
+
+
+def _first(values: pd.Series, rest: str) -> pd.Series:
+    """Each value without the part that the regular expression ``rest`` matches."""
+    text = pa.array(values.astype("object").where(_nonnull(values), None), type=pa.large_string())
+    return pd.Series(
+        pc.replace_substring_regex(text, rest, "").to_numpy(zero_copy_only=False),
+        index=values.index,
+        dtype="object",
+    )
+
+
+def _corporate_domains(frame: pd.DataFrame) -> pd.Series:
+    free = frame["is_free_mail"].fillna(False).astype(bool).to_numpy()
+    return frame["email_domain"].astype("object").where(~free).reset_index(drop=True)
+
+
+def _mostly(keys: pd.Series, values: pd.Series) -> pd.Series:
+    """Per key, the value that more than half of the rows holding both hold."""
+    held = (_nonnull(keys) & _nonnull(values)).to_numpy()
+    key_codes, key_values = pd.factorize(keys[held])
+    value_codes, value_values = pd.factorize(values[held])
+    width = max(len(value_values), 1)
+    pairs, counts = np.unique(key_codes.astype(np.int64) * width + value_codes, return_counts=True)
+    key, value = np.divmod(pairs, width)
+    total = np.bincount(key, weights=counts, minlength=len(key_values))
+    order = np.lexsort((-counts, key))
+    top = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
+    top = top[counts[top] > total[key[top]] / 2]
+    return pd.Series(
+        np.asarray(value_values, dtype=object)[value[top]],
+        index=np.asarray(key_values, dtype=object)[key[top]],
+        dtype="object",
+    )
+
+
 def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd.DataFrame:
     """All pairwise links between rows of ``frame`` (positional index), with rule and score."""
     frame = frame.reset_index(drop=True)
@@ -829,7 +961,9 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     role = role_mailbox(frame["email"], policy).to_numpy()[a]
     # A shared mailbox is not a person: names on it must agree as on a shared phone.
     need = np.where(role, policy.phone_name_threshold, policy.email_name_conflict)
-    keep = (sim < 0) | (sim >= need)
+    # A typo in a shortened name ("jaoo jesus", "joao odimiro jesus") scores low and still
+    # fits: on a person's own address that is the person.
+    keep = (sim < 0) | (sim >= need) | _names_fit(names, a, b, ~role & (sim >= 0) & (sim < need))
     add("email", a[keep], b[keep], np.where(sim[keep] < 0, 100.0, sim[keep]))
     has_name = _nonnull(names)
     # The star above compares each row with the first on the address or phone only; rows
@@ -843,13 +977,17 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     corporate = frame["email_domain"].where(~frame["is_free_mail"].fillna(False).astype(bool))
     add("name_domain", *_exact_pairs(_joined(names, corporate).where(has_name)))
     emails = frame["email"].to_numpy(dtype=object)
+    company_code = pd.factorize(org)[0]
+    domain_code = pd.factorize(frame["email_domain"])[0]
     # A shared mailbox is nobody's own address: it tells no two people apart.
     free = (
         frame["is_free_mail"].fillna(False).astype(bool) | role_mailbox(frame["email"], policy)
     ).to_numpy()
 
-    def work_email_conflict(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Two different work addresses mean two people (the near-miss), whatever the names."""
+    def work_email_conflict(a: np.ndarray, b: np.ndarray, *, moves: bool = False) -> np.ndarray:
+        """Two different work addresses mean two people (the near-miss), whatever the names;
+        with ``moves``, not when the rows are at two companies, each with its own domain:
+        that is a job change."""
         differ = np.array(
             [
                 isinstance(x, str) and isinstance(y, str) and x != y
@@ -857,6 +995,10 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
             ],
             dtype=bool,
         )
+        if moves:
+            ca, cb = company_code[a], company_code[b]
+            other_company = (ca >= 0) & (cb >= 0) & (ca != cb)
+            differ &= ~(other_company & (domain_code[a] != domain_code[b]))
         return differ & ~free[a] & ~free[b]
 
     a, b = _exact_pairs(frame["phone"])
@@ -865,8 +1007,11 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     # any threshold and still fits the other (names_compatible); the closure's name guard
     # keeps a switchboard from gathering several such people.
     fits = _names_fit(names, a, b, (sim >= 0) & (sim < policy.phone_name_threshold))
+    # A job change keeps the mobile: work addresses at two companies do not tell its
+    # holders apart, two at one company do (a switchboard's colleagues).
     keep = (sim < 0) | (
-        ((sim >= policy.phone_name_threshold) | fits) & ((sim == 100) | ~work_email_conflict(a, b))
+        ((sim >= policy.phone_name_threshold) | fits)
+        & ((sim == 100) | ~work_email_conflict(a, b, moves=True))
     )
     add("phone_name", a[keep], b[keep], np.where(sim[keep] < 0, 100.0, sim[keep]))
     add("phone_name", *_exact_pairs(_joined(frame["phone"], names).where(has_name)))
@@ -877,7 +1022,15 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
     tokens = names.str.count(" ").fillna(0).to_numpy() + 1
     # token_set lets "maria lima" match "maria souza lima" (a dropped middle name)...
     blocks = _blocks(block_keys.where(has_name), policy.max_block_size)
-    ga, gb, scores = _token_set_pairs(names, blocks, policy.name_threshold)
+    ga, gb, scores = _token_set_pairs(
+        names, blocks, min(policy.name_threshold, policy.name_fit_threshold)
+    )
+    # Below the threshold, a pair links only if its names fit each other: a typo and a
+    # dropped middle name together ("nelene ferreira", "nelene maria ferrenra").
+    low = scores < policy.name_threshold
+    if low.any():
+        keep = ~low | _names_fit(names, ga, gb, low, strict=True)
+        ga, gb, scores = ga[keep], gb[keep], scores[keep]
     # ...but a lone "maria" is a subset of every Maria: single tokens need the whole name.
     single = (tokens[ga] < 2) | (tokens[gb] < 2)
     if single.any():
@@ -919,22 +1072,38 @@ def role_mailbox(emails: pd.Series, policy: MatchingPolicy) -> pd.Series:
     )
 
 
-def person_labels(frame: pd.DataFrame, links: pd.DataFrame, policy: MatchingPolicy) -> np.ndarray:
+def person_labels(
+    frame: pd.DataFrame,
+    links: pd.DataFrame,
+    policy: MatchingPolicy,
+    org: pd.Series | None = None,
+) -> np.ndarray:
     """A person label per row of ``frame``: the closure of ``links``, guarded so that no
     chain of links joins two personal tax ids, two corporate email domains (unless a
     personal identifier links them directly: a move to another company) or two work
     addresses at one domain.
 
     A work address shared by rows whose names disagree is a shared mailbox (compras@,
-    info@), not evidence of a person, and is left out.
+    info@), not evidence of a person, and is left out. A row without a corporate domain
+    at a company (``org``) whose rows mostly write one holds that domain: a badge at the
+    old company, without an address, is the old company's, so a person who moved is not
+    stays one domain apart from a namesake elsewhere, not from their own later badges.
     """
     free = frame["is_free_mail"].fillna(False).astype(bool).to_numpy()
     email = frame["email"].astype("object").where(~free)
     a, b = _exact_pairs(email)
     sim = _name_similarity(frame["name_key"], a, b)
-    shared = set(email.to_numpy()[a[(sim >= 0) & (sim < policy.email_name_conflict)]])
+    low = (sim >= 0) & (sim < policy.email_name_conflict)
+    low &= ~_names_fit(frame["name_key"], a, b, low)
+    shared = set(email.to_numpy()[a[low]])
     email = email.where(~email.isin(shared) & ~role_mailbox(email, policy))
     domain = frame["email_domain"].astype("object").where(~free)
+    if org is not None:
+        org = org.reset_index(drop=True)
+        domain = domain.reset_index(drop=True)
+        missing = ~_nonnull(domain) & org.notna()
+        domain[missing] = org[missing].map(_mostly(org, domain))
+        domain.index = frame.index
     evidence: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for kind, values in (("tax", frame["person_tax_id"]), ("domain", domain), ("address", email)):
         held = _nonnull(values).to_numpy()
@@ -977,8 +1146,9 @@ def match_rows(rows: pd.DataFrame, known: pd.DataFrame, policy: MatchingPolicy) 
     frame = pd.concat([known_part, new_part], ignore_index=True)
     frame["is_free_mail"] = free_mail_domains(frame, policy)
     org = resolve_companies(frame, policy)
-    links = link_rows(frame, org, policy)
-    labels = person_labels(frame, links, policy)
+    at = companies_by_evidence(frame, org)
+    links = link_rows(frame, at, policy)
+    labels = person_labels(frame, links, policy, at)
     links = links[labels[links["a"].to_numpy(np.int64)] == labels[links["b"].to_numpy(np.int64)]]
 
     best = pd.concat(

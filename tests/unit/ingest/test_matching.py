@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rapidfuzz import fuzz
 
 import tasks.ingest.matching
@@ -29,6 +31,7 @@ from tasks.ingest.matching import (
     free_mail_domains,
     linkable_companies,
     match_rows,
+    names_compatible,
     person_labels,
     resolve_companies,
 )
@@ -418,3 +421,194 @@ def test_a_free_mail_domain_missing_from_the_list_is_recognised_by_its_many_comp
     assert free_mail_domains(frame, policy).iloc[:6].all()
     out = match_rows(frame, pd.DataFrame(), policy)
     assert out["leader"].iloc[0] != out["leader"].iloc[1]
+
+
+def test_a_shared_work_address_with_a_mistyped_shorter_name_is_one_person() -> None:
+    """ "Jãoo Jesus" scores far below any threshold against "João Odimiro Jesus", but it
+    fits it (a transposition, a dropped middle name) on the person's own work address."""
+    rows = [
+        ["João Odimiro", "Jesus", "joao_jesus@terroho.pt", "Terroho", "+351939437964", "CEO"],
+        ["Jãoo", "Jesus", "joao_jesus@terroho.pt", "Terroho", "+351217839063", "CEO"],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].nunique() == 1 and out["match_rule"].iloc[1] == "email"
+
+
+def test_names_that_do_not_fit_on_one_work_address_are_still_two_people() -> None:
+    rows = [
+        ["João Odimiro", "Jesus", "joao_jesus@terroho.pt", "Terroho", "+351939437964", "CEO"],
+        ["Marta", "Pereira", "joao_jesus@terroho.pt", "Terroho", "+351217839063", "CFO"],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].nunique() == 2
+
+
+def test_a_job_change_keeps_the_mobile_and_joins_the_two_companies_badges() -> None:
+    """The same mobile with a fitting name at two companies, each with its own work
+    address: one person who moved, not the near-miss of two addresses at one company."""
+    rows = [
+        ["Calo", "Sanz", "csanz@elunflu.es", "Elunflu S.L.", "+34616731663", "CEO"],
+        ["Calo", "Sanz Calgarillo", "calos@nunez.es", "Núñez e Hijos S.L.U.", "+34616731663", ""],
+        ["Gilina Filipa", "Neves Silva", "gilina@uncensi.com.br", "Uncensi", "+351918742000", ""],
+        ["Gilina iFlipa", "Neves Silva", "gilinas@terprolu.pt", "Terprolu", "+351918742000", ""],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].tolist() == [0, 0, 2, 2]
+
+
+def test_a_mobile_with_two_addresses_at_one_company_is_still_two_people() -> None:
+    rows = [
+        ["Calo", "Sanz", "csanz@elunflu.es", "Elunflu S.L.", "+34616731663", "CEO"],
+        ["Calo", "Sanz Calgarillo", "calos@elunflu.es", "Elunflu S.L.", "+34616731663", ""],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].nunique() == 2
+
+
+def test_a_typo_and_a_dropped_middle_name_within_one_company_are_one_person() -> None:
+    rows = [
+        ["Nelene", "Ferreira", "neleneferreira22@sapo.pt", "Morofra Logística", "", ""],
+        ["Nelene Maria", "Ferrenra", "", "Morofra Logística", "+351223036761", ""],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].nunique() == 1 and out["match_rule"].iloc[1] == "fuzzy_name_company"
+
+
+def test_a_badge_without_a_company_is_at_the_company_of_its_work_address() -> None:
+    """The company comes from colleagues who give both the domain and the name, or from
+    the domain's first label when it is the brand."""
+    rows = [
+        ["James", "Pemfield", "jamespemfield4@gmail.com", "Proquaho Automation", "", ""],
+        ["James", "Pemfield", "james.pemfield@pqh.com", "", "+13128007797", ""],
+        ["Ann", "Lee", "ann.lee@pqh.com", "Proquaho Automation", "", ""],
+        ["Helena", "Gomes", "", "Cortragengen Soluções Informáticas", "+351961776071", ""],
+        ["Helena", "Fernandes Gomes", "helena.gomes@cortragengen.pt", "", "", ""],
+    ]
+    frame = staged(rows)
+    out = match_rows(frame, pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].tolist() == [0, 0, 2, 3, 3]
+    assert out["company_label"].isna().tolist() == [False, True, False, False, True]
+
+
+def test_a_person_who_moved_joins_a_later_badge_at_their_first_company() -> None:
+    """The badge at Lantrasial without an address is Lantrasial's, not a third domain: the
+    person's Gavia address does not keep it from their own Lantrasial address."""
+    rows = [
+        ["Aurento", "Salrosene", "", "Lantrasial", "+5541961949901", ""],
+        ["Aurento", "Rodrigues Salrosene", "", "Gavia Agroindustrial", "+5541961949901", ""],
+        ["Aurento", "Salrosene", "salrosene@gavia.com.br", "Gavia Agroindustrial", "", ""],
+        ["Aurento", "Salrosene", "saurento@lantrasial.pt", "Lantrasial", "", ""],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].nunique() == 1
+
+
+# Twelve industries, of the words thousands of names share, and twenty brands each.
+INDUSTRY = [
+    "Materiales de Construcción", "Sistemas de Seguridad", "Comércio de Máquinas",
+    "Equipos Industriales", "Transportes y Logística", "Soluciones Informáticas",
+    "Automatización Industrial", "Suministros Industriales", "Servicios Integrales",
+    "Indústria Alimentar", "Materiais de Construção", "Embalajes",
+]  # fmt: skip
+
+
+def _world_of_companies(extra: list[str]) -> pd.Series:
+    syllables = ["lu", "via", "qui", "tec", "mar", "bel", "zen", "cor", "fra", "nor"]
+    brands = [(a + b + c).capitalize() for a in syllables for b in syllables for c in "oxi"]
+    names = [f"{b} {INDUSTRY[k % len(INDUSTRY)]} S.L." for k, b in enumerate(brands[:240])]
+    rows = [["Ana", "Costa", "", n, "", ""] for n in [*names, *extra]]
+    org = resolve_companies(staged(rows), get_ingest_policies().matching)
+    return org.iloc[len(names) :].reset_index(drop=True)
+
+
+def test_a_brand_alone_or_with_its_legal_form_is_the_company_of_its_full_name() -> None:
+    org = _world_of_companies(
+        [
+            "Belhotecfor Materiales de Construcción",
+            "Belhotecfor S.L.U.",
+            "Belhotecfor",
+            "Natqui Comércio de Máquinas",
+            "Natqui L.L.C.",
+            "Quintec S.L.U.",
+        ]
+    )
+    assert org.iloc[0] == org.iloc[1] == org.iloc[2]
+    assert org.iloc[3] == org.iloc[4] != org.iloc[0]
+    assert org.iloc[5] not in (org.iloc[0], org.iloc[3])
+
+
+def test_a_keying_error_in_an_industry_word_or_across_a_space_is_the_same_company() -> None:
+    org = _world_of_companies(
+        [
+            "Alframon Comércio de Máquinas",
+            "Alframon Comerci ode Máquinas",
+            "Dorzenoia Sistemas de Seguridad",
+            "Dorzenoia Sistemas de Seugridad",
+            "Loja 12345 Embalajes",
+            "Loja 12346 Embalajes",
+        ]
+    )
+    assert org.iloc[0] == org.iloc[1] != org.iloc[2] == org.iloc[3]
+    assert org.iloc[4] != org.iloc[5]  # numbers are never typos of each other
+
+
+def test_short_or_first_letter_name_differences_within_one_company_are_two_people() -> None:
+    """Only a company links these: "lino" and "lina", "celiana" and "neliana" are names of
+    their own, not typos, however well the rest fits."""
+    rows = [
+        ["Lino", "Oliveira", "", "Dorcendelpro Plásticos", "+351933217902", ""],
+        ["Lina Maulinene", "Oliveira", "lina@dorcendelpro.pt", "Dorcendelpro Plásticos", "", ""],
+        ["Celiana", "Rocha Silva", "", "Dorcendelpro Plásticos", "+351933217000", ""],
+        ["Neliana", "Silva", "nsilva@gmail.com", "Dorcendelpro Plásticos", "", ""],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].nunique() == 4
+
+
+# Few values, so that rows collide on names, companies, domains and phones.
+_GIVEN = ["Ana", "Ana Maria", "Aan", "Calo", "Lina", "Lino", "", "João Odimiro", "Jãoo"]
+_SURNAME = ["Sanz", "Sanz Calgarillo", "Snaz", "Jesus", "Oliveira", "", "Costa Lima"]
+_EMAIL = ["", "ana@luvia.pt", "info@luvia.pt", "csanz@elunflu.es", "x@gmail.com",
+          "ana@quintec.pt", "joao_jesus@terroho.pt", "not an address"]  # fmt: skip
+_COMPANY = ["", "Luvia", "Luvia S.L.U.", "Luvia Comerci ode Máquinas", "Luvia Comércio de Máquinas",
+            "Quintec Lda", "Elunflu", "Loja 12345", "Loja 12346", "S.A."]  # fmt: skip
+_PHONE = ["", "+351912000001", "+351912000002", "+34616731663", "(11) 98765-4321", "abc"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(*(st.sampled_from(v) for v in (_GIVEN, _SURNAME, _EMAIL, _COMPANY, _PHONE))),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_matching_any_rows_gives_each_a_leader_that_leads_itself(
+    cells: list[tuple[str, ...]],
+) -> None:
+    """Whatever rows collide on (companies from a domain or a phone, fitting names, job
+    changes), every row gets a leader at or before it that is its own leader, and only a
+    leader is accepted."""
+    frame = staged([[*c, ""] for c in cells])
+    frame = frame[frame["reason"].isna()].reset_index(drop=True)
+    out = match_rows(frame, pd.DataFrame(), get_ingest_policies().matching)
+    leader = out["leader"].to_numpy()
+    position = np.arange(len(out))
+    assert len(out) == len(frame)
+    assert (leader <= position).all() and (leader[leader] == leader).all()
+    assert ((out["disposition"] == "accepted") == (leader == position)).all()
+
+
+def test_a_space_dropped_or_mistyped_between_two_names_still_fits() -> None:
+    """ "Zulsaleirasilva" and "Vieiraoferreira" are two surnames run together: on one
+    mobile, with work addresses at two companies, they are the same person."""
+    rows = [
+        ["Antonio", "Silva Zulsaleira", "antonio@tribel.com.br", "Tribel", "+5541975943995", ""],
+        ["Antonio", "Zulsaleirasilva", "asilva@lanpro.com.br", "Lanpro", "+5541975943995", ""],
+        ["Darario Roso", "Ferreira Vieira", "rosof@diaganat.pt", "Diaganat", "+351960311640", ""],
+        ["Darario", "Roso Vieiraoferreira", "roso@quater.pt", "Quater", "+351960311640", ""],
+    ]
+    out = match_rows(staged(rows), pd.DataFrame(), get_ingest_policies().matching)
+    assert out["leader"].tolist() == [0, 0, 2, 2]
+    assert names_compatible(["mourasilva", "telo"], ["moura", "silva", "telo"])
+    assert not names_compatible(["luis", "carvalho", "nogueira"], ["luis", "nogueira", "vaz"])
