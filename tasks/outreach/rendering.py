@@ -159,8 +159,8 @@ def sign_unsubscribe_token(contact_id: int, campaign: str, secret: SecretStr | b
     return f"{_b64(payload)}.{_b64(_mac(_secret_bytes(secret), 'unsubscribe', payload))}"
 
 
-def verify_unsubscribe_token(token: str, secret: SecretStr | bytes) -> UnsubscribeRequest | None:
-    """The request a token stands for, or ``None`` for anything not minted by us."""
+def _signed_payload(token: str, secret: SecretStr | bytes, purpose: str) -> bytes | None:
+    """The payload of a ``payload.mac`` token we signed for ``purpose``, else ``None``."""
     if len(token) > _MAX_TOKEN_CHARS or token.count(".") != 1:
         return None
     encoded_payload, encoded_mac = token.split(".")
@@ -168,8 +168,15 @@ def verify_unsubscribe_token(token: str, secret: SecretStr | bytes) -> Unsubscri
         payload, mac = _unb64(encoded_payload), _unb64(encoded_mac)
     except (ValueError, TypeError):
         return None
-    expected = _mac(_secret_bytes(secret), "unsubscribe", payload)
-    if not hmac.compare_digest(mac, expected):
+    if not hmac.compare_digest(mac, _mac(_secret_bytes(secret), purpose, payload)):
+        return None
+    return payload
+
+
+def verify_unsubscribe_token(token: str, secret: SecretStr | bytes) -> UnsubscribeRequest | None:
+    """The request a token stands for, or ``None`` for anything not minted by us."""
+    payload = _signed_payload(token, secret, "unsubscribe")
+    if payload is None:
         return None
     version, _, rest = payload.decode("ascii", "replace").partition(":")
     contact, _, campaign = rest.partition(":")
@@ -198,14 +205,8 @@ def sign_confirm_token(contact_id: int, outbox_id: int, secret: SecretStr | byte
 
 def verify_confirm_token(token: str, secret: SecretStr | bytes) -> ConfirmRequest | None:
     """The confirmation a token stands for, or ``None`` for anything not minted by us."""
-    if len(token) > _MAX_TOKEN_CHARS or token.count(".") != 1:
-        return None
-    encoded_payload, encoded_mac = token.split(".")
-    try:
-        payload, mac = _unb64(encoded_payload), _unb64(encoded_mac)
-    except (ValueError, TypeError):
-        return None
-    if not hmac.compare_digest(mac, _mac(_secret_bytes(secret), "confirm", payload)):
+    payload = _signed_payload(token, secret, "confirm")
+    if payload is None:
         return None
     parts = payload.decode("ascii", "replace").split(":")
     if len(parts) != 3 or parts[0] != "v1" or not (parts[1].isdigit() and parts[2].isdigit()):
