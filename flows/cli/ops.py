@@ -48,6 +48,7 @@ def render_daily_summary(
     """Each stage in a line (ingestion in full), then where to find what the run left."""
     from config.settings import get_settings
     from flows.cli.ingest import render_ingest_summary
+    from tasks.common.exports import KINDS
     from tasks.ingest.pipeline import IngestSummary
 
     settings = get_settings()
@@ -70,8 +71,7 @@ def render_daily_summary(
         "",
         f"Database:  {settings.resolved_database_url().split('///')[-1]}",
         f"Reports:   {data_dir / 'reports'}   {mail}",
-        "Exports:   accountflow export rows|contacts|quarantine|messages|complaints|outbox"
-        "|contracts|obligations|competitor-changes|audit",
+        f"Exports:   accountflow export {'|'.join(KINDS)}",
     ]
     if pages is None:
         out.append(
