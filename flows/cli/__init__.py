@@ -20,9 +20,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 # At exit the interpreter's last garbage collections walk every object Prefect, pandas and
-# SQLAlchemy made, most of a second after a short command has done its work. Freezing them
-# first (after every later-registered exit handler, Prefect's log and event drains among
-# them, has run) skips that walk; reference counting still frees what it can.
+# SQLAlchemy made, which can outlast a short command's own work. Freezing them first (after
+# every later-registered exit handler, Prefect's log and event drains among them, has run)
+# skips that walk; reference counting still frees what it can.
 atexit.register(gc.freeze)
 
 app = typer.Typer(no_args_is_help=True, help="Account management pipelines (Prefect 3).")
