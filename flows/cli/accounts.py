@@ -89,10 +89,7 @@ def watch_cmd(as_of: AsOfOpt = None, as_json: JsonOpt = False) -> None:
                 f"  watched        {summary.watched:>8}   ({states})",
                 f"  changed        {summary.changed:>8}",
                 f"  notices        {summary.new_notices:>8} new",
-                f"  email          {summary.emails_sent:>8} sent, {summary.emails_failed} failed"
-                f"  ({summary.email_channel})",
-                f"  webhook        {summary.webhooks_delivered:>8} delivered,"
-                f" {summary.webhooks_failed} failed ({summary.webhook_channel})",
+                *summary.channel_lines(),
                 f"  seconds        {summary.seconds:>8.2f}",
             ]
         )

@@ -62,10 +62,7 @@ def escalate_cmd(
                 f"Complaint escalation at {summary.as_of.isoformat()}",
                 f"  evaluated      {summary.evaluated:>8}   (open {summary.open}; {states})",
                 f"  escalations    {summary.escalations_due:>8} due, {summary.new_escalations} new",
-                f"  email          {summary.emails_sent:>8} sent, {summary.emails_failed} failed"
-                f"  ({summary.email_channel})",
-                f"  webhook        {summary.webhooks_delivered:>8} delivered,"
-                f" {summary.webhooks_failed} failed ({summary.webhook_channel})",
+                *summary.channel_lines(),
                 f"  pending        {summary.pending_after:>8} notifications for the next run",
                 f"  hand-overs     {summary.handovers:>8}"
                 + (f"  {summary.handovers_by_reason}" if summary.handovers else ""),

@@ -20,7 +20,7 @@ import pandas as pd
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from config.accounts_policy import TALKS_CAMPAIGN, ObligationPolicy, get_accounts_policy
@@ -51,6 +51,7 @@ from tasks.accounts.obligations import (
     next_checks,
 )
 from tasks.common.notify import (
+    NotifyCounts,
     notification_channels,
     notify_pending,
 )
@@ -360,21 +361,14 @@ def complaint_breach_events(
 # --- the watch ---------------------------------------------------------------------------
 
 
-class WatchSummary(BaseModel):
+class WatchSummary(NotifyCounts):
     as_of: datetime
     watched: int = 0
-    states: dict[str, int] = {}
+    states: dict[str, int] = Field(default_factory=dict)
     changed: int = 0
     complaint_events: int = 0
     notices_due: int = 0
     new_notices: int = 0
-    emails_sent: int = 0
-    emails_failed: int = 0
-    webhooks_delivered: int = 0
-    webhooks_failed: int = 0
-    pending_after: int = 0
-    email_channel: str = ""
-    webhook_channel: str = ""
     evaluate_seconds: float = 0.0
     seconds: float = 0.0
 

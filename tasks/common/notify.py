@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar
 
 import requests
 from prefect import get_run_logger
@@ -168,12 +168,29 @@ def post_pending_webhooks(
     return done
 
 
-class Channels(Protocol):
-    email_channel: str
-    webhook_channel: str
+class NotifyCounts(BaseModel):
+    """The channels a run notifies on and what its alarms did there; the summary of every
+    run that notifies people (escalations, obligation notices) extends it."""
+
+    emails_sent: int = 0
+    emails_failed: int = 0
+    webhooks_delivered: int = 0
+    webhooks_failed: int = 0
+    pending_after: int = 0
+    email_channel: str = ""
+    webhook_channel: str = ""
+
+    def channel_lines(self) -> list[str]:
+        """The two lines a command prints about the channels."""
+        return [
+            f"  email          {self.emails_sent:>8} sent, {self.emails_failed} failed"
+            f"  ({self.email_channel})",
+            f"  webhook        {self.webhooks_delivered:>8} delivered,"
+            f" {self.webhooks_failed} failed ({self.webhook_channel})",
+        ]
 
 
-Summary = TypeVar("Summary", bound=BaseModel)
+Summary = TypeVar("Summary", bound=NotifyCounts)
 EmailOf = Callable[[dict[str, Any], TeamPolicy, str, datetime], OutgoingEmail | None]
 MessageOf = Callable[[dict[str, Any], TeamPolicy], dict[str, Any]]
 
@@ -188,13 +205,10 @@ def notify_pending(
     """
     team, now = get_complaint_policies().team, datetime.now(UTC)
     sender = get_complaint_settings().email_from
-    channels = cast(Channels, summary)
     mail = send_pending_emails(
-        channels.email_channel, folder, alarms, lambda row: email_of(row, team, sender, now)
+        summary.email_channel, folder, alarms, lambda row: email_of(row, team, sender, now)
     )
-    hook = post_pending_webhooks(
-        channels.webhook_channel, alarms, lambda row: message_of(row, team)
-    )
+    hook = post_pending_webhooks(summary.webhook_channel, alarms, lambda row: message_of(row, team))
     with session_scope() as s:
         left = alarms.pending(s)
     counts = {

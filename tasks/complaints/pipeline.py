@@ -21,7 +21,7 @@ import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from config.policies import get_ingest_policies
@@ -31,6 +31,7 @@ from connectors.database import ingest_store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
 from tasks.common.notify import (
+    NotifyCounts,
     notification_channels,
     notify_pending,
 )
@@ -346,7 +347,7 @@ def record_complaint_event(
 # --- escalation -------------------------------------------------------------------------
 
 
-class EscalationSummary(BaseModel):
+class EscalationSummary(NotifyCounts):
     as_of: datetime
     evaluated: int = 0
     open: int = 0
@@ -355,15 +356,8 @@ class EscalationSummary(BaseModel):
     new_escalations: int = 0
     to_notify: int = 0
     handovers: int = 0
-    handovers_by_reason: dict[str, int] = {}
-    states: dict[str, int] = {}
-    emails_sent: int = 0
-    emails_failed: int = 0
-    webhooks_delivered: int = 0
-    webhooks_failed: int = 0
-    pending_after: int = 0
-    email_channel: str = ""
-    webhook_channel: str = ""
+    handovers_by_reason: dict[str, int] = Field(default_factory=dict)
+    states: dict[str, int] = Field(default_factory=dict)
     seconds: float = 0.0
     evaluate_seconds: float = 0.0
 
