@@ -28,8 +28,7 @@ import pandas as pd
 import pytest
 
 from config.accounts_policy import ObligationPolicy
-from config.sla_policy import HolidayCalendar, SlaPolicy, SlaTarget
-from config.team_policy import TeamPolicy
+from config.sla_policy import SlaPolicy, SlaTarget
 from tasks.accounts.obligations import (
     NEVER,
     day_number,
@@ -39,75 +38,17 @@ from tasks.accounts.obligations import (
 )
 from tasks.complaints.business_hours import epoch
 from tasks.complaints.sla_clock import team_calendars
+from tests.month_team import BR_DAYS_OFF, DAYS, START, stand_in
+from tests.month_team import MONTH_TEAM as TEAM
 
-START = datetime(2026, 10, 22, tzinfo=UTC)  # spans both DST ends (25 Oct EU, 1 Nov US)
-DAYS = 31
 STEPS = DAYS * 24  # hourly, as the schedule
 
-TEAM = TeamPolicy.model_validate(
-    {
-        "head": "hq",
-        "managers": [
-            {"id": "hq", "name": "HQ", "timezone": "Europe/Berlin", "holiday_country": "DE"},
-            {
-                "id": "sp1",
-                "name": "SP1",
-                "timezone": "America/Sao_Paulo",
-                "holiday_country": "BR",
-                "holiday_subdivision": "SP",
-                "deputy": "sp2",
-                "absences": [{"start": "2026-11-02", "end": "2026-11-06", "reason": "vacation"}],
-            },
-            {
-                "id": "sp2",
-                "name": "SP2",
-                "timezone": "America/Sao_Paulo",
-                "holiday_country": "BR",
-                "deputy": "ny1",
-                "absences": [{"start": "2026-11-04", "end": "2026-11-05", "reason": "sick"}],
-            },
-            {
-                "id": "ny1",
-                "name": "NY1",
-                "timezone": "America/New_York",
-                "holiday_country": "US",
-                "deputy": "ny2",
-                "absences": [{"start": "2026-11-16", "end": "2026-11-18", "reason": "conference"}],
-            },
-            {
-                "id": "ny2",
-                "name": "NY2",
-                "timezone": "America/New_York",
-                "holiday_country": "US",
-                "deputy": "ny1",
-                "absences": [{"start": "2026-11-16", "end": "2026-11-17", "reason": "vacation"}],
-            },
-            {
-                "id": "de1",
-                "name": "DE1",
-                "timezone": "Europe/Berlin",
-                "holiday_country": "DE",
-                "holiday_subdivision": "BY",
-                "deputy": "sp1",
-                "working_hours": {
-                    "mon": ["07:30-16:00"],
-                    "tue": ["07:30-16:00"],
-                    "wed": ["07:30-16:00"],
-                    "thu": ["07:30-16:00"],
-                    "fri": ["07:30-13:00"],
-                    "sat": ["09:00-11:00"],
-                },
-                "absences": [{"start": "2026-10-28", "end": "2026-10-30", "reason": "training"}],
-            },
-        ],
-    }
-)
 SLA = SlaPolicy(
     targets={
         s: SlaTarget(first_response_minutes=60, resolution_minutes=480)
         for s in ("low", "medium", "high", "critical")
     },
-    holiday_calendars={"BR": HolidayCalendar(extra_dates=[date(2026, 10, 30)])},
+    holiday_calendars=BR_DAYS_OFF,
 )
 POLICY = ObligationPolicy(
     warning_business_days={"default": 3, "renewal": 10, "notice": 0},
@@ -194,17 +135,6 @@ def warn_date(manager_id: str, due: date, k: int) -> date:
         day -= timedelta(days=1)
         counted += is_working_day(manager_id, day)
     return day
-
-
-def stand_in(manager_id: str, when: datetime) -> str:
-    seen = set()
-    while TEAM.by_id[manager_id].is_absent(when):
-        seen.add(manager_id)
-        deputy = TEAM.by_id[manager_id].deputy
-        if deputy is None or deputy in seen:
-            return TEAM.head
-        manager_id = deputy
-    return manager_id
 
 
 def oracle_state(

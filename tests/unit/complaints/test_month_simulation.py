@@ -12,15 +12,14 @@ stand-in the oracle's own (naive) delegation walk names.
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from itertools import pairwise
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from config.sla_policy import SEVERITIES, HolidayCalendar, SlaPolicy, SlaTarget
-from config.team_policy import TeamPolicy
+from config.sla_policy import SEVERITIES, SlaPolicy, SlaTarget
 from tasks.complaints.business_hours import HolidaySource
 from tasks.complaints.escalation import decide_escalations
 from tasks.complaints.sla_clock import (
@@ -29,81 +28,12 @@ from tasks.complaints.sla_clock import (
     prepare_batch,
     team_calendars,
 )
+from tests.month_team import BR_DAYS_OFF, DAYS, START, stand_in
+from tests.month_team import MONTH_TEAM as TEAM
 
-START = datetime(2026, 10, 22, tzinfo=UTC)  # spans both DST ends (25 Oct EU, 1 Nov US)
-DAYS = 31
 STEP = 15  # minutes, as the schedule
 MINUTES = DAYS * 24 * 60
 
-TEAM = TeamPolicy.model_validate(
-    {
-        "head": "hq",
-        "managers": [
-            {
-                "id": "hq",
-                "name": "HQ",
-                "timezone": "Europe/Berlin",
-                "holiday_country": "DE",
-                "holiday_subdivision": "BY",
-            },
-            {
-                "id": "sp1",
-                "name": "SP1",
-                "timezone": "America/Sao_Paulo",
-                "holiday_country": "BR",
-                "holiday_subdivision": "SP",
-                "deputy": "sp2",
-                "team_lead": "hq",
-                "working_hours": {
-                    d: ["09:00-12:00", "13:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")
-                },
-                "absences": [{"start": "2026-11-02", "end": "2026-11-06", "reason": "vacation"}],
-            },
-            {
-                "id": "sp2",
-                "name": "SP2",
-                "timezone": "America/Sao_Paulo",
-                "holiday_country": "BR",
-                "deputy": "ny1",
-                "absences": [{"start": "2026-11-04", "end": "2026-11-05", "reason": "sick"}],
-            },
-            {
-                "id": "ny1",
-                "name": "NY1",
-                "timezone": "America/New_York",
-                "holiday_country": "US",
-                "deputy": "ny2",
-                "team_lead": "sp1",
-                "absences": [{"start": "2026-11-16", "end": "2026-11-18", "reason": "conference"}],
-            },
-            {
-                "id": "ny2",
-                "name": "NY2",
-                "timezone": "America/New_York",
-                "holiday_country": "US",
-                "deputy": "ny1",
-                "absences": [{"start": "2026-11-16", "end": "2026-11-17", "reason": "vacation"}],
-            },
-            {
-                "id": "de1",
-                "name": "DE1",
-                "timezone": "Europe/Berlin",
-                "holiday_country": "DE",
-                "holiday_subdivision": "BY",
-                "deputy": "sp1",
-                "working_hours": {
-                    "mon": ["07:30-16:00"],
-                    "tue": ["07:30-16:00"],
-                    "wed": ["07:30-16:00"],
-                    "thu": ["07:30-16:00"],
-                    "fri": ["07:30-13:00"],
-                    "sat": ["09:00-11:00"],
-                },
-                "absences": [{"start": "2026-10-28", "end": "2026-10-30", "reason": "training"}],
-            },
-        ],
-    }
-)
 POLICY = SlaPolicy(
     targets={
         "critical": SlaTarget(first_response_minutes=60, resolution_minutes=480),
@@ -111,7 +41,7 @@ POLICY = SlaPolicy(
         "medium": SlaTarget(first_response_minutes=240, resolution_minutes=1440),
         "low": SlaTarget(first_response_minutes=480, resolution_minutes=2400),
     },
-    holiday_calendars={"BR": HolidayCalendar(extra_dates=[date(2026, 10, 30)])},
+    holiday_calendars=BR_DAYS_OFF,
 )
 OWNERS = [m.id for m in TEAM.managers]
 
@@ -202,17 +132,6 @@ def running_minutes(history: list[tuple[str, int]]) -> tuple[np.ndarray, np.ndar
     first = resolution.copy()
     first[answered:] = False
     return resolution, first
-
-
-def stand_in(manager_id: str, when: datetime) -> str:
-    seen = set()
-    while TEAM.by_id[manager_id].is_absent(when):
-        seen.add(manager_id)
-        deputy = TEAM.by_id[manager_id].deputy
-        if deputy is None or deputy in seen:
-            return TEAM.head
-        manager_id = deputy
-    return manager_id
 
 
 def oracle(complaints: pd.DataFrame, events: pd.DataFrame) -> dict[str, tuple[int, str, bool]]:
