@@ -21,7 +21,6 @@ from tasks.accounts.pipeline import (
     TalkResult,
     TalkSync,
     WatchSummary,
-    aware,
     emit_account_band_events,
     enqueue_talk_proposals,
     evaluate_watch_task,
@@ -39,6 +38,7 @@ from tasks.accounts.pipeline import (
     talk_email_outcome,
     write_account_plan_task,
 )
+from tasks.common.clock import as_utc
 from tasks.outreach.dispatch import (
     DispatchSummary,
     dispatch_batch,
@@ -67,7 +67,7 @@ async def watch_obligations(as_of: datetime | None = None) -> WatchSummary:
     """States at ``as_of`` → notices (once per state) → email/webhook → table artifacts."""
     with one_sync_client():
         started = time.perf_counter()
-        summary = evaluate_watch_task(aware(as_of))
+        summary = evaluate_watch_task(as_utc(as_of))
         summary = notify_obligations(summary)
         summary.seconds = round(time.perf_counter() - started, 3)
         publish_watch(summary)
@@ -81,7 +81,7 @@ async def watch_obligations(as_of: datetime | None = None) -> WatchSummary:
 async def score_accounts(as_of: datetime | None = None) -> AccountsSummary:
     """Health per company → band-change events → next best actions (table artifacts)."""
     with one_sync_client():
-        summary = score_accounts_task(aware(as_of))
+        summary = score_accounts_task(as_utc(as_of))
         summary = emit_account_band_events(summary)
         publish_accounts(summary)
         return summary
@@ -90,7 +90,7 @@ async def score_accounts(as_of: datetime | None = None) -> AccountsSummary:
 @flow(name="account-plan", flow_run_name="account-plan-{company}")
 def account_plan(company: str, as_of: datetime | None = None) -> PlanResult:
     """The account plan of ``company`` as HTML and PDF, linked from a markdown artifact."""
-    result = write_account_plan_task(company, aware(as_of))
+    result = write_account_plan_task(company, as_utc(as_of))
     publish_plan(result)
     return result
 
@@ -123,7 +123,7 @@ def propose_talk(
     company: str, contact: str | None = None, as_of: datetime | None = None
 ) -> TalkResult:
     """A meeting proposal with 2-3 slots, each an invitation, sent through the outbox."""
-    when = aware(as_of)
+    when = as_utc(as_of)
     talk = propose_talk_task(company, contact, when)
     _dispatch_talks(when)
     return talk.model_copy(update={"email_outcome": talk_email_outcome(talk.talk_id)})
@@ -135,7 +135,7 @@ def propose_talk(
 )
 def send_talk_proposals(as_of: datetime | None = None) -> dict[str, int]:
     """Proposals still due (outside the client's send window before, throttled, retried)."""
-    return _dispatch_talks(aware(as_of))
+    return _dispatch_talks(as_utc(as_of))
 
 
 @flow(name="sync-talk-replies")

@@ -8,11 +8,11 @@ from prefect import flow
 
 from flows.common.api_client import one_sync_client
 from flows.common.run_names import as_of_stamp
+from tasks.common.clock import as_utc
 from tasks.competitors.pipeline import (
     CompetitorReportSummary,
     WatchSummary,
     announce_changes,
-    aware,
     build_competitor_report,
     notify_changes,
     publish_competitor_report,
@@ -25,7 +25,7 @@ from tasks.competitors.pipeline import (
 async def watch_competitors(as_of: datetime | None = None) -> WatchSummary:
     """Pages → snapshots when the text changed → classified changes → events → emails."""
     with one_sync_client():
-        summary = watch_pages(aware(as_of))
+        summary = watch_pages(as_utc(as_of))
         summary = announce_changes(summary)
         summary = notify_changes(summary)
         publish_watch_summary(summary)
@@ -38,6 +38,6 @@ async def report_competitors(
 ) -> CompetitorReportSummary:
     """Us vs each competitor per policy point, the period's changes and a timeline."""
     with one_sync_client():
-        summary = build_competitor_report(aware(as_of), days)
+        summary = build_competitor_report(as_utc(as_of), days)
         publish_competitor_report(summary)
         return summary

@@ -9,12 +9,12 @@ from prefect import flow
 
 from flows.common.api_client import one_sync_client
 from flows.common.run_names import as_of_stamp
+from tasks.common.clock import as_utc
 from tasks.complaints.pipeline import (
     AnalysisSummary,
     EscalationSummary,
     IntakeSummary,
     analyze,
-    aware,
     evaluate_escalations_task,
     import_complaints_file,
     notify_escalations,
@@ -36,7 +36,7 @@ async def escalate_complaints(as_of: datetime | None = None) -> EscalationSummar
     """Clocks at ``as_of`` → escalations (once each) → hand-overs → notifications."""
     with one_sync_client():
         started = time.perf_counter()
-        summary = evaluate_escalations_task(aware(as_of))
+        summary = evaluate_escalations_task(as_utc(as_of))
         summary = notify_escalations(summary)
         summary.seconds = round(time.perf_counter() - started, 3)
         publish_escalation_summary(summary)
@@ -46,4 +46,4 @@ async def escalate_complaints(as_of: datetime | None = None) -> EscalationSummar
 @flow(name="analyze-complaints")
 def analyze_complaints(as_of: datetime | None = None, days: int = 90) -> AnalysisSummary:
     """Markdown artifact over the complaints created in the ``days`` before ``as_of``."""
-    return analyze(aware(as_of), days)
+    return analyze(as_utc(as_of), days)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
+
+from tasks.common.clock import as_utc
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 TokenOpt = Annotated[
@@ -34,7 +36,7 @@ def parse_instant(value: str | None, option: str = "--as-of") -> datetime | None
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter(f"{option}: not an ISO 8601 instant: {value!r}") from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return as_utc(parsed)
 
 
 def group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:

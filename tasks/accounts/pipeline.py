@@ -65,13 +65,6 @@ NOTIFY_BATCH = 500
 ATTENTION_ROWS = 500
 
 
-def aware(value: datetime | None) -> datetime:
-    """``as_of`` defaults to now; naive values are taken as UTC."""
-    if value is None:
-        return datetime.now(UTC)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 # --- contracts ---------------------------------------------------------------------------
 
 

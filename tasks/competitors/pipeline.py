@@ -48,13 +48,6 @@ SAVE_CHUNK = 50
 NOTIFY_BATCH = 200
 
 
-def aware(value: datetime | None) -> datetime:
-    """``as_of`` as an aware UTC instant (now when None; naive means UTC)."""
-    if value is None:
-        return datetime.now(UTC)
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 

@@ -30,6 +30,7 @@ from connectors.database import complaints_store as store
 from connectors.database import ingest_store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
+from tasks.common.clock import as_utc
 from tasks.common.notify import (
     NotifyCounts,
     notification_channels,
@@ -60,17 +61,6 @@ from tasks.complaints.sla_clock import CALENDAR_DEFAULT, NEVER, evaluate_clocks
 from tasks.ingest.normalize import company_keys, normalize_emails, normalize_phones
 
 NOTIFY_BATCH = 500
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(value: datetime | None) -> datetime:
-    """``as_of`` and ``--at`` default to now; naive values are taken as UTC."""
-    if value is None:
-        return now_utc()
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 # --- intake -----------------------------------------------------------------------------
@@ -159,7 +149,7 @@ def store_complaints(
     recorded; else a minimal contact is created (when there is an email or phone). The
     company is found by its folded name key, else created, else the contact's company.
     """
-    now = aware(as_of)
+    now = as_utc(as_of)
     policies = get_complaint_policies()
     summary = IntakeSummary(
         source=source,
@@ -203,7 +193,7 @@ def store_complaints(
         )
         frame["owner_id"] = _assign(s, frame, policies, now)
         created = [
-            aware(c) if c is not None and not pd.isna(c) else now for c in frame["created_at"]
+            as_utc(c) if c is not None and not pd.isna(c) else now for c in frame["created_at"]
         ]
         records = []
         for r, at in zip(frame.itertuples(index=False), created, strict=True):
@@ -333,7 +323,7 @@ def record_complaint_event(
 ) -> EventResult:
     """Append an event (the clock's input) and move the status; refuses nonsensical moves."""
     ensure_schema()
-    when = aware(at)
+    when = as_utc(at)
     with session_scope() as s:
         complaint = store.get_complaint(s, complaint_id)
         if complaint is None:

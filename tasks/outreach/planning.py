@@ -20,6 +20,7 @@ import pandas as pd
 
 from config.campaign_policy import Audience, Campaign, Channel, StopCondition
 from config.scoring_policy import AudiencePolicy
+from tasks.common.clock import as_utc
 from tasks.outreach.rendering import (
     InvalidAddressError,
     checked_address,
@@ -131,10 +132,6 @@ class Plan:
     counts: Counter[str] = field(default_factory=Counter)
 
 
-def _utc(naive: datetime) -> datetime:
-    return naive.replace(tzinfo=UTC) if naive.tzinfo is None else naive.astimezone(UTC)
-
-
 def stop_reason(
     contact_id: int,
     conditions: Iterable[StopCondition],
@@ -231,7 +228,7 @@ def plan_due_steps(
         if sent_at is None:
             earliest = as_of
         else:
-            local = _utc(sent_at).astimezone(zone)
+            local = as_utc(sent_at).astimezone(zone)
             due_day = add_business_days(local.date(), step.delay_business_days, days)
             earliest = datetime.combine(due_day, local.time(), tzinfo=zone)
         if earliest > as_of:

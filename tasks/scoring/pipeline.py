@@ -32,6 +32,7 @@ from connectors.company_registry import CompanyRegistryClient, RegistryUnavailab
 from connectors.database import scoring_store as store
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
+from tasks.common.clock import as_utc
 from tasks.scoring.audience import analyze_audience, audience_markdown, write_audience_html
 from tasks.scoring.calibration import Backtest, backtest
 from tasks.scoring.scorecard import (
@@ -244,11 +245,6 @@ class AudienceSummary(BaseModel):
 # ---------------------------------------------------------------- tasks
 
 
-def _as_of(as_of: datetime | None) -> datetime:
-    moment = as_of or datetime.now(UTC)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 @task(name="refresh-registry", cache_policy=NO_CACHE)
 def refresh_registry() -> RegistryReport:
     """Look every company with contacts up in the registry, through the table cache.
@@ -318,7 +314,7 @@ def score_contacts(
     """Score contacts whose inputs changed (all with ``full``) and store it in one transaction."""
     started = time.perf_counter()
     ensure_schema()
-    when = _as_of(as_of)
+    when = as_utc(as_of)
     policy = get_scoring_policy()
     registry = registry or RegistryReport()
     summary = ScoringSummary(
@@ -448,7 +444,7 @@ def audience_frame(session: Any) -> pd.DataFrame:
 def build_audience_report(as_of: datetime | None) -> AudienceSummary:
     """Segment the scored contacts, write the standalone HTML under the data dir."""
     ensure_schema()
-    when = _as_of(as_of)
+    when = as_utc(as_of)
     with session_scope() as s:
         frame = audience_frame(s)
     report = analyze_audience(frame, get_scoring_policy(), when)
