@@ -12,7 +12,7 @@ from tasks.inbox.bounces import Reason, reason_of, smtp_reply_reason
 from tasks.inbox.classification import MailClassifier, MessageClass
 from tasks.inbox.parsing import ParsedMail, parse_message
 
-HARD = {"userunknown", "hostunknown", "hasmoved", "suspend", "notaccept", "feedback"}
+HARD = {"userunknown", "hostunknown", "hasmoved", "suspend", "notaccept", "suppressed", "feedback"}
 IGNORED = {"vacation", "delivered"}
 
 
@@ -65,6 +65,68 @@ def test_the_reason_comes_from_the_words_before_the_status_code(
     status: str, diagnostic: str, reason: str
 ) -> None:
     assert reason_of(status, diagnostic).value == reason
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "reason"),
+    [
+        # Wordings sisimai's reason lists know, each in a reply we could receive.
+        ("5.0.0", "550 Sorry, too many recipients in this session", "toomanyconn"),
+        ("5.7.1", "550 5.7.1 Unauthenticated senders not allowed", "securityerror"),
+        ("5.0.0", "554 Mail from a@b.example rejected for policy reasons", "policyviolation"),
+        ("5.0.0", "550 Unroutable sender address", "rejected"),
+        ("4.4.1", "connect to mx.b.example[192.0.2.1]:25: Connection timed out", "expired"),
+        ("4.4.0", "connect to mx.b.example[192.0.2.1]:25: No route to host", "networkerror"),
+        ("5.0.0", "554 5.4.6 mail for b.example loops back to myself", "systemerror"),
+        ("4.7.1", "450 4.7.1 Access denied. IP name lookup failed [192.0.2.9]", "requireptr"),
+        ("5.0.0", "550-REJECTED - Blacklisted URL in message (shop.example)", "spamdetected"),
+        ("5.0.0", "554 This system is not configured to relay mail", "norelaying"),
+        ("5.0.0", "500 Line limit exceeded", "mesgtoobig"),
+        ("4.2.2", "452 4.2.2 User has too many messages on the server", "mailboxfull"),
+        ("5.0.0", "550 a@b.example has been replaced by c@b.example", "hasmoved"),
+        ("5.0.0", "550 Recipient address rejected: Mail receiving disabled", "notaccept"),
+        ("5.0.0", "550 Recipient rejected: temporarily inactive", "suspend"),
+        (
+            "5.1.2",
+            "550 5.1.2 <a@b.example>: Recipient address rejected: Bad destination system address",
+            "hostunknown",
+        ),
+        (
+            "5.0.0",
+            "Amazon SES has suppressed sending to this address because it has a recent history "
+            "of bouncing as an invalid address.",
+            "suppressed",
+        ),
+    ],
+)
+def test_sisimais_wordings_name_their_reasons(status: str, diagnostic: str, reason: str) -> None:
+    assert reason_of(status, diagnostic).value == reason
+
+
+@pytest.mark.parametrize(
+    ("status", "reply", "reason"),
+    [
+        # The class of an enhanced status code matters (sisimai's status table) ...
+        ("4.2.1", "450 4.2.1 try later", "blocked"),
+        ("5.2.1", "550 5.2.1 refused", "filtered"),
+        ("5.1.4", "550 5.1.4 refused", "filtered"),
+        ("5.7.18", "550 5.7.18 refused", "hasmoved"),
+        ("5.7.28", "550 5.7.28 refused", "spamdetected"),
+        ("5.5.3", "452 5.5.3 refused", "toomanyconn"),
+        ("4.4.5", "451 4.4.5 refused", "systemfull"),
+        ("5.7.9", "535 5.7.9 refused", "securityerror"),
+        ("5.6.7", "553 5.6.7 refused", "contenterror"),
+        # ... and where it names nothing, some SMTP reply codes do (RFC 7504, RFC 4954).
+        ("5.0.0", "556 refused", "notaccept"),
+        ("5.0.0", "521 refused", "notaccept"),
+        ("5.0.0", "525 refused", "suspend"),
+        ("5.0.0", "504 Command parameter not implemented", "syntaxerror"),
+    ],
+)
+def test_a_status_or_reply_code_names_the_reason_when_the_words_do_not(
+    status: str, reply: str, reason: str
+) -> None:
+    assert reason_of(status, reply).value == reason
 
 
 def test_an_smtp_reply_is_read_with_the_same_reasons() -> None:

@@ -247,8 +247,11 @@ def test_the_original_message_id_is_found_where_mime_hid_the_returned_headers() 
     ("action", "status", "diagnostic", "reason"),
     [
         # Network trouble quoted in a final failure stays a network error ...
-        ("failed", "4.4.1", "connect to mx.b.example[192.0.2.1]:25: Connection timed out",
+        ("failed", "4.4.1", "connect to mx.b.example[192.0.2.1]:25: No route to host",
          "networkerror"),
+        # ... though a connection that timed out until the queue gave up is expired.
+        ("failed", "4.4.1", "connect to mx.b.example[192.0.2.1]:25: Connection timed out",
+         "expired"),
         # ... the queue's own words that it gave up make it expired.
         ("failed", "4.4.7", "554 4.4.7 Message expired: unable to deliver in 840 minutes."
          "<421 4.4.2 Connection timed out>", "expired"),
