@@ -223,6 +223,13 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"authentication checks? failed",
     ),
     (
+        # A header that breaks RFC 5322 (two From addresses, a duplicate field), however
+        # the refusal words it.
+        Reason.NOT_COMPLIANT_RFC,
+        r"duplicate header|not rfc ?5322 compliant|rfcmessagenoncompliant|"
+        r"\bmultiple\b.{0,60}\bheaders?\b",
+    ),
+    (
         Reason.POLICY_VIOLATION,
         r"(rejected|not accepted) (for|due to) (local |security )?polic(y|ies)|"
         r"denied by policy|local policy violation|organi[sz]ation(al)? (policy|settings)|"
@@ -237,7 +244,7 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"not a registered gateway user|returned mail not accepted|third-party dsn|"
         r"unsigned dsn|fully qualified e-?mail address required|"
         r"sender (address )?(has been )?blacklisted|sender is in my black ?list|"
-        r"administrative prohibition|"
+        r"administrative prohibition|recipient addresses rejected ?: access denied|"
         r"sender (address |domain )?(rejected|refused|denied|blocked|invalid|unknown|"
         r"verify failed|verification failed|(domain )?(must|does not|doesn'?t) (exist|resolve)|"
         r"not (found|allowed|accepted)|is (rejected|not allowed|blocked|blacklisted))|"
@@ -286,7 +293,9 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"spamhaus|spamcop|\bsorbs\b|barracudacentral|cbl\.abuseat|dnsbl|"
         r"(not allowed|refused|denied) to connect|connection (refused|rejected|denied) "
         r"(from|by|for)|your (ip|host|domain|network|server) .{0,60}(blocked|listed|rejected|"
-        r"denied|refused)|access denied.{0,40}\b(ip|host)\b|helo|ehlo|\bbanned\b|"
+        r"denied|refused)|access denied.{0,40}\b(ip|host)\b|\bbanned\b|"
+        r"\b(helo|ehlo)\b.{0,40}\b(rejected|refused|denied|invalid|not allowed|forged)|"
+        r"(invalid|bad|forged|bogus) (helo|ehlo)|"
         r"(dynamic|residential|dial-?up) (ip|address|pool|range)|"
         r"too many (invalid|bad|unknown) recipients|rejecting (your )?connection|"
         r"service (is )?unavailable.{0,40}(client|host|ip)|blocked (by|for|because)|"
@@ -338,7 +347,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"(recipient|user) (not|isn'?t) (local|listed)|"
         r"non-?existent|address (is )?no longer (valid|in use)|invalid (final delivery )?userid|"
         r"(recipient|user|mailbox|address)( name| address)? is not recognized|"
-        r"no longer (a )?valid|no account|there is no one|user not exist|not our customer|"
+        r"no longer (a )?valid|no account|account that you tried to reach does not exist|"
+        r"there is no one|user not exist|not our customer|"
         r"badrcptto|validrcptto|not listed in|"
         r"could not be found|(user|recipient|account) doesn'?t have|not a known user|"
         r"inconnu|unbekannt|desconocid|inexistente|no existe|nicht gefunden|user not found|"

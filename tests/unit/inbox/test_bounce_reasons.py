@@ -87,6 +87,18 @@ def test_the_reason_comes_from_the_words_before_the_status_code(
         ("5.0.0", "550 Recipient address rejected: Mail receiving disabled", "notaccept"),
         ("5.0.0", "550 Recipient rejected: temporarily inactive", "suspend"),
         (
+            "5.7.1",
+            "550 5.7.1 Messages with multiple addresses in From: header are not accepted",
+            "notcompliantrfc",
+        ),
+        (
+            "4.4.2",
+            "lost connection with mx.b.example[192.0.2.3] while performing the HELO handshake",
+            "networkerror",
+        ),
+        ("5.0.0", "550 The email account that you tried to reach does not exist.", "userunknown"),
+        ("5.4.1", "550 5.4.1 All recipient addresses rejected : Access denied", "rejected"),
+        (
             "5.1.2",
             "550 5.1.2 <a@b.example>: Recipient address rejected: Bad destination system address",
             "hostunknown",
