@@ -115,6 +115,129 @@ class DeliveryReport:
 # before general wording ("mailbox size limit" is a full mailbox, not a big message;
 # "blocked using zen.spamhaus.org" is a blocklisting, not spam content; "sender address
 # rejected" is about our address, not the recipient's).
+# Gmail's own catalogue of SMTP replies (support.google.com/a/answer/3726730, as sisimai's
+# Google table reads it): whole sentences only Google writes, so they are read first,
+# before the general wording below would take a word of them for another reason (its
+# "rate limited because it is unauthenticated" is about authentication, not speed).
+_GMAIL_TEXT: tuple[tuple[Reason, str], ...] = (
+    (
+        Reason.AUTH_FAILURE,
+        r"spf record of the sending domain|senders to authenticate (with|their e-?mail with) "
+        r"(either )?(spf|dkim)|has an spf record with a hard fail|fails to pass spf checks|"
+        r"aligned with either the authenticated spf or dkim|to add a dmarc record|"
+        r"fails to pass authentication checks|does not have authentication information",
+    ),
+    (
+        Reason.BLOCKED,
+        r"ip not in whitelist for rcpt domain|try again later, closing connection|"
+        r"unusual rate of (unsolicited )?mail",
+    ),
+    (Reason.EXPIRED, r"connection expired, try reconnecting|timeout - closing connection"),
+    (Reason.FAILED_STARTTLS, r"senders to use tls/ssl|tls required for rcpt domain"),
+    (Reason.NETWORK_ERROR, r"message exceeded \d+ hops"),
+    (
+        Reason.NO_RELAYING,
+        r"invalid credentials for relay|not authorized to send e-?mail directly to our servers",
+    ),
+    (
+        Reason.NOT_COMPLIANT_RFC,
+        r"missing a valid (address in the from|message-id)|unicode character in a disallowed "
+        r"header|encoded-word syntax is not permitted|mail message is malformed",
+    ),
+    (Reason.POLICY_VIOLATION, r"has a policy that prohibited|with the same message-id"),
+    (Reason.REJECTED, r"mail sending denied"),
+    (
+        Reason.SECURITY_ERROR,
+        r"too many login attempts|no identity changes permitted|"
+        r"application-specific password required|log in (with|through) your web browser|"
+        r"username and password not accepted",
+    ),
+    (Reason.SPAM_DETECTED, r"nature of the content or the links within|likely unsolicited mail"),
+    (
+        Reason.SPEEDING,
+        r"receiving mail too quickly|smtp relay (sending )?limit exceeded|"
+        r"daily (user )?sending (quota|limit) exceeded|this mail has been rate limited",
+    ),
+    (
+        Reason.SYNTAX_ERROR,
+        r"smtp protocol violation|optional argument not permitted|unimplemented command|"
+        r"too many unrecognized commands|ehlo/helo first|\b(mail|rcpt) first\b|"
+        r"no data after bdat|unrecognized authentication type|xoauth is no longer supported|"
+        r"too many unauthenticated commands",
+    ),
+    (
+        Reason.SYSTEM_ERROR,
+        r"temporary system problem|\bserver busy\b|multiple destination domains per transaction|"
+        r"temporarily rejected (this )?message|domain policy size per transaction",
+    ),
+    (Reason.HOST_UNKNOWN, r"able to find the recipient domain"),
+)
+# Microsoft's (Exchange Server, Exchange Online, Outlook.com) documented NDR texts and
+# Outlook.com's postmaster codes, as sisimai's Microsoft table reads them: read before the
+# general wording, whose "not authenticated", "quota exceeded" or "nonexistent" would name
+# another reason (a 5.2.2 "submission quota exceeded" is our sending limit, not a full
+# mailbox; a group that only takes mail from its organisation refuses our sender).
+_MICROSOFT_TEXT: tuple[tuple[Reason, str], ...] = (
+    (Reason.AUTH_FAILURE, r"(doesn'?t|does not) meet the required authentication level"),
+    (
+        Reason.REJECTED,
+        r"sender (was )?not authenticated (by organization|for (group|mailbox|public folder))|"
+        r"sender not in allowed-senders list|access denied, (bad outbound sender|spam abuse "
+        r"detected)|client blocked from sending from unregistered domains",
+    ),
+    (
+        Reason.SPEEDING,
+        r"recipient thread limit exceeded|reached your daily limit for message recipients|"
+        r"submission quota exceeded|per hour message receive limit|"
+        r"recipient has exceeded their limit for|has exceeded permitted limits within|"
+        r"tenant has exceeded threshold|traffic not accepted from this ip",
+    ),
+    (Reason.TOO_MANY_CONN, r"exceeded the maximum number of connections"),
+    (
+        Reason.BLOCKED,
+        r"does not accept email over ipv6|access denied, rejected by recipient|"
+        r"\b(sc-00[34]|dy-001|ou-001)\b",
+    ),
+    (Reason.BAD_REPUTATION, r"\b(rp-00[123]|sc-001|ou-002)\b"),
+    (Reason.POLICY_VIOLATION, r"\bsc-002\b|x-dg-ref header is too long"),
+    (
+        Reason.FAILED_STARTTLS,
+        r"failed mta-sts validation|certificate-expired:|tlsa-invalid:|dnssec-invalid:|"
+        r"certificate-host-mismatch:|restrictdomainstoipaddresses",
+    ),
+    (Reason.HOST_UNKNOWN, r"nonexistentdomain|nonexistent domain|invalid x\.400 address"),
+    (Reason.NETWORK_ERROR, r"dns query failed"),
+    (
+        Reason.NOT_ACCEPT,
+        r"hosted tenant which has no mail-enabled subscriptions|bad storedriver mdb properties",
+    ),
+    (
+        Reason.SECURITY_ERROR,
+        r"cannot achieve exchange server authentication|"
+        r"not authenticated to send anonymous mail",
+    ),
+    (Reason.SPAM_DETECTED, r"content filter agent quarantined"),
+    (Reason.SUSPEND, r"access denied, banned recipient|mailbox cannot be accessed"),
+    (Reason.SYNTAX_ERROR, r"send hello first"),
+    (
+        Reason.SYSTEM_ERROR,
+        r"system incorrectly configured|journaling archive is disabled|"
+        r"helo / ehlo requires domain address|misconfigured forwarding address|"
+        r"message failed to be replicated|suspiciousremoteservererror|pfa agent busy|"
+        r"temporary server error",
+    ),
+    (Reason.SYSTEM_FULL, r"insufficient system resources"),
+    (
+        Reason.CONTENT_ERROR,
+        r"agent generated message depth exceeded|invalid message content|too many related errors",
+    ),
+    (
+        Reason.USER_UNKNOWN,
+        r"recipnotfound|recipient not found by smtp address lookup|"
+        r"recipient address reserved by rfc 2606|single label domains not accepted|"
+        r"remote server returned unknown recipient",
+    ),
+)
 _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
     (
         # A sending service that did not even try: the address is on its suppression list,
@@ -520,7 +643,7 @@ _FALLBACK_TEXT: tuple[tuple[Reason, str], ...] = (
 )
 _COMPILED_REASONS = tuple(
     (reason, re.compile(pattern, re.IGNORECASE))
-    for reason, pattern in _REASON_TEXT + _FALLBACK_TEXT
+    for reason, pattern in _GMAIL_TEXT + _MICROSOFT_TEXT + _REASON_TEXT + _FALLBACK_TEXT
 )
 
 # RFC 3463 status -> reason, for a report whose text names nothing better: the enhanced

@@ -116,6 +116,42 @@ def test_sisimais_wordings_name_their_reasons(status: str, diagnostic: str, reas
 
 
 @pytest.mark.parametrize(
+    ("status", "diagnostic", "reason"),
+    [
+        # Gmail's catalogue: "rate limited" here is about authentication, not speed ...
+        (
+            "4.7.26",
+            "421 4.7.26 This mail has been rate limited because it is unauthenticated. Gmail "
+            "requires all senders to authenticate with either SPF or DKIM.",
+            "authfailure",
+        ),
+        ("4.2.1", "450 4.2.1 The user you are trying to contact is receiving mail too quickly.",
+         "speeding"),
+        ("5.7.1", "550 5.7.1 The IP you're using to send mail is not authorized to send email "
+         "directly to our servers.", "norelaying"),
+        ("5.7.1", "550 5.7.1 Messages missing a valid Message-ID: header are not accepted.",
+         "notcompliantrfc"),
+        ("5.1.2", "553 5.1.2 We weren't able to find the recipient domain.", "hostunknown"),
+        # ... and Microsoft's: a 5.2.2 quota that is our sending limit, a group closed to us.
+        ("5.2.2", "554 5.2.2 mailbox full; STOREDRV.Submission.Exception: "
+         "SubmissionQuotaExceededException; Submission quota exceeded", "speeding"),
+        ("5.7.133", "550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; "
+         "Sender not authenticated for group", "rejected"),
+        ("5.4.4", "550 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
+         "hostunknown"),
+        ("5.1.10", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP "
+         "address lookup", "userunknown"),
+        ("5.7.1", "550 5.7.1 Unfortunately, messages from [192.0.2.5] weren't sent. (OU-001)",
+         "blocked"),
+    ],
+)  # fmt: skip
+def test_gmail_and_microsoft_replies_name_their_reasons(
+    status: str, diagnostic: str, reason: str
+) -> None:
+    assert reason_of(status, diagnostic).value == reason
+
+
+@pytest.mark.parametrize(
     ("status", "reply", "reason"),
     [
         # The class of an enhanced status code matters (sisimai's status table) ...
