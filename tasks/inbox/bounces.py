@@ -1400,7 +1400,7 @@ def _text_bounce(
                 continue
             context = _context(report_text, address) or report_text[:1500]
             status = status_in(context)
-            diagnostic = _diagnostic_line(context)
+            diagnostic = _diagnostic_line(context) or _said_on_its_line(context, address)
             reason = _stage_reason(
                 reason_of(status, diagnostic, context), status, diagnostic, context
             )
@@ -1431,6 +1431,22 @@ def _diagnostic_line(context: str) -> str | None:
     if match:
         return " ".join(match.group(0).split())[:500]
     return None
+
+
+_ITS_LINE_REST = re.compile(r"^[\s>:.,;-]*(?:\.\.\.|:|-)\s*(\S.{3,})$")
+
+
+def _said_on_its_line(context: str, address: str) -> str | None:
+    """The words after a recipient on its own line, where no server reply is quoted: Smail's
+    ``a@b.example ... unknown host``, a gateway's ``<a@b.example>: no such user``."""
+    lowered = context.lower()
+    index = lowered.find(address.lower())
+    if index < 0:
+        return None
+    end = context.find("\n", index)
+    rest = context[index + len(address) : end if end >= 0 else len(context)].lstrip(">")
+    found = _ITS_LINE_REST.match(rest)
+    return " ".join(found.group(1).split())[:500] if found else None
 
 
 # --- Amazon SES notifications (JSON, often wrapped in an SNS envelope) ---------------------------

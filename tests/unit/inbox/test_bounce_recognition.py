@@ -290,3 +290,44 @@ def test_a_challenge_response_notice_in_a_delivery_report_fails_nobody(
     verdict = classifier.classify(parse_message(raw))
     assert verdict.label is MessageClass.AUTO_REPLY
     assert verdict.suppress == () and verdict.bounce is None
+
+
+SMAIL_FAILED = """\
+|------------------------- Message log follows: -------------------------|
+ no valid recipients were found for this message
+|------------------------- Failed addresses follow: ---------------------|
+ buyer@nohost.example.org ... unknown host
+|------------------------- Message text follows: ------------------------|
+From: Vendas <vendas@accountflow.example>
+To: buyer@nohost.example.org
+Subject: Our offer
+"""
+TONLINE_FAILED = """\
+|------------------------- Failed addresses follow: ---------------------|
+ <client.buyer@t-online.de>
+   552 5.2.2 <client.buyer@t-online.de> Quota exceeded (mailbox for user is full)
+
+|------------------------- Message header follows: ----------------------|
+From: Vendas <vendas@accountflow.example>
+To: client.buyer@t-online.de
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "address", "reason", "hard"),
+    [
+        # Smail 3 writes the reason on the address's own line, after " ... ".
+        (SMAIL_FAILED, "buyer@nohost.example.org", "hostunknown", True),
+        # Deutsche Telekom's Smail fork quotes the server's reply below the address.
+        (TONLINE_FAILED, "client.buyer@t-online.de", "mailboxfull", False),
+    ],
+)
+def test_a_smail_style_report_names_the_recipient_and_its_reason(
+    classifier: MailClassifier, body: str, address: str, reason: str, hard: bool
+) -> None:
+    parsed = parse_message(_text_bounce("mail failed, returning to sender", body))
+    verdict = classifier.classify(parsed)
+    assert verdict.label is MessageClass.BOUNCE
+    assert isinstance(parsed, ParsedMail) and parsed.delivery_report is not None
+    assert [(r.address, r.reason) for r in parsed.delivery_report.recipients] == [(address, reason)]
+    assert verdict.suppress == ((address,) if hard else ())
