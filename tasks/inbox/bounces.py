@@ -238,6 +238,18 @@ _MICROSOFT_TEXT: tuple[tuple[Reason, str], ...] = (
         r"remote server returned unknown recipient",
     ),
 )
+# Yahoo's (senders.yahooinc.com/smtp-error-codes) and Apple iCloud's replies, as sisimai's
+# tables for them read them: Yahoo's "dd a@b is no longer valid" is a closed mailbox. (Its
+# "[TSS04] deferred due to unexpected volume or user complaints", which sisimai's Yahoo
+# table calls rejected, stays bad reputation: other mail systems quote it too.)
+_YAHOO_APPLE_TEXT: tuple[tuple[Reason, str], ...] = (
+    (Reason.REJECTED, r"due to unresolvable rfc\.?5321|will be permanently deferred"),
+    (Reason.SUSPEND, r"\bdd \S+ is no longer valid"),
+    (Reason.TOO_MANY_CONN, r"max message per connection reached"),
+    (Reason.SPEEDING, r"deferred due to excessive volume"),
+    (Reason.HAS_MOVED, r"recipient no longer on server"),
+    (Reason.USER_UNKNOWN, r"inactive e-?mail address"),
+)
 _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
     (
         # A sending service that did not even try: the address is on its suppression list,
@@ -643,7 +655,13 @@ _FALLBACK_TEXT: tuple[tuple[Reason, str], ...] = (
 )
 _COMPILED_REASONS = tuple(
     (reason, re.compile(pattern, re.IGNORECASE))
-    for reason, pattern in _GMAIL_TEXT + _MICROSOFT_TEXT + _REASON_TEXT + _FALLBACK_TEXT
+    for reason, pattern in (
+        *_GMAIL_TEXT,
+        *_MICROSOFT_TEXT,
+        *_YAHOO_APPLE_TEXT,
+        *_REASON_TEXT,
+        *_FALLBACK_TEXT,
+    )
 )
 
 # RFC 3463 status -> reason, for a report whose text names nothing better: the enhanced

@@ -143,9 +143,17 @@ def test_sisimais_wordings_name_their_reasons(status: str, diagnostic: str, reas
          "address lookup", "userunknown"),
         ("5.7.1", "550 5.7.1 Unfortunately, messages from [192.0.2.5] weren't sent. (OU-001)",
          "blocked"),
+        # Yahoo's and Apple iCloud's.
+        ("5.0.0", "554 delivery error: dd a.buyer@yahoo.com is no longer valid.", "suspend"),
+        ("5.7.2", "553 5.7.2 [TSS09] All messages from 192.0.2.25 will be permanently deferred",
+         "rejected"),
+        ("4.7.1", "421 4.7.1 Messages to a@icloud.com deferred due to excessive volume.",
+         "speeding"),
+        ("5.1.6", "550 5.1.6 recipient no longer on server: a@icloud.com", "hasmoved"),
+        ("5.1.1", "550 5.1.1 <a@icloud.com>: inactive email address", "userunknown"),
     ],
 )  # fmt: skip
-def test_gmail_and_microsoft_replies_name_their_reasons(
+def test_the_big_receivers_replies_name_their_reasons(
     status: str, diagnostic: str, reason: str
 ) -> None:
     assert reason_of(status, diagnostic).value == reason
