@@ -48,6 +48,7 @@ def _both(scores: dict[str, Score], misses: bool) -> dict[str, Any]:
     if misses:
         out["tuning_misses"] = scores["tuning"].misses
         out["tuning_disagreements"] = scores["tuning"].disagreements
+        out["tuning_reason_disagreements"] = scores["tuning"].reason_disagreements
     return out
 
 

@@ -189,6 +189,7 @@ class Score:
     failures_as: Counter[str] = field(default_factory=Counter)
     misses: list[str] = field(default_factory=list)
     disagreements: list[str] = field(default_factory=list)
+    reason_disagreements: list[str] = field(default_factory=list)
 
     def rate(self, part: int, whole: int) -> float | None:
         return round(part / whole, 3) if whole else None
@@ -282,6 +283,11 @@ def score_sisimai(root: Path, classifier: MailClassifier) -> dict[str, Score]:
         _count_message_id(score, got)
         score.reason_known += 1
         score.reason_agree += set(got.reasons) == reasons
+        if set(got.reasons) != reasons:
+            score.reason_disagreements.append(
+                f"{name}: truth {sorted(reasons)} ours {sorted(set(got.reasons))} status "
+                f"{records[0].get('status')}"
+            )
         truth_hard = any(r["hard"] for r in records)
         ours_hard = bool(got.suppressed)
         policy_hard = truth_hard or bool(reasons & POLICY_HARD)

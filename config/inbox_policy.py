@@ -76,8 +76,8 @@ class ClassesPolicy(BaseModel):
 
 # sisimai's reason names (tasks/inbox/bounces.py:Reason); every one needs a rule.
 BOUNCE_REASONS = (
-    "userunknown", "hostunknown", "hasmoved", "suspend", "notaccept", "mailboxfull",
-    "exceedlimit", "mesgtoobig", "expired", "blocked", "rejected", "requireptr",
+    "userunknown", "hostunknown", "hasmoved", "suspend", "notaccept", "suppressed",
+    "mailboxfull", "exceedlimit", "mesgtoobig", "expired", "blocked", "rejected", "requireptr",
     "badreputation", "authfailure", "spamdetected", "virusdetected", "filtered",
     "policyviolation", "contenterror", "notcompliantrfc", "norelaying", "securityerror",
     "failedstarttls", "speeding", "toomanyconn", "networkerror", "systemerror", "systemfull",

@@ -44,6 +44,7 @@ class Reason(StrEnum):
     HAS_MOVED = "hasmoved"
     SUSPEND = "suspend"
     NOT_ACCEPT = "notaccept"
+    SUPPRESSED = "suppressed"
     MAILBOX_FULL = "mailboxfull"
     EXCEED_LIMIT = "exceedlimit"
     MESG_TOO_BIG = "mesgtoobig"
@@ -114,7 +115,152 @@ class DeliveryReport:
 # before general wording ("mailbox size limit" is a full mailbox, not a big message;
 # "blocked using zen.spamhaus.org" is a blocklisting, not spam content; "sender address
 # rejected" is about our address, not the recipient's).
+# Gmail's own catalogue of SMTP replies (support.google.com/a/answer/3726730, as sisimai's
+# Google table reads it): whole sentences only Google writes, so they are read first,
+# before the general wording below would take a word of them for another reason (its
+# "rate limited because it is unauthenticated" is about authentication, not speed).
+_GMAIL_TEXT: tuple[tuple[Reason, str], ...] = (
+    (
+        Reason.AUTH_FAILURE,
+        r"spf record of the sending domain|senders to authenticate (with|their e-?mail with) "
+        r"(either )?(spf|dkim)|has an spf record with a hard fail|fails to pass spf checks|"
+        r"aligned with either the authenticated spf or dkim|to add a dmarc record|"
+        r"fails to pass authentication checks|does not have authentication information",
+    ),
+    (
+        Reason.BLOCKED,
+        r"ip not in whitelist for rcpt domain|try again later, closing connection|"
+        r"unusual rate of (unsolicited )?mail",
+    ),
+    (Reason.EXPIRED, r"connection expired, try reconnecting|timeout - closing connection"),
+    (Reason.FAILED_STARTTLS, r"senders to use tls/ssl|tls required for rcpt domain"),
+    (Reason.NETWORK_ERROR, r"message exceeded \d+ hops"),
+    (
+        Reason.NO_RELAYING,
+        r"invalid credentials for relay|not authorized to send e-?mail directly to our servers",
+    ),
+    (
+        Reason.NOT_COMPLIANT_RFC,
+        r"missing a valid (address in the from|message-id)|unicode character in a disallowed "
+        r"header|encoded-word syntax is not permitted|mail message is malformed",
+    ),
+    (Reason.POLICY_VIOLATION, r"has a policy that prohibited|with the same message-id"),
+    (Reason.REJECTED, r"mail sending denied"),
+    (
+        Reason.SECURITY_ERROR,
+        r"too many login attempts|no identity changes permitted|"
+        r"application-specific password required|log in (with|through) your web browser|"
+        r"username and password not accepted",
+    ),
+    (Reason.SPAM_DETECTED, r"nature of the content or the links within|likely unsolicited mail"),
+    (
+        Reason.SPEEDING,
+        r"receiving mail too quickly|smtp relay (sending )?limit exceeded|"
+        r"daily (user )?sending (quota|limit) exceeded|this mail has been rate limited",
+    ),
+    (
+        Reason.SYNTAX_ERROR,
+        r"smtp protocol violation|optional argument not permitted|unimplemented command|"
+        r"too many unrecognized commands|ehlo/helo first|\b(mail|rcpt) first\b|"
+        r"no data after bdat|unrecognized authentication type|xoauth is no longer supported|"
+        r"too many unauthenticated commands",
+    ),
+    (
+        Reason.SYSTEM_ERROR,
+        r"temporary system problem|\bserver busy\b|multiple destination domains per transaction|"
+        r"temporarily rejected (this )?message|domain policy size per transaction",
+    ),
+    (Reason.HOST_UNKNOWN, r"able to find the recipient domain"),
+)
+# Microsoft's (Exchange Server, Exchange Online, Outlook.com) documented NDR texts and
+# Outlook.com's postmaster codes, as sisimai's Microsoft table reads them: read before the
+# general wording, whose "not authenticated", "quota exceeded" or "nonexistent" would name
+# another reason (a 5.2.2 "submission quota exceeded" is our sending limit, not a full
+# mailbox; a group that only takes mail from its organisation refuses our sender).
+_MICROSOFT_TEXT: tuple[tuple[Reason, str], ...] = (
+    (Reason.AUTH_FAILURE, r"(doesn'?t|does not) meet the required authentication level"),
+    (
+        Reason.REJECTED,
+        r"sender (was )?not authenticated (by organization|for (group|mailbox|public folder))|"
+        r"sender not in allowed-senders list|access denied, (bad outbound sender|spam abuse "
+        r"detected)|client blocked from sending from unregistered domains",
+    ),
+    (
+        Reason.SPEEDING,
+        r"recipient thread limit exceeded|reached your daily limit for message recipients|"
+        r"submission quota exceeded|per hour message receive limit|"
+        r"recipient has exceeded their limit for|has exceeded permitted limits within|"
+        r"tenant has exceeded threshold|traffic not accepted from this ip",
+    ),
+    (Reason.TOO_MANY_CONN, r"exceeded the maximum number of connections"),
+    (
+        Reason.BLOCKED,
+        r"does not accept email over ipv6|access denied, rejected by recipient|"
+        r"\b(sc-00[34]|dy-001|ou-001)\b",
+    ),
+    (Reason.BAD_REPUTATION, r"\b(rp-00[123]|sc-001|ou-002)\b"),
+    (Reason.POLICY_VIOLATION, r"\bsc-002\b|x-dg-ref header is too long"),
+    (
+        Reason.FAILED_STARTTLS,
+        r"failed mta-sts validation|certificate-expired:|tlsa-invalid:|dnssec-invalid:|"
+        r"certificate-host-mismatch:|restrictdomainstoipaddresses",
+    ),
+    (Reason.HOST_UNKNOWN, r"nonexistentdomain|nonexistent domain|invalid x\.400 address"),
+    (Reason.NETWORK_ERROR, r"dns query failed"),
+    (
+        Reason.NOT_ACCEPT,
+        r"hosted tenant which has no mail-enabled subscriptions|bad storedriver mdb properties",
+    ),
+    (
+        Reason.SECURITY_ERROR,
+        r"cannot achieve exchange server authentication|"
+        r"not authenticated to send anonymous mail",
+    ),
+    (Reason.SPAM_DETECTED, r"content filter agent quarantined"),
+    (Reason.SUSPEND, r"access denied, banned recipient|mailbox cannot be accessed"),
+    (Reason.SYNTAX_ERROR, r"send hello first"),
+    (
+        Reason.SYSTEM_ERROR,
+        r"system incorrectly configured|journaling archive is disabled|"
+        r"helo / ehlo requires domain address|misconfigured forwarding address|"
+        r"message failed to be replicated|suspiciousremoteservererror|pfa agent busy|"
+        r"temporary server error",
+    ),
+    (Reason.SYSTEM_FULL, r"insufficient system resources"),
+    (
+        Reason.CONTENT_ERROR,
+        r"agent generated message depth exceeded|invalid message content|too many related errors",
+    ),
+    (
+        Reason.USER_UNKNOWN,
+        r"recipnotfound|recipient not found by smtp address lookup|"
+        r"recipient address reserved by rfc 2606|single label domains not accepted|"
+        r"remote server returned unknown recipient",
+    ),
+)
+# Yahoo's (senders.yahooinc.com/smtp-error-codes) and Apple iCloud's replies, as sisimai's
+# tables for them read them: Yahoo's "dd a@b is no longer valid" is a closed mailbox. (Its
+# "[TSS04] deferred due to unexpected volume or user complaints", which sisimai's Yahoo
+# table calls rejected, stays bad reputation: other mail systems quote it too.)
+_YAHOO_APPLE_TEXT: tuple[tuple[Reason, str], ...] = (
+    (Reason.REJECTED, r"due to unresolvable rfc\.?5321|will be permanently deferred"),
+    (Reason.SUSPEND, r"\bdd \S+ is no longer valid"),
+    (Reason.TOO_MANY_CONN, r"max message per connection reached"),
+    (Reason.SPEEDING, r"deferred due to excessive volume"),
+    (Reason.HAS_MOVED, r"recipient no longer on server"),
+    (Reason.USER_UNKNOWN, r"inactive e-?mail address"),
+)
 _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
+    (
+        # A sending service that did not even try: the address is on its suppression list,
+        # after an earlier hard bounce or complaint there (Amazon SES, Mailgun, SparkPost,
+        # Postmark). Before "invalid address", which such notices quote.
+        Reason.SUPPRESSED,
+        r"suppressed sending to this address|on the (account-level )?suppression list|"
+        r"suppression list for your account|not delivering to (a )?previously bounced|"
+        r"recipient address (was |is )?suppressed|address is (on|in) (an? |the )?"
+        r"(inactive|suppress\w*) (recipients? )?list",
+    ),
     (
         Reason.MAILBOX_FULL,
         r"mail ?box (is |was )?(currently )?(full|over|overfull|exceeded)|mailbox size limit|"
@@ -125,7 +271,10 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"(full|over (the )?(quota|limit))|full mailbox|not enough (storage|space|disk)|"
         r"storage (allocation|space)|too many messages in (this|the) mailbox|"
         r"has exceeded (the )?(maximum|allowed) (mailbox|storage|size)|boite.{0,10}pleine|"
-        r"postfach.{0,10}voll|casilla llena|mailbox has exceeded|exceeds? (his|her|its) quota",
+        r"postfach.{0,10}voll|casilla llena|mailbox has exceeded|exceeds? (his|her|its) quota|"
+        r"exceeding receiving limits|too much mail data|too many messages on the server|"
+        r"space has been used up|mailbox (would exceed|exceeds) (the )?(maximum )?allowed|"
+        r"no space left on device",
     ),
     (
         Reason.MESG_TOO_BIG,
@@ -133,11 +282,21 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"(size|length) (of (the |this )?message |of message )?exceeds|too big for|"
         r"maximum (allowed )?(message |mail |e-?mail )?size|message (file )?too large|"
         r"(mail|message|email) size limit|size limit exceeded|e-?mail is too (big|large)|"
-        r"exceeds (the )?(maximum|size limit|message size|fixed maximum)|message size",
+        r"exceeds (the )?(maximum|size limit|message size|fixed maximum)|message size|"
+        r"line limit exceeded|message file too big|max message size|"
+        r"taille limite du message|(inbound|incoming) message size|\bsize limit\b",
+    ),
+    (
+        # A server refusing more recipients in one session limits our sending, not the
+        # message: before the exceeded-limit wording below.
+        Reason.TOO_MANY_CONN,
+        r"too many (recipients|errors from your ip|smtp sessions)|connection rate limit|"
+        r"(maximum|per-domain) connection limit|max(imum)? e-?mails per hour|"
+        r"throttling failure|trop de connexions",
     ),
     (
         Reason.EXCEED_LIMIT,
-        r"too many recipients|recipient limit|exceeded (the )?recipient|"
+        r"recipient limit|exceeded (the )?recipient|"
         r"header (size )?exceeds|too many (headers|hops in)",
     ),
     (
@@ -154,12 +313,16 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"disabled (recipient|address|mailbox|account|user)|invalid/inactive user|"
         r"(account|user|mailbox|recipient)\b.{0,60}\b(is |been )?temporar(il)?y locked|"
         r"account is locked|recipient suspend(ed)? the service|"
-        r"mailbox unavailable or access denied|(has been )?disabled or discontinued",
+        r"mailbox unavailable or access denied|(has been )?disabled or discontinued|"
+        r"archived recipient|destinataire archiv|temporarily inactive|inactive account|"
+        r"no longer accepts mail|user or domain is disabled|user is terminated|"
+        r"mailbox is frozen",
     ),
     (
         Reason.HAS_MOVED,
         r"has (been )?moved|address (has )?changed|moved to (a )?new|new (e-?mail )?address is|"
-        r"changed (his|her|their|its) (e-?mail )?address|owner has changed|no longer with ",
+        r"changed (his|her|their|its) (e-?mail )?address|owner has changed|no longer with |"
+        r" has been replaced by ",
     ),
     (
         # A queue that gave up, whatever network trouble it quotes on the way.
@@ -173,7 +336,18 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"relay(ing)? (access )?(denied|not permitted|not allowed|prohibited|rejected|refused)|"
         r"unable to relay|not permitted to relay|(we|i) do not relay|no relaying|"
         r"relay not (permitted|allowed)|relaying (mail )?(to \S+ )?(is )?(denied|not allowed|"
-        r"disallowed)|relay access|cannot relay|not allowed to relay|open relay",
+        r"disallowed)|relay access|cannot relay|not allowed to relay|open relay|as a relay|"
+        r"not a gateway|not local host|relaying mail to |specified domain is not allowed|"
+        r"domain isn'?t in my list of allowed rcpthosts?|not configured to relay|"
+        r"we don'?t handle mail for|requires authentication when attempting to send to a "
+        r"non-local|e-?mail address is not verified\.",
+    ),
+    (
+        Reason.SECURITY_ERROR,
+        r"unauthenticated senders not allowed|recipient address rejected: access denied|"
+        r"authentication (failure|credentials invalid)|verification failure|"
+        r"insecure mail relay|executable files are not allowed|"
+        r"not subscribed to ses|is a dead domain|not authorized to perform ses",
     ),
     (
         Reason.AUTH_FAILURE,
@@ -184,7 +358,28 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"authentication checks? failed",
     ),
     (
+        # A header that breaks RFC 5322 (two From addresses, a duplicate field), however
+        # the refusal words it.
+        Reason.NOT_COMPLIANT_RFC,
+        r"duplicate header|not rfc ?5322 compliant|rfcmessagenoncompliant|"
+        r"\bmultiple\b.{0,60}\bheaders?\b",
+    ),
+    (
+        Reason.POLICY_VIOLATION,
+        r"(rejected|not accepted) (for|due to) (local |security )?polic(y|ies)|"
+        r"denied by policy|local policy violation|organi[sz]ation(al)? (policy|settings)|"
+        r"closed mailing list|members-only list|not subscribed to this group|mass mailer|"
+        r"protocol violation|illegal attachment|header error|header are not accepted|"
+        r"message given low priority",
+    ),
+    (
         Reason.REJECTED,
+        r"unroutable sender|invalid sender|sender was rejected|sender is spammer|"
+        r"null sender|empty envelope sender|bogus mail from|\bbatv\b|"
+        r"not a registered gateway user|returned mail not accepted|third-party dsn|"
+        r"unsigned dsn|fully qualified e-?mail address required|"
+        r"sender (address )?(has been )?blacklisted|sender is in my black ?list|"
+        r"administrative prohibition|recipient addresses rejected ?: access denied|"
         r"sender (address |domain )?(rejected|refused|denied|blocked|invalid|unknown|"
         r"verify failed|verification failed|(domain )?(must|does not|doesn'?t) (exist|resolve)|"
         r"not (found|allowed|accepted)|is (rejected|not allowed|blocked|blacklisted))|"
@@ -201,12 +396,23 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"reverse (dns|lookup|name|address|mapping)|\bptr\b|\brdns\b|"
         r"cannot (find|resolve) your (host ?name|address)|(unable to|can'?t|cannot) resolve "
         r"(your )?(ip|host)|client host .{0,60}(no ptr|does not resolve|unknown)|"
-        r"(hostname|host name) (does not|doesn'?t) (match|resolve)|no dns (for|record for) your",
+        r"(hostname|host name) (does not|doesn'?t) (match|resolve)|no dns (for|record for) your|"
+        r"ip name lookup failed|cannot find your hostname|cannot resolve your address|"
+        r"unresolvable relay host name|mismatches client ip|unverifyable sending ips?|"
+        r"dns lookup failure: .{0,80}try again later|invalid rdns|generic dns",
     ),
     (
         Reason.BAD_REPUTATION,
         r"reputation|sender score|low (sending )?rating|rate of (user )?complaints|"
         r"deferred due to (user complaints|unexpected volume)|complaints from (our|your) users",
+    ),
+    (
+        Reason.SPAM_DETECTED,
+        r"blacklisted url|\burl\b.{0,40}blacklisted|mail content denied|"
+        r"rejecting (banned|mail) content|reject bulk|unacceptable content|"
+        r"recurrent pattern detection|temporarily blocked by our filter|sender domain listed at |"
+        r"is blacklisted on|blocked for abuse|message rejected for policy reasons|"
+        r"(detected|classified|identified|scored|considered) as spam|greylisted.{0,80}try again in",
     ),
     (
         # Gmail's refusal of content it deems unsafe: before "blocked because".
@@ -222,11 +428,20 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"spamhaus|spamcop|\bsorbs\b|barracudacentral|cbl\.abuseat|dnsbl|"
         r"(not allowed|refused|denied) to connect|connection (refused|rejected|denied) "
         r"(from|by|for)|your (ip|host|domain|network|server) .{0,60}(blocked|listed|rejected|"
-        r"denied|refused)|access denied.{0,40}\b(ip|host)\b|helo|ehlo|\bbanned\b|"
+        r"denied|refused)|access denied.{0,40}\b(ip|host)\b|\bbanned\b|"
+        r"\b(helo|ehlo)\b.{0,40}\b(rejected|refused|denied|invalid|not allowed|forged)|"
+        r"(invalid|bad|forged|bogus) (helo|ehlo)|"
         r"(dynamic|residential|dial-?up) (ip|address|pool|range)|"
         r"too many (invalid|bad|unknown) recipients|rejecting (your )?connection|"
         r"service (is )?unavailable.{0,40}(client|host|ip)|blocked (by|for|because)|"
-        r"refused to talk to me|service refus(ed|e)\b",
+        r"refused to talk to me|service refus(ed|e)\b|"
+        r"use the smtp server of your isp|\bgo away\b|confirm this mail server|"
+        r"not accepting connections|not currently accepting mail from your ip|"
+        r"is not allowed to send mail from|no access from mail server|open proxy|"
+        r"sender ip address rejected|closing transmission channel|after initial connection|"
+        r"looks suspiciously like spammer|you are sending spam|spams? from your ip|"
+        r"connection (was )?dropped|bad sender ip|banned sending ip|"
+        r"invalid ip for sending mail",
     ),
     (
         # A message refused for its form, whatever the spam it is said to resemble.
@@ -240,7 +455,8 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         Reason.VIRUS_DETECTED,
         r"virus|malware|infected|banned (file|attachment|name|filename)|"
         r"(dangerous|forbidden|prohibited|disallowed) (attachment|file|content)|"
-        r"attachment (type )?(not allowed|blocked|rejected|prohibited)|\.(exe|bat|scr|pif)\b",
+        r"attachment (type )?(not allowed|blocked|rejected|prohibited)|\.(exe|bat|scr|pif)\b|"
+        r"potentially executable attachment|used by recent viruses",
     ),
     (
         Reason.SPAM_DETECTED,
@@ -260,12 +476,14 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"( name| address)? (not found|not known|not exist|unknown|not valid)|"
         r"invalid (recipient|mailbox|user|address|e-?mail|account|destination)|"
         r"(recipient|mailbox|address|user) (is )?(invalid|not valid|unavailable|not available)|"
-        r"not a valid (user|mailbox|recipient|address)|bad (recipient|destination|address|"
-        r"mailbox)|no mailbox|is not a (known|valid|local) (user|recipient|mailbox|address)|"
+        r"not a valid (user|mailbox|recipient|address)|"
+        r"bad (recipient|destination(?! system)|address|mailbox)|no mailbox|"
+        r"is not a (known|valid|local) (user|recipient|mailbox|address)|"
         r"(recipient|user) (not|isn'?t) (local|listed)|"
         r"non-?existent|address (is )?no longer (valid|in use)|invalid (final delivery )?userid|"
         r"(recipient|user|mailbox|address)( name| address)? is not recognized|"
-        r"no longer (a )?valid|no account|there is no one|user not exist|not our customer|"
+        r"no longer (a )?valid|no account|account that you tried to reach does not exist|"
+        r"there is no one|user not exist|not our customer|"
         r"badrcptto|validrcptto|not listed in|"
         r"could not be found|(user|recipient|account) doesn'?t have|not a known user|"
         r"inconnu|unbekannt|desconocid|inexistente|no existe|nicht gefunden|user not found|"
@@ -276,7 +494,22 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"\buser \S{1,80} (does not|doesn'?t) exist|bad[ _-]recipient|no valid recipients",
     ),
     (
+        Reason.NOT_ACCEPT,
+        r"(host|domain|host/domain) does not accept mail|mail receiving disabled|"
+        r"name server: \.: host not found|no mx record found for domain=|"
+        r"no route for current request|smtp protocol returned a permanent error",
+    ),
+    (
+        Reason.NETWORK_ERROR,
+        r"host not found, try again|dns records for the destination computer could not be|"
+        r"unrouteable mail domain|malformed (or unexpected )?name server reply|"
+        r"host name lookup failure|unable to resolve route|no route to host|"
+        r"hop count exceeded|forwarding loop|message looping|routing loop|too many hops",
+    ),
+    (
         Reason.HOST_UNKNOWN,
+        r"domain must exist|mail domain mentioned in e-?mail address is unknown|"
+        r"account or domain may not exist|host unreachable|"
         r"host (or domain name )?(not found|unknown)|unknown host|(domain|host)( name)? "
         r"(does not exist|doesn'?t exist|not found|unknown|lookup failed|not resolvable)|"
         r"no (mx|a|dns|mail exchanger)( record)?s? (for|found)|name or service not known|"
@@ -318,13 +551,16 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         r"(header|mime|encoding|charset|line length|8-?bit|body) .{0,30}(syntax|invalid|"
         r"malformed|not compliant|error|too long|illegal)|improper use of 8-bit|"
         r"invalid (header|mime|character|content)|bare (lf|cr)|message (header|headers) "
-        r"(too|is|are) .{0,20}(long|large|invalid)|line too long",
+        r"(too|is|are) .{0,20}(long|large|invalid)|line too long|mime complexity|"
+        r"improperly-formatted binary content|unnecessary base64 encoding|"
+        r"too many received: headers",
     ),
     (
         Reason.SPEEDING,
         r"rate limit|too (much|many) (mail|messages|emails)|sending (rate|too fast)|too fast|"
         r"exceeded .{0,30}(rate|sending)|throttl|slow down|message rate|rate exceeded|"
-        r"too many (messages|mails|e-?mails)",
+        r"too many (messages|mails|e-?mails)|try again slower|temporarily rate limited|"
+        r"receiving mail at a rate",
     ),
     (
         Reason.TOO_MANY_CONN,
@@ -345,6 +581,23 @@ _REASON_TEXT: tuple[tuple[Reason, str], ...] = (
         Reason.FAILED_STARTTLS,
         r"starttls|tls (is )?required|must issue a starttls|encryption required|"
         r"tls (handshake|negotiation)",
+    ),
+    (
+        Reason.SYSTEM_ERROR,
+        r"aliasing/forwarding loop broken|can'?t create user output file|"
+        r"could not load drd|internal error reading data|interrupted system call|"
+        r"encountered an error while being processed|would create a mail loop|"
+        r"local configuration error|local error in processing|"
+        r"loop was found in the mail exchanger|loops back to myself|queue file write error|"
+        r"there is no mdb|remote server is misconfigured|timeout waiting for input|"
+        r"temporary local problem|unable to connect .{0,40}daemon",
+    ),
+    (
+        Reason.EXPIRED,
+        r"connection timed out|server did not respond|giving up on|delivery expired|"
+        r"message timed out|could not find a gateway for|failed to deliver to domain|"
+        r"not reachable within the allowed queue period|after multiple retries|"
+        r"has not been collected after|could not be delivered for more than",
     ),
     (
         Reason.NETWORK_ERROR,
@@ -402,59 +655,101 @@ _FALLBACK_TEXT: tuple[tuple[Reason, str], ...] = (
 )
 _COMPILED_REASONS = tuple(
     (reason, re.compile(pattern, re.IGNORECASE))
-    for reason, pattern in _REASON_TEXT + _FALLBACK_TEXT
+    for reason, pattern in (
+        *_GMAIL_TEXT,
+        *_MICROSOFT_TEXT,
+        *_YAHOO_APPLE_TEXT,
+        *_REASON_TEXT,
+        *_FALLBACK_TEXT,
+    )
 )
 
-# RFC 3463 subject.detail -> reason, for a report whose text names nothing better.
+# RFC 3463 status -> reason, for a report whose text names nothing better: the enhanced
+# status codes of the IANA registry as sisimai reads them (its SMTP status table). The class
+# matters: a 4.2.1 is a mailbox refusing us for now (blocked), a 5.2.1 a mailbox that
+# refuses this mail (filtered); 4.x.y codes about the address itself are left to the text,
+# since a transient "no such user" says nothing final.
 _STATUS_REASONS: dict[str, Reason] = {
-    "1.1": Reason.USER_UNKNOWN,
-    "1.2": Reason.HOST_UNKNOWN,
-    "1.3": Reason.USER_UNKNOWN,
-    "1.4": Reason.USER_UNKNOWN,
-    "1.6": Reason.HAS_MOVED,
-    "1.7": Reason.REJECTED,
-    "1.8": Reason.REJECTED,
-    "1.10": Reason.NOT_ACCEPT,
-    "2.0": Reason.FILTERED,
-    "2.1": Reason.FILTERED,
-    "2.2": Reason.MAILBOX_FULL,
-    "2.3": Reason.MESG_TOO_BIG,
-    "2.4": Reason.FILTERED,
-    "3.0": Reason.SYSTEM_ERROR,
-    "3.1": Reason.SYSTEM_FULL,
-    "3.2": Reason.NOT_ACCEPT,
-    "3.3": Reason.SYSTEM_ERROR,
-    "3.4": Reason.MESG_TOO_BIG,
-    "3.5": Reason.SYSTEM_ERROR,
-    "4.0": Reason.NETWORK_ERROR,
-    "4.1": Reason.NETWORK_ERROR,
-    "4.2": Reason.NETWORK_ERROR,
-    "4.3": Reason.SYSTEM_ERROR,
-    "4.4": Reason.HOST_UNKNOWN,
-    "4.5": Reason.TOO_MANY_CONN,
-    "4.6": Reason.NETWORK_ERROR,
-    "4.7": Reason.EXPIRED,
-    "5.3": Reason.EXCEED_LIMIT,
-    "7.0": Reason.SECURITY_ERROR,
-    "7.1": Reason.SECURITY_ERROR,
-    "7.2": Reason.SECURITY_ERROR,
-    "7.7": Reason.SECURITY_ERROR,
-    "7.8": Reason.SECURITY_ERROR,
-    "7.9": Reason.SECURITY_ERROR,
-    "7.10": Reason.FAILED_STARTTLS,
-    "7.11": Reason.FAILED_STARTTLS,
-    "7.13": Reason.SUSPEND,
-    "7.17": Reason.HAS_MOVED,
-    "7.18": Reason.NO_RELAYING,
-    "7.20": Reason.AUTH_FAILURE,
-    "7.21": Reason.AUTH_FAILURE,
-    "7.22": Reason.AUTH_FAILURE,
-    "7.23": Reason.AUTH_FAILURE,
-    "7.24": Reason.AUTH_FAILURE,
-    "7.25": Reason.REQUIRE_PTR,
-    "7.26": Reason.AUTH_FAILURE,
-    "7.27": Reason.NOT_ACCEPT,
+    "4.1.6": Reason.HAS_MOVED,
+    "4.1.7": Reason.REJECTED,
+    "4.1.8": Reason.REJECTED,
+    "4.1.9": Reason.SYSTEM_ERROR,
+    "4.2.1": Reason.BLOCKED,
+    "4.2.2": Reason.MAILBOX_FULL,
+    "4.2.3": Reason.EXCEED_LIMIT,
+    "4.2.4": Reason.FILTERED,
+    "4.3.1": Reason.SYSTEM_FULL,
+    "4.3.2": Reason.NOT_ACCEPT,
+    "4.3.3": Reason.SYSTEM_ERROR,
+    "4.3.5": Reason.SYSTEM_ERROR,
+    "4.4.1": Reason.EXPIRED,  # no answer from host, until the queue gave up
+    "4.4.2": Reason.NETWORK_ERROR,
+    "4.4.3": Reason.SYSTEM_ERROR,
+    "4.4.4": Reason.NETWORK_ERROR,
+    "4.4.5": Reason.SYSTEM_FULL,  # mail system congestion
+    "4.4.6": Reason.NETWORK_ERROR,
+    "4.4.7": Reason.EXPIRED,
+    "4.4.8": Reason.NETWORK_ERROR,
+    "4.5.3": Reason.SYSTEM_ERROR,
+    "4.5.5": Reason.SYSTEM_ERROR,
+    "4.7.1": Reason.BLOCKED,
+    "4.7.2": Reason.BLOCKED,
+    "4.7.5": Reason.SECURITY_ERROR,
+    "4.7.6": Reason.SECURITY_ERROR,
+    "4.7.7": Reason.SECURITY_ERROR,
+    "4.7.12": Reason.SECURITY_ERROR,
+    "4.7.15": Reason.SECURITY_ERROR,
+    "4.7.16": Reason.MESG_TOO_BIG,
+    "4.7.24": Reason.AUTH_FAILURE,
+    "4.7.25": Reason.REQUIRE_PTR,
+    "4.7.26": Reason.AUTH_FAILURE,
+    "5.1.0": Reason.USER_UNKNOWN,
+    "5.1.1": Reason.USER_UNKNOWN,
+    "5.1.2": Reason.HOST_UNKNOWN,
+    "5.1.3": Reason.USER_UNKNOWN,
+    "5.1.4": Reason.FILTERED,  # ambiguous: the address matched several mailboxes
+    "5.1.6": Reason.HAS_MOVED,
+    "5.1.7": Reason.REJECTED,
+    "5.1.8": Reason.REJECTED,
+    "5.1.9": Reason.SYSTEM_ERROR,
+    "5.1.10": Reason.NOT_ACCEPT,  # RFC 7505 null MX
+    "5.2.0": Reason.FILTERED,
+    "5.2.1": Reason.FILTERED,
+    "5.2.2": Reason.MAILBOX_FULL,
+    "5.2.3": Reason.EXCEED_LIMIT,
+    "5.2.4": Reason.FILTERED,
+    "5.3.0": Reason.SYSTEM_ERROR,
+    "5.3.1": Reason.SYSTEM_FULL,
+    "5.3.2": Reason.NOT_ACCEPT,
+    "5.3.3": Reason.SYSTEM_ERROR,
+    "5.3.4": Reason.MESG_TOO_BIG,
+    "5.3.5": Reason.SYSTEM_ERROR,
+    "5.4.0": Reason.NETWORK_ERROR,
+    "5.4.3": Reason.SYSTEM_ERROR,
+    "5.4.4": Reason.HOST_UNKNOWN,  # unable to route: no MX, no A
+    "5.5.2": Reason.SYNTAX_ERROR,
+    "5.5.3": Reason.TOO_MANY_CONN,  # too many recipients for one transaction
+    "5.5.4": Reason.SYSTEM_ERROR,
+    "5.5.5": Reason.SYSTEM_ERROR,
+    "5.5.6": Reason.SYNTAX_ERROR,
+    "5.7.13": Reason.SUSPEND,  # user account disabled
+    "5.7.16": Reason.MESG_TOO_BIG,
+    "5.7.17": Reason.HAS_MOVED,  # RFC 7293: mailbox owner has changed
+    "5.7.18": Reason.HAS_MOVED,  # RFC 7293: domain owner has changed
+    "5.7.20": Reason.AUTH_FAILURE,
+    "5.7.21": Reason.AUTH_FAILURE,
+    "5.7.22": Reason.AUTH_FAILURE,
+    "5.7.23": Reason.AUTH_FAILURE,
+    "5.7.24": Reason.AUTH_FAILURE,
+    "5.7.25": Reason.REQUIRE_PTR,
+    "5.7.26": Reason.AUTH_FAILURE,
+    "5.7.27": Reason.NOT_ACCEPT,
+    "5.7.28": Reason.SPAM_DETECTED,  # part of a flood of similar abusive messages
+    "5.7.29": Reason.AUTH_FAILURE,  # ARC validation failed
+    "5.7.30": Reason.FAILED_STARTTLS,  # REQUIRETLS support required
 }
+# What an unlisted status still says by its subject: X.6 media, X.7 security or policy.
+_STATUS_SUBJECTS: dict[str, Reason] = {"6": Reason.CONTENT_ERROR, "7": Reason.SECURITY_ERROR}
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _SMTP_CODE = re.compile(r"\b([245]\d\d)[ -]")
 
@@ -498,6 +793,33 @@ def _group_post(reason: Reason, address: str) -> Reason:
     return reason
 
 
+# SMTP replies that name a reason by their number alone: RFC 7504's 521 and 556 (the host
+# or the domain takes no mail) and RFC 4954's 525 (the user's account is disabled).
+_REPLY_REASONS: dict[str, Reason] = {
+    "521": Reason.NOT_ACCEPT,
+    "556": Reason.NOT_ACCEPT,
+    "525": Reason.SUSPEND,
+}
+
+
+def _reply_reason(text: str) -> Reason | None:
+    reply = _SMTP_CODE.search(text)
+    return _REPLY_REASONS.get(reply.group(1)) if reply else None
+
+
+def _status_reason(code: str, text: str) -> Reason | None:
+    """The reason an enhanced status code names (``_STATUS_REASONS``), else its subject's,
+    else a 501-507 (or 401-407) reply's: a command the server could not parse."""
+    found = _STATUS_REASONS.get(code)
+    if found is None:
+        found = _STATUS_SUBJECTS.get(code.split(".")[1] if "." in code else "")
+    if found is None:
+        reply = _SMTP_CODE.search(text)
+        if reply and int(reply.group(1)) % 100 in range(1, 8) and reply.group(1)[0] in "45":
+            found = Reason.SYNTAX_ERROR
+    return found
+
+
 def _reason_of(status: str | None, diagnostic: str | None, context: str = "") -> Reason:
     """The reason a recipient failed: the diagnostic's words, else the status code, else
     the words around the recipient in the report's text, else ``onhold``/``undefined``.
@@ -509,18 +831,13 @@ def _reason_of(status: str | None, diagnostic: str | None, context: str = "") ->
         return Reason.DELIVERED
     text = " ".join((diagnostic or "").split())
     if text:
-        found = _text_reason(text)
+        found = _text_reason(text) or _reply_reason(text)
         if found is not None:
             return found
     if not code:
         code = status_in(text) or ""
     if code:
-        subject_detail = code.split(".", 1)[1] if "." in code else ""
-        by_code = _STATUS_REASONS.get(subject_detail)
-        if by_code is None and subject_detail.startswith("5."):
-            by_code = Reason.SYNTAX_ERROR
-        if by_code is None and subject_detail.startswith("6."):
-            by_code = Reason.CONTENT_ERROR
+        by_code = _status_reason(code, text)
         if by_code is not None and by_code is not Reason.SECURITY_ERROR:
             return by_code
         context_reason = _text_reason(" ".join(context.split())) if context else None
@@ -1101,7 +1418,7 @@ def _text_bounce(
                 continue
             context = _context(report_text, address) or report_text[:1500]
             status = status_in(context)
-            diagnostic = _diagnostic_line(context)
+            diagnostic = _diagnostic_line(context) or _said_on_its_line(context, address)
             reason = _stage_reason(
                 reason_of(status, diagnostic, context), status, diagnostic, context
             )
@@ -1132,6 +1449,22 @@ def _diagnostic_line(context: str) -> str | None:
     if match:
         return " ".join(match.group(0).split())[:500]
     return None
+
+
+_ITS_LINE_REST = re.compile(r"^[\s>:.,;-]*(?:\.\.\.|:|-)\s*(\S.{3,})$")
+
+
+def _said_on_its_line(context: str, address: str) -> str | None:
+    """The words after a recipient on its own line, where no server reply is quoted: Smail's
+    ``a@b.example ... unknown host``, a gateway's ``<a@b.example>: no such user``."""
+    lowered = context.lower()
+    index = lowered.find(address.lower())
+    if index < 0:
+        return None
+    end = context.find("\n", index)
+    rest = context[index + len(address) : end if end >= 0 else len(context)].lstrip(">")
+    found = _ITS_LINE_REST.match(rest)
+    return " ".join(found.group(1).split())[:500] if found else None
 
 
 # --- Amazon SES notifications (JSON, often wrapped in an SNS envelope) ---------------------------

@@ -97,7 +97,7 @@ def test_the_reason_per_recipient_agrees_with_sisimai_on_most_held_out_bounces(
     sisimai: dict[str, Score],
 ) -> None:
     held = sisimai["held_out"]
-    assert held.reason_agree / held.reason_known >= 0.6
+    assert held.reason_agree / held.reason_known >= 0.7
 
 
 def test_feedback_loop_reports_suppress_the_reported_recipient(

@@ -12,7 +12,7 @@ from tasks.inbox.bounces import Reason, reason_of, smtp_reply_reason
 from tasks.inbox.classification import MailClassifier, MessageClass
 from tasks.inbox.parsing import ParsedMail, parse_message
 
-HARD = {"userunknown", "hostunknown", "hasmoved", "suspend", "notaccept", "feedback"}
+HARD = {"userunknown", "hostunknown", "hasmoved", "suspend", "notaccept", "suppressed", "feedback"}
 IGNORED = {"vacation", "delivered"}
 
 
@@ -65,6 +65,124 @@ def test_the_reason_comes_from_the_words_before_the_status_code(
     status: str, diagnostic: str, reason: str
 ) -> None:
     assert reason_of(status, diagnostic).value == reason
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "reason"),
+    [
+        # Wordings sisimai's reason lists know, each in a reply we could receive.
+        ("5.0.0", "550 Sorry, too many recipients in this session", "toomanyconn"),
+        ("5.7.1", "550 5.7.1 Unauthenticated senders not allowed", "securityerror"),
+        ("5.0.0", "554 Mail from a@b.example rejected for policy reasons", "policyviolation"),
+        ("5.0.0", "550 Unroutable sender address", "rejected"),
+        ("4.4.1", "connect to mx.b.example[192.0.2.1]:25: Connection timed out", "expired"),
+        ("4.4.0", "connect to mx.b.example[192.0.2.1]:25: No route to host", "networkerror"),
+        ("5.0.0", "554 5.4.6 mail for b.example loops back to myself", "systemerror"),
+        ("4.7.1", "450 4.7.1 Access denied. IP name lookup failed [192.0.2.9]", "requireptr"),
+        ("5.0.0", "550-REJECTED - Blacklisted URL in message (shop.example)", "spamdetected"),
+        ("5.0.0", "554 This system is not configured to relay mail", "norelaying"),
+        ("5.0.0", "500 Line limit exceeded", "mesgtoobig"),
+        ("4.2.2", "452 4.2.2 User has too many messages on the server", "mailboxfull"),
+        ("5.0.0", "550 a@b.example has been replaced by c@b.example", "hasmoved"),
+        ("5.0.0", "550 Recipient address rejected: Mail receiving disabled", "notaccept"),
+        ("5.0.0", "550 Recipient rejected: temporarily inactive", "suspend"),
+        (
+            "5.7.1",
+            "550 5.7.1 Messages with multiple addresses in From: header are not accepted",
+            "notcompliantrfc",
+        ),
+        (
+            "4.4.2",
+            "lost connection with mx.b.example[192.0.2.3] while performing the HELO handshake",
+            "networkerror",
+        ),
+        ("5.0.0", "550 The email account that you tried to reach does not exist.", "userunknown"),
+        ("5.4.1", "550 5.4.1 All recipient addresses rejected : Access denied", "rejected"),
+        (
+            "5.1.2",
+            "550 5.1.2 <a@b.example>: Recipient address rejected: Bad destination system address",
+            "hostunknown",
+        ),
+        (
+            "5.0.0",
+            "Amazon SES has suppressed sending to this address because it has a recent history "
+            "of bouncing as an invalid address.",
+            "suppressed",
+        ),
+    ],
+)
+def test_sisimais_wordings_name_their_reasons(status: str, diagnostic: str, reason: str) -> None:
+    assert reason_of(status, diagnostic).value == reason
+
+
+@pytest.mark.parametrize(
+    ("status", "diagnostic", "reason"),
+    [
+        # Gmail's catalogue: "rate limited" here is about authentication, not speed ...
+        (
+            "4.7.26",
+            "421 4.7.26 This mail has been rate limited because it is unauthenticated. Gmail "
+            "requires all senders to authenticate with either SPF or DKIM.",
+            "authfailure",
+        ),
+        ("4.2.1", "450 4.2.1 The user you are trying to contact is receiving mail too quickly.",
+         "speeding"),
+        ("5.7.1", "550 5.7.1 The IP you're using to send mail is not authorized to send email "
+         "directly to our servers.", "norelaying"),
+        ("5.7.1", "550 5.7.1 Messages missing a valid Message-ID: header are not accepted.",
+         "notcompliantrfc"),
+        ("5.1.2", "553 5.1.2 We weren't able to find the recipient domain.", "hostunknown"),
+        # ... and Microsoft's: a 5.2.2 quota that is our sending limit, a group closed to us.
+        ("5.2.2", "554 5.2.2 mailbox full; STOREDRV.Submission.Exception: "
+         "SubmissionQuotaExceededException; Submission quota exceeded", "speeding"),
+        ("5.7.133", "550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; "
+         "Sender not authenticated for group", "rejected"),
+        ("5.4.4", "550 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
+         "hostunknown"),
+        ("5.1.10", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP "
+         "address lookup", "userunknown"),
+        ("5.7.1", "550 5.7.1 Unfortunately, messages from [192.0.2.5] weren't sent. (OU-001)",
+         "blocked"),
+        # Yahoo's and Apple iCloud's.
+        ("5.0.0", "554 delivery error: dd a.buyer@yahoo.com is no longer valid.", "suspend"),
+        ("5.7.2", "553 5.7.2 [TSS09] All messages from 192.0.2.25 will be permanently deferred",
+         "rejected"),
+        ("4.7.1", "421 4.7.1 Messages to a@icloud.com deferred due to excessive volume.",
+         "speeding"),
+        ("5.1.6", "550 5.1.6 recipient no longer on server: a@icloud.com", "hasmoved"),
+        ("5.1.1", "550 5.1.1 <a@icloud.com>: inactive email address", "userunknown"),
+    ],
+)  # fmt: skip
+def test_the_big_receivers_replies_name_their_reasons(
+    status: str, diagnostic: str, reason: str
+) -> None:
+    assert reason_of(status, diagnostic).value == reason
+
+
+@pytest.mark.parametrize(
+    ("status", "reply", "reason"),
+    [
+        # The class of an enhanced status code matters (sisimai's status table) ...
+        ("4.2.1", "450 4.2.1 try later", "blocked"),
+        ("5.2.1", "550 5.2.1 refused", "filtered"),
+        ("5.1.4", "550 5.1.4 refused", "filtered"),
+        ("5.7.18", "550 5.7.18 refused", "hasmoved"),
+        ("5.7.28", "550 5.7.28 refused", "spamdetected"),
+        ("5.5.3", "452 5.5.3 refused", "toomanyconn"),
+        ("4.4.5", "451 4.4.5 refused", "systemfull"),
+        ("5.7.9", "535 5.7.9 refused", "securityerror"),
+        ("5.6.7", "553 5.6.7 refused", "contenterror"),
+        # ... and where it names nothing, some SMTP reply codes do (RFC 7504, RFC 4954).
+        ("5.0.0", "556 refused", "notaccept"),
+        ("5.0.0", "521 refused", "notaccept"),
+        ("5.0.0", "525 refused", "suspend"),
+        ("5.0.0", "504 Command parameter not implemented", "syntaxerror"),
+    ],
+)
+def test_a_status_or_reply_code_names_the_reason_when_the_words_do_not(
+    status: str, reply: str, reason: str
+) -> None:
+    assert reason_of(status, reply).value == reason
 
 
 def test_an_smtp_reply_is_read_with_the_same_reasons() -> None:

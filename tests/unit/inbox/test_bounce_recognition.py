@@ -247,8 +247,11 @@ def test_the_original_message_id_is_found_where_mime_hid_the_returned_headers() 
     ("action", "status", "diagnostic", "reason"),
     [
         # Network trouble quoted in a final failure stays a network error ...
-        ("failed", "4.4.1", "connect to mx.b.example[192.0.2.1]:25: Connection timed out",
+        ("failed", "4.4.1", "connect to mx.b.example[192.0.2.1]:25: No route to host",
          "networkerror"),
+        # ... though a connection that timed out until the queue gave up is expired.
+        ("failed", "4.4.1", "connect to mx.b.example[192.0.2.1]:25: Connection timed out",
+         "expired"),
         # ... the queue's own words that it gave up make it expired.
         ("failed", "4.4.7", "554 4.4.7 Message expired: unable to deliver in 840 minutes."
          "<421 4.4.2 Connection timed out>", "expired"),
@@ -287,3 +290,44 @@ def test_a_challenge_response_notice_in_a_delivery_report_fails_nobody(
     verdict = classifier.classify(parse_message(raw))
     assert verdict.label is MessageClass.AUTO_REPLY
     assert verdict.suppress == () and verdict.bounce is None
+
+
+SMAIL_FAILED = """\
+|------------------------- Message log follows: -------------------------|
+ no valid recipients were found for this message
+|------------------------- Failed addresses follow: ---------------------|
+ buyer@nohost.example.org ... unknown host
+|------------------------- Message text follows: ------------------------|
+From: Vendas <vendas@accountflow.example>
+To: buyer@nohost.example.org
+Subject: Our offer
+"""
+TONLINE_FAILED = """\
+|------------------------- Failed addresses follow: ---------------------|
+ <client.buyer@t-online.de>
+   552 5.2.2 <client.buyer@t-online.de> Quota exceeded (mailbox for user is full)
+
+|------------------------- Message header follows: ----------------------|
+From: Vendas <vendas@accountflow.example>
+To: client.buyer@t-online.de
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "address", "reason", "hard"),
+    [
+        # Smail 3 writes the reason on the address's own line, after " ... ".
+        (SMAIL_FAILED, "buyer@nohost.example.org", "hostunknown", True),
+        # Deutsche Telekom's Smail fork quotes the server's reply below the address.
+        (TONLINE_FAILED, "client.buyer@t-online.de", "mailboxfull", False),
+    ],
+)
+def test_a_smail_style_report_names_the_recipient_and_its_reason(
+    classifier: MailClassifier, body: str, address: str, reason: str, hard: bool
+) -> None:
+    parsed = parse_message(_text_bounce("mail failed, returning to sender", body))
+    verdict = classifier.classify(parsed)
+    assert verdict.label is MessageClass.BOUNCE
+    assert isinstance(parsed, ParsedMail) and parsed.delivery_report is not None
+    assert [(r.address, r.reason) for r in parsed.delivery_report.recipients] == [(address, reason)]
+    assert verdict.suppress == ((address,) if hard else ())
