@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -17,7 +18,15 @@ from flows.daily import daily_pipeline
 from tasks.common.exports import KINDS, export_query, write_export
 from tasks.common.spreadsheet_safety import neutralise
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+@pytest.fixture(scope="module", autouse=True)
+def own_prefect_api() -> Iterator[None]:
+    """A Prefect API of this module's own: the demo day's runs and artifacts (the sample
+    people in them) stay out of the session's, which other tests count and search."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
 
 
 def _as_pandas_wrote_it(kind: str) -> str:
