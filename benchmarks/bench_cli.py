@@ -5,7 +5,11 @@ from elsewhere on the machine falls on all of them alike; the table gives the me
 time and the median CPU time (user + sys of the command's process tree), which drifts less
 with load. A bare ``python -c pass`` is the floor.
 
-    python -m benchmarks.bench_cli [--rounds 5] [--ephemeral-rounds 2]
+    python -m benchmarks.bench_cli [--rounds 5] [--ephemeral-rounds 2] [--baseline DIR]
+
+With ``--baseline DIR`` (another checkout, e.g. ``git worktree add DIR main``), each command
+that runs no flow also runs from that code, alternating with this one in every round, and
+the table gives both side by side: a before/after under the same load.
 
 Runs in a temporary data dir: a local Prefect server is started there (and stopped at the
 end) for the ingestion "with the local server"; the ingestion "without" uses Prefect's
@@ -26,11 +30,14 @@ from pathlib import Path
 
 from flows.ingest import sample_exports
 
+HERE = Path(__file__).resolve().parent.parent
 
-def _run(command: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+
+def _run(command: list[str], env: dict[str, str], cwd: Path = HERE) -> tuple[float, float, int]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, check=False)
+    # ``python -m flows.cli`` imports the code of the directory it starts in.
+    done = subprocess.run(command, env=env, cwd=cwd, capture_output=True, check=False)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -41,6 +48,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ephemeral-rounds", type=int, default=2)
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="another checkout to compare against"
+    )
     args = parser.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="bench-cli-")) / "data"
@@ -64,21 +74,34 @@ def main() -> None:
         "accountflow db upgrade": [*cli, "db", "upgrade"],
         "ingest 21 sample leads, local server up": ingest,
     }
+    quick = [name for name in commands if name.startswith("accountflow")]
+    baseline: dict[str, list[tuple[float, float, int]]] = {}
     subprocess.run([*cli, "server", "start"], env=env, capture_output=True, check=True)
     try:
         for _ in range(args.rounds):
             for name, command in commands.items():
                 timings.setdefault(name, []).append(_run(command, env))
+                if args.baseline is not None and name in quick:
+                    baseline.setdefault(name, []).append(_run(command, env, args.baseline))
     finally:
         subprocess.run([*cli, "server", "stop"], env=env, capture_output=True, check=False)
 
-    print(f"{'command':<45} {'wall s (median)':>16} {'cpu s (median)':>15} {'runs':>5}")
+    header = f"{'command':<45} {'wall s (median)':>16} {'cpu s (median)':>15} {'runs':>5}"
+    print(header + (f"   {'baseline wall':>13} {'baseline cpu':>12}" if baseline else ""))
     for name, runs in timings.items():
-        failed = sum(1 for _, _, rc in runs if rc not in (0, 1))
-        wall = statistics.median(w for w, _, _ in runs)
-        cpu = statistics.median(c for _, c, _ in runs)
-        note = f"  ({failed} failed)" if failed else ""
-        print(f"{name:<45} {wall:>16.2f} {cpu:>15.2f} {len(runs):>5}{note}")
+        wall, cpu, note = _medians(runs)
+        line = f"{name:<45} {wall:>16.2f} {cpu:>15.2f} {len(runs):>5}"
+        if name in baseline:
+            b_wall, b_cpu, b_note = _medians(baseline[name])
+            line += f"   {b_wall:>13.2f} {b_cpu:>12.2f}{b_note}"
+        print(line + note)
+
+
+def _medians(runs: list[tuple[float, float, int]]) -> tuple[float, float, str]:
+    failed = sum(1 for _, _, rc in runs if rc not in (0, 1))
+    wall = statistics.median(w for w, _, _ in runs)
+    cpu = statistics.median(c for _, c, _ in runs)
+    return wall, cpu, f"  ({failed} failed)" if failed else ""
 
 
 if __name__ == "__main__":

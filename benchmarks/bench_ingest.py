@@ -371,6 +371,7 @@ def _sample_paths() -> list[str]:
 
 
 def _reset_postgres(url: str) -> None:
+    import connectors.database.models  # noqa: F401  (every table, to drop them all)
     from connectors.database.base import Base
     from connectors.database.engine import get_engine
 

@@ -1,8 +1,7 @@
 """The application database: engine, migrations, and per capability its models and store.
 
-Importing any part of it registers every table on ``Base.metadata``: tables of one
-capability name tables of another in foreign keys (a contact's score reason), and a bulk
-load that drops and re-adds keys must be able to resolve them all.
+Importing a capability's models declares its tables and those its foreign keys name (a
+contact's score reason, an outbox row's contact), nothing more: a command that reads the
+outbox does not pay for declaring contracts and complaints. ``models`` declares every
+table, for what must see the whole schema: Alembic, create-time metadata, schema checks.
 """
-
-from connectors.database import models as models

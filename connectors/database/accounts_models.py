@@ -13,6 +13,12 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+# The tables our foreign keys name: declared with ours, so this module imported alone
+# is a schema SQLAlchemy can order a flush and resolve keys in (see the package).
+from connectors.database import (
+    inbox_models,  # noqa: F401
+    ingest_models,  # noqa: F401
+)
 from connectors.database.base import Base, utcnow
 
 

@@ -26,6 +26,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def naive_utc(at: datetime) -> datetime:
+    """``at`` as the naive UTC the columns store (naive input is taken as UTC already)."""
+    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
+
+
 def epoch_seconds(session: Session, column: Any) -> Any:
     """Whole epoch seconds computed by the database: no per-row datetime parsing in Python."""
     if session.get_bind().dialect.name == "postgresql":

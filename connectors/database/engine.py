@@ -1,4 +1,8 @@
-"""Engines and sessions for the application database (SQLite embedded, PostgreSQL in prod)."""
+"""Engines and sessions for the application database (SQLite embedded, PostgreSQL in prod).
+
+The ORM is imported with the first session: `accountflow db upgrade` on a current schema
+needs an engine and one query, not SQLAlchemy's ORM.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -68,6 +74,8 @@ def reset_engine() -> None:
 @contextmanager
 def session_scope() -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
+    from sqlalchemy.orm import sessionmaker
+
     session = sessionmaker(get_engine(), expire_on_commit=False)()
     try:
         yield session

@@ -22,6 +22,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+# The tables our foreign keys name: declared with ours, so this module imported alone
+# is a schema SQLAlchemy can order a flush and resolve keys in (see the package).
+from connectors.database import scoring_models  # noqa: F401
 from connectors.database.base import Base, utcnow
 
 

@@ -1,4 +1,6 @@
-"""Every capability's tables, so Alembic and create-time metadata see them all."""
+"""Every capability's tables, for what must see the whole schema: Alembic's environment,
+create and drop of all tables, checks over every table. A new ``*_models`` module is
+listed here (a test holds every one is)."""
 
 from connectors.database import (
     accounts_models,

@@ -7,6 +7,9 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+# The tables our foreign keys name: declared with ours, so this module imported alone
+# is a schema SQLAlchemy can order a flush and resolve keys in (see the package).
+from connectors.database import ingest_models  # noqa: F401
 from connectors.database.base import Base, utcnow
 
 

@@ -16,7 +16,7 @@ import hashlib
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +26,6 @@ from typing import IO, Any, cast
 from sqlalchemy import (
     Connection,
     Table,
-    and_,
     bindparam,
     case,
     func,
@@ -38,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from connectors.database.base import naive_utc
 from connectors.database.complaints_models import Complaint
 from connectors.database.engine import get_engine
 from connectors.database.governance_store import erased_keys
@@ -60,11 +60,6 @@ CONTACTED_STATUSES = ("sending", "sent", "unknown")
 CAP_STATUSES = ("claimed", "sending", "sent", "unknown")
 # Inbound classes that are not a person answering (they never stop a sequence as a reply).
 NOT_REPLIES = ("auto_reply", "bounce", "spam", "malformed")
-
-
-def _naive(at: datetime) -> datetime:
-    """Columns store naive UTC (see connectors.database.base.utcnow)."""
-    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
 
 
 def _dialect(session: Session | Connection) -> str:
@@ -192,7 +187,7 @@ def due_rows(session: Session, campaign: str, now: datetime) -> list[dict[str, A
             claim_columns().where(
                 outbox.c.campaign == campaign,
                 outbox.c.status.in_(DUE_STATUSES),
-                outbox.c.next_attempt_at <= _naive(now),
+                outbox.c.next_attempt_at <= naive_utc(now),
             )
         )
     ]
@@ -206,7 +201,7 @@ def count_due(session: Session, campaign: str, now: datetime) -> int:
             .where(
                 outbox.c.campaign == campaign,
                 outbox.c.status.in_(DUE_STATUSES),
-                outbox.c.next_attempt_at <= _naive(now),
+                outbox.c.next_attempt_at <= naive_utc(now),
             )
         ).scalar_one()
     )
@@ -253,7 +248,7 @@ def sent_today(session: Session, sender_address: str, day_start: datetime) -> in
             .select_from(outbox)
             .where(
                 outbox.c.sender_address == sender_address,
-                outbox.c.claimed_at >= _naive(day_start),
+                outbox.c.claimed_at >= naive_utc(day_start),
                 outbox.c.status.in_(CAP_STATUSES),
             )
         ).scalar_one()
@@ -279,7 +274,7 @@ def lock_due_rows(
         .where(
             outbox.c.campaign == campaign,
             outbox.c.status.in_(DUE_STATUSES),
-            outbox.c.next_attempt_at <= _naive(now),
+            outbox.c.next_attempt_at <= naive_utc(now),
         )
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(limit)
@@ -338,7 +333,10 @@ def claim_rows(session: Session, worker: str, ids: Sequence[int], now: datetime)
             update(outbox)
             .where(outbox.c.id.in_(list(ids[i : i + CHUNK])))
             .values(
-                status="claimed", claimed_by=worker, claimed_at=_naive(now), updated_at=_naive(now)
+                status="claimed",
+                claimed_by=worker,
+                claimed_at=naive_utc(now),
+                updated_at=naive_utc(now),
             )
         )
 
@@ -499,7 +497,7 @@ def mark_abandoned(session: Session, lease: DispatcherLease, now: datetime) -> R
         .values(
             status=case((outbox.c.attempts > 0, "retry"), else_="planned"),
             claimed_by=None,
-            updated_at=_naive(now),
+            updated_at=naive_utc(now),
         )
     )
     result = session.execute(
@@ -508,7 +506,7 @@ def mark_abandoned(session: Session, lease: DispatcherLease, now: datetime) -> R
         .values(
             status="unknown",
             last_detail="dispatcher stopped during the send; outcome unknown",
-            updated_at=_naive(now),
+            updated_at=naive_utc(now),
         )
     )
     unknown = int(result.rowcount or 0)  # type: ignore[attr-defined]
@@ -528,7 +526,7 @@ def release_claims(session: Session, worker: str, ids: Sequence[int], now: datet
             .values(
                 status=case((outbox.c.attempts > 0, "retry"), else_="planned"),
                 claimed_by=None,
-                updated_at=_naive(now),
+                updated_at=naive_utc(now),
             )
         )
 
@@ -562,7 +560,7 @@ def begin_sends(conn: Connection, worker: str, ids: Sequence[int], now: datetime
                 outbox.c.status == "claimed",
                 outbox.c.claimed_by == worker,
             )
-            .values(status="sending", attempts=outbox.c.attempts + 1, updated_at=_naive(now))
+            .values(status="sending", attempts=outbox.c.attempts + 1, updated_at=naive_utc(now))
         )
         moved.update(
             conn.execute(
@@ -605,93 +603,11 @@ def requeue_unsent(conn: Connection, worker: str, ids: Sequence[int], now: datet
                 status=case((outbox.c.attempts > 1, "retry"), else_="planned"),
                 attempts=outbox.c.attempts - 1,
                 claimed_by=None,
-                updated_at=_naive(now),
+                updated_at=naive_utc(now),
             )
         )
         count += int(result.rowcount or 0)
     return count
-
-
-# --------------------------------------------------------------------- ops and reports
-
-
-def failed_rows(
-    session: Session, campaign: str | None = None, *, deferred: bool = False
-) -> list[dict[str, Any]]:
-    """Failed, unknown and bounced rows; with ``deferred``, also rows tried at least once
-    and waiting for their next attempt (a 4xx answer, or redriven by ops)."""
-    wanted: list[Any] = [
-        outbox.c.status.in_(("failed_permanent", "unknown")),
-        # Sent once, then bounced: not redriven (the address is suppressed), but shown.
-        outbox.c.final_status == "hard_bounce",
-    ]
-    if deferred:
-        wanted.append(and_(outbox.c.status == "retry", outbox.c.attempts > 0))
-    query = select(
-        outbox.c.id,
-        outbox.c.campaign,
-        outbox.c.step_name,
-        outbox.c.channel,
-        outbox.c.contact_id,
-        outbox.c.recipient,
-        outbox.c.status,
-        outbox.c.attempts,
-        outbox.c.last_code,
-        outbox.c.last_detail,
-        outbox.c.final_status,
-        outbox.c.updated_at,
-        outbox.c.next_attempt_at,
-    ).where(or_(*wanted))
-    if campaign:
-        query = query.where(outbox.c.campaign == campaign)
-    return [dict(r._mapping) for r in session.execute(query.order_by(outbox.c.id))]
-
-
-def redrive(
-    session: Session,
-    now: datetime,
-    *,
-    campaign: str | None,
-    ids: Iterable[int] | None,
-    include_unknown: bool,
-) -> dict[str, int]:
-    """Make failed (and, if confirmed, unknown) rows due again; returns counts by status."""
-    statuses = ["failed_permanent", "retry"] + (["unknown"] if include_unknown else [])
-    conditions: list[Any] = [outbox.c.status.in_(statuses)]
-    if campaign:
-        conditions.append(outbox.c.campaign == campaign)
-    id_list = sorted(set(ids or []))
-    if id_list:
-        conditions.append(outbox.c.id.in_(id_list))
-    chosen = list(session.execute(select(outbox.c.id, outbox.c.status).where(and_(*conditions))))
-    counts: dict[str, int] = {}
-    for _, status in chosen:
-        counts[status] = counts.get(status, 0) + 1
-    if chosen:
-        session.execute(
-            update(outbox)
-            .where(outbox.c.id.in_([i for i, _ in chosen]))
-            .values(
-                status="retry",
-                next_attempt_at=_naive(now),
-                last_detail=func.coalesce(outbox.c.last_detail, "") + " [redriven by ops]",
-                updated_at=_naive(now),
-            )
-        )
-    return counts
-
-
-def skipped_unknown(session: Session, ids: Iterable[int]) -> int:
-    id_list = sorted(set(ids))
-    if not id_list:
-        return 0
-    return int(
-        session.execute(
-            select(func.count())
-            .select_from(outbox)
-            .where(outbox.c.id.in_(id_list), outbox.c.status == "unknown")
-        ).scalar_one()
-    )
 
 
 def contact_addresses(session: Session, contact_id: int) -> tuple[str | None, str | None]:
@@ -837,11 +753,6 @@ def status_counts(session: Session, campaign: str) -> dict[str, int]:
     }
 
 
-def naive_utc(at: datetime) -> datetime:
-    """``at`` as the naive UTC the columns store."""
-    return _naive(at)
-
-
 def day_start(at: datetime) -> datetime:
-    naive = _naive(at)
+    naive = naive_utc(at)
     return naive.replace(hour=0, minute=0, second=0, microsecond=0)

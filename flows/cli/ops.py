@@ -119,16 +119,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a table; CSV cells a spreadsheet would execute are neutralised."""
         from connectors.database.migrate import ensure_schema
-        from tasks.common.exports import export_frame, write_export
+        from tasks.common.exports import write_export
 
         ensure_schema()
         try:
-            frame = export_frame(kind)
-            write_export(frame, fmt, out if out is not None else sys.stdout)
+            written = write_export(kind, fmt, out if out is not None else sys.stdout)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         if out is not None:
-            typer.echo(f"wrote {len(frame)} {kind} to {out}", err=True)
+            typer.echo(f"wrote {written} {kind} to {out}", err=True)
 
     @app.command("demo")
     def demo(

@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """List failed, unknown and bounced outbox rows: why, and what to do about each."""
-        from connectors.database import outreach_store as store
+        from connectors.database import outreach_failed_store as store
         from connectors.database.engine import session_scope
         from connectors.database.migrate import ensure_schema
         from tasks.outreach.failed import redrive_hint, row_kind

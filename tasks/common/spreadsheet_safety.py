@@ -12,14 +12,19 @@ Two predicates, one place (ingest and every export use these, nothing else):
   purpose: an export cannot know which spreadsheet, locale or import option will read it.
   Ingest applies it to the fields whose only place is a spreadsheet's text cell (a name, a
   company), where no real value begins that way.
+
+pandas is imported by the frame-wide forms only: the CSV export neutralises cell by cell
+without it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Full-width forms too: some import paths fold them to ASCII before parsing.
 TRIGGERS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
@@ -45,6 +50,11 @@ def is_unsafe_start(value: str) -> bool:
     return bool(UNSAFE_START.match(value))
 
 
+def neutralise_cell(value: Any) -> Any:
+    """One cell as an export writes it: text with an unsafe start behind an apostrophe."""
+    return "'" + value if isinstance(value, str) and is_unsafe_start(value) else value
+
+
 def _candidates(s: pd.Series) -> pd.Series:
     """Cells whose first non-blank character (or first character) could start a formula:
     a cheap vectorised pass so the regular expressions run on a handful of cells only."""
@@ -55,6 +65,8 @@ def _candidates(s: pd.Series) -> pd.Series:
 def formula_mask(frame: pd.DataFrame, strict: Collection[object] = ()) -> pd.Series:
     """Rows holding a cell a spreadsheet would execute (``is_formula``); in the ``strict``
     columns (names, companies) any cell with an unsafe start (``is_unsafe_start``) counts."""
+    import pandas as pd
+
     mask = pd.Series(False, index=frame.index)
     for col in frame.columns:
         s = frame[col].astype("string")
@@ -71,6 +83,8 @@ def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
 
     Number-typed columns stay numbers: a typed number is never parsed as a formula.
     """
+    import pandas as pd
+
     out = frame.copy()
     for col in out.columns:
         s = out[col]

@@ -197,7 +197,7 @@ def redrive(
     redriven (their address is suppressed). ``audit`` records who asked, in the same
     transaction, so a refused audit (no valid token) redrives nothing.
     """
-    from connectors.database import outreach_store as store
+    from connectors.database import outreach_failed_store as store
     from connectors.database.engine import session_scope
     from connectors.database.migrate import ensure_schema
 
@@ -213,7 +213,7 @@ def redrive(
 
 def load_report(campaign: str | None = None) -> list[dict[str, Any]]:
     """The failed-outreach table for one campaign or all, from the database."""
-    from connectors.database import outreach_store as store
+    from connectors.database import outreach_failed_store as store
     from connectors.database.engine import session_scope
     from connectors.database.migrate import ensure_schema
 

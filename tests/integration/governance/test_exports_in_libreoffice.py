@@ -19,7 +19,7 @@ from connectors.database.engine import session_scope
 from connectors.database.ingest_models import Company, Contact
 from flows.ingest import ingest_exhibition_leads as ingest_flow
 from flows.ingest import sample_exports
-from tasks.common.exports import KINDS, export_frame, write_export
+from tasks.common.exports import KINDS, write_export
 from tests.conftest import missing_peer
 from tests.flow_runs import run_to_end
 
@@ -83,10 +83,9 @@ def test_no_exported_cell_evaluates_in_libreoffice(database: str, tmp_path: Path
 
     csvs, books = [], []
     for kind in KINDS:
-        frame = export_frame(kind)
         csv_path, xlsx_path = tmp_path / f"{kind}.csv", tmp_path / f"{kind}.xlsx"
-        write_export(frame, "csv", csv_path)
-        write_export(frame, "xlsx", xlsx_path)
+        write_export(kind, "csv", csv_path)
+        write_export(kind, "xlsx", xlsx_path)
         csvs.append(csv_path)
         books.append(xlsx_path)
     contacts = (tmp_path / "contacts.csv").read_text(encoding="utf-8")

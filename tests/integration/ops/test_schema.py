@@ -12,8 +12,9 @@ from alembic.runtime.migration import MigrationContext
 import connectors.database.models  # noqa: F401  (registers every table)
 from connectors.database.base import Base
 from connectors.database.engine import get_engine
-from connectors.database.migrate import ensure_schema, upgrade
+from connectors.database.migrate import _script_heads, current_revisions, ensure_schema, upgrade
 from tests.conftest import _create_postgres_database, _drop_postgres_database
+from tests.migrations import downgrade_before
 
 
 def test_migrations_build_exactly_the_declared_models(database: str) -> None:
@@ -26,6 +27,17 @@ def test_upgrading_twice_changes_nothing(database: str) -> None:
     first = upgrade()
     ensure_schema()
     assert upgrade() == first
+
+
+def test_a_database_one_migration_behind_is_brought_to_the_heads(database: str) -> None:
+    """Being at the heads is answered without Alembic; one revision short is not."""
+    downgrade_before("0009_accounts")
+    assert "0009_accounts" not in current_revisions()
+    assert upgrade() == ",".join(sorted(_script_heads()))
+    assert current_revisions() == _script_heads()
+    with get_engine().connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
 
 
 def test_two_processes_migrating_a_new_postgresql_database_at_once_both_succeed(
