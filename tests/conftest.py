@@ -59,6 +59,21 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     _reset_caches()
 
 
+@pytest.fixture
+def restored_environ() -> Iterator[None]:
+    """The process environment as it was before the test, and no settings cached from it.
+
+    For tests that drive a benchmark's scratch setup, which points this very process at
+    its folders (``benchmarks.bench_dispatch.configure``): without it, a later test on the
+    same worker would read that test's campaigns folder, long deleted.
+    """
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    _reset_caches()
+
+
 def _create_postgres_database() -> str:
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"accountflow_test_{uuid.uuid4().hex[:12]}"

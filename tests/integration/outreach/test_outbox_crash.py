@@ -19,7 +19,7 @@ from connectors.send_journal import SendJournal, read_journal
 from tests.integration.outreach.support import seed_contacts, use_campaigns, write_campaign
 from tests.peers.smtp import SmtpPeer
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "restored_environ")
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
