@@ -120,16 +120,18 @@ def stage_world(cells: list[list[str]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def pairs(*keys: np.ndarray) -> int:
+    """How many pairs of rows agree on every one of ``keys``."""
+    sizes = pd.DataFrame({str(i): k for i, k in enumerate(keys)}).value_counts().to_numpy()
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
 def pair_counts(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Pairwise precision and recall of a clustering against the truth, by counting.
 
     Pairs are never listed: a cluster of ``n`` rows holds n(n-1)/2 of them, so every count
     is a sum of that over the groups of ``truth``, of ``predicted`` and of both together.
     """
-
-    def pairs(*keys: np.ndarray) -> int:
-        sizes = pd.DataFrame({str(i): k for i, k in enumerate(keys)}).value_counts().to_numpy()
-        return int((sizes * (sizes - 1) // 2).sum())
 
     true_pairs, found, both = pairs(truth), pairs(predicted), pairs(truth, predicted)
     return {
@@ -138,6 +140,20 @@ def pair_counts(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
         "precision": round(both / found, 4) if found else 1.0,
         "recall": round(both / true_pairs, 4) if true_pairs else 1.0,
     }
+
+
+def shows_company(staged: pd.DataFrame) -> np.ndarray:
+    """Per row, whether it says where its holder works: it names a company, writes a work
+    address (not free mail), or gives a phone that a row naming a company gives too (a
+    switchboard)."""
+    free = free_mail_domains(staged.reindex(columns=KEY_COLUMNS), get_ingest_policies().matching)
+    phone = staged["phone"].astype("object")
+    named = staged["company_key"].notna().to_numpy()
+    return np.asarray(
+        named
+        | (staged["email_domain"].notna() & ~free).to_numpy()
+        | phone.isin(set(phone[named].dropna())).to_numpy()
+    )
 
 
 def linkable(
@@ -149,25 +165,15 @@ def linkable(
     between the sightings is two labels: no matcher can join them, so the pairs across
     are the recall that is out of reach (the ceiling).
 
-    With ``shown``, a row is at its company only if it shows it: it names a company,
-    writes a work address (not free mail), or gives a phone that a row naming a company
-    gives too (a switchboard). A badge with a free-mail address and no company, or with
-    nothing but a mobile, says nothing of where its holder works. Without ``shown``,
-    every row is at its true company (the ceiling as first reported)."""
-    policy = get_ingest_policies().matching
-    role = role_mailbox(staged["email"], policy)
+    With ``shown``, a row is at its company only if it shows it (``shows_company``): a
+    badge with a free-mail address and no company, or with nothing but a mobile, says
+    nothing of where its holder works. Without ``shown``, every row is at its true
+    company (the ceiling as first reported)."""
+    role = role_mailbox(staged["email"], get_ingest_policies().matching)
     n = len(staged)
     at = pd.Series(company, dtype="object")
     if shown:
-        free = free_mail_domains(staged.reindex(columns=KEY_COLUMNS), policy)
-        phone = staged["phone"].astype("object")
-        named = staged["company_key"].notna().to_numpy()
-        tied = (
-            named
-            | (staged["email_domain"].notna() & ~free).to_numpy()
-            | phone.isin(set(phone[named].dropna())).to_numpy()
-        )
-        at = at.where(tied)
+        at = at.where(shows_company(staged))
     src, dst = [], []
     for keys in (
         staged["email"].astype("object").where(~role),
@@ -184,6 +190,46 @@ def linkable(
     a, b = np.concatenate(src), np.concatenate(dst)
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     return connected_components(graph, directed=False)[1]
+
+
+def guard_permitted(
+    staged: pd.DataFrame,
+    truth: np.ndarray,
+    company: np.ndarray,
+    reachable: np.ndarray,
+    leader: np.ndarray,
+) -> dict[str, float]:
+    """The true pairs that the closure's guard lets any matcher join, and our recall of them.
+
+    The guard never joins two groups of rows each holding a corporate email domain the
+    other lacks. A group holds the corporate domains its rows write, and a row that shows
+    its company (``linkable``) holds the domain that company's rows mostly write. Pairs
+    across two reachable groups of one person (``linkable``) that clash so are forbidden
+    to every matcher that keeps the guard; the rest are permitted, whatever evidence a
+    matcher would need to find them. (A person holds one personal tax id, so that half of
+    the guard forbids nothing here.)"""
+    free = free_mail_domains(staged.reindex(columns=KEY_COLUMNS), get_ingest_policies().matching)
+    domain = pd.Series(staged["email_domain"].astype("object").where(~free).to_numpy())
+    seen = pd.DataFrame({"c": company, "d": domain}).dropna().value_counts()
+    by_company = seen.reset_index().drop_duplicates("c").set_index("c")["d"]  # the most written
+    held = domain.where(
+        domain.notna(), pd.Series(company).map(by_company).where(shows_company(staged))
+    )
+    frame = pd.DataFrame({"t": truth, "r": reachable, "l": leader, "d": held})
+    split = frame.groupby("t")["r"].transform("nunique").to_numpy() > 1
+    forbidden = found_forbidden = 0
+    for _, person in frame[split].groupby("t"):
+        parts = [(set(g["d"].dropna()), g["l"].value_counts()) for _, g in person.groupby("r")]
+        for (dx, lx), (dy, ly) in combinations(parts, 2):
+            if dx - dy and dy - dx:
+                forbidden += int(lx.sum() * ly.sum())
+                found_forbidden += int((lx * ly.reindex(lx.index, fill_value=0)).sum())
+    true_pairs, found_true = pairs(truth), pairs(truth, leader)
+    return {
+        "forbidden_pairs": forbidden,
+        "recall_ceiling_guard": round(1 - forbidden / true_pairs, 4),
+        "recall_of_permitted": round((found_true - found_forbidden) / (true_pairs - forbidden), 4),
+    }
 
 
 def evaluate_world(
@@ -207,6 +253,7 @@ def evaluate_world(
     within = pair_counts(reachable, matches["leader"].to_numpy())
     by_true = linkable(resolved, truth[good], company, shown=False)
     true_ceiling = pair_counts(truth[good], by_true)["predicted_pairs"] / ours["true_pairs"]
+    guard = guard_permitted(resolved, truth[good], company, reachable, matches["leader"].to_numpy())
     if misses:
         print_misses(resolved, truth[good], company, reachable, matches["leader"].to_numpy())
     email = staged["email"][good].astype("object")
@@ -225,6 +272,9 @@ def evaluate_world(
         "recall_of_linkable_true_company": pair_counts(by_true, matches["leader"].to_numpy())[
             "recall"
         ],
+        # The share of true pairs that the closure's guard lets any matcher join, and our
+        # recall of those.
+        **guard,
         "exact_email": pair_counts(truth[good], alone),
         "seconds": {
             "generate": round(t1 - t0, 1),

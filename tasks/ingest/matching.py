@@ -2,8 +2,8 @@
 
 Rows are linked by rules (exact email, personal tax id, exact name within one company or
 email domain, shared phone with agreeing names, fuzzy name within one company, a rare full
-name within one country), then the links are closed transitively (connected components). Every rule blocks on a key, so the
-cost stays near-linear in the number of rows.
+name within one country), then the links are closed transitively (connected components).
+Every rule blocks on a key, so the cost stays near-linear in the number of rows.
 """
 
 from __future__ import annotations
