@@ -3,7 +3,9 @@
 Run: ``python -m benchmarks.dedupe_quality --rows 200000 [--heldout]`` on the realistic
 world (``benchmarks/worldgen.py``; ``--heldout`` draws from the configuration the matcher
 was never tuned on), or ``--generator leadgen`` for the older, easier generator;
-``--misses`` prints the reachable pairs missed, by what their rows share.
+``--misses`` prints the reachable pairs missed, by what their rows share; ``--unreachable``
+counts the true pairs no shared evidence links, by what the closure's guard says of them
+(both on the tuned world only).
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from config.policies import get_ingest_policies
 from config.settings import get_settings
 from connectors.exhibition_files import RawTable, read_table
 from tasks.ingest.mapping import looks_like_header, map_columns
-from tasks.ingest.matching import KEY_COLUMNS, free_mail_domains, match_rows, role_mailbox
+from tasks.ingest.matching import (
+    KEY_COLUMNS,
+    expected_namesakes,
+    free_mail_domains,
+    match_rows,
+    names_compatible,
+    role_mailbox,
+)
 from tasks.ingest.normalize import normalize_table
 
 STAGE_CHUNK = 100_000
@@ -192,6 +201,20 @@ def linkable(
     return connected_components(graph, directed=False)[1]
 
 
+def held_domains(staged: pd.DataFrame, company: np.ndarray) -> tuple[pd.Series, pd.Series]:
+    """Per row, the corporate domain it writes, and the one it holds: the one it writes or,
+    if it writes none and shows its company (``shows_company``), the domain its company's
+    rows write most."""
+    free = free_mail_domains(staged.reindex(columns=KEY_COLUMNS), get_ingest_policies().matching)
+    domain = pd.Series(staged["email_domain"].astype("object").where(~free).to_numpy())
+    seen = pd.DataFrame({"c": company, "d": domain}).dropna().value_counts()
+    by_company = seen.reset_index().drop_duplicates("c").set_index("c")["d"]  # the most written
+    held = domain.where(
+        domain.notna(), pd.Series(company).map(by_company).where(shows_company(staged))
+    )
+    return domain, held
+
+
 def guard_permitted(
     staged: pd.DataFrame,
     truth: np.ndarray,
@@ -208,14 +231,9 @@ def guard_permitted(
     to every matcher that keeps the guard; the rest are permitted, whatever evidence a
     matcher would need to find them. (A person holds one personal tax id, so that half of
     the guard forbids nothing here.)"""
-    free = free_mail_domains(staged.reindex(columns=KEY_COLUMNS), get_ingest_policies().matching)
-    domain = pd.Series(staged["email_domain"].astype("object").where(~free).to_numpy())
-    seen = pd.DataFrame({"c": company, "d": domain}).dropna().value_counts()
-    by_company = seen.reset_index().drop_duplicates("c").set_index("c")["d"]  # the most written
-    held = domain.where(
-        domain.notna(), pd.Series(company).map(by_company).where(shows_company(staged))
+    frame = pd.DataFrame(
+        {"t": truth, "r": reachable, "l": leader, "d": held_domains(staged, company)[1]}
     )
-    frame = pd.DataFrame({"t": truth, "r": reachable, "l": leader, "d": held})
     split = frame.groupby("t")["r"].transform("nunique").to_numpy() > 1
     forbidden = found_forbidden = 0
     for _, person in frame[split].groupby("t"):
@@ -233,7 +251,11 @@ def guard_permitted(
 
 
 def evaluate_world(
-    n_rows: int, config: worldgen.WorldConfig, *, misses: bool = False
+    n_rows: int,
+    config: worldgen.WorldConfig,
+    *,
+    misses: bool = False,
+    unreachable: bool = False,
 ) -> dict[str, Any]:
     """Precision, recall and matching time of ours and of exact email alone on the world."""
     t0 = time.perf_counter()
@@ -256,6 +278,8 @@ def evaluate_world(
     guard = guard_permitted(resolved, truth[good], company, reachable, matches["leader"].to_numpy())
     if misses:
         print_misses(resolved, truth[good], company, reachable, matches["leader"].to_numpy())
+    if unreachable:
+        print_unreachable(resolved, truth[good], company, reachable, matches["leader"].to_numpy())
     email = staged["email"][good].astype("object")
     # Exact email alone: rows without an address are clusters of their own.
     alone = np.where(email.isna(), -np.arange(1, good.sum() + 1), pd.factorize(email)[0])
@@ -323,6 +347,62 @@ def print_misses(
             print("    ", second)
 
 
+def print_unreachable(
+    rows: pd.DataFrame,
+    truth: np.ndarray,
+    company: np.ndarray,
+    reachable: np.ndarray,
+    leader: np.ndarray,
+) -> None:
+    """The true pairs across two reachable groups of one person (``linkable``), counted by
+    what the guard says of them (``guard_permitted``: two domains both rows write, or one
+    held through the row's company, or permitted), whether the person changed company,
+    how their names agree (the same name, rare or common by ``expected_namesakes``; a name
+    that fits the other; neither) and whether we join them."""
+    policy = get_ingest_policies().matching
+    written, held = (d.to_numpy() for d in held_domains(rows, company))
+    names = rows["name_key"].to_numpy(dtype=object)
+    namesakes = expected_namesakes(rows["name_key"])
+    frame = pd.DataFrame({"t": truth, "r": reachable})
+    split = frame.groupby("t")["r"].transform("nunique").to_numpy() > 1
+    kinds: Counter[tuple[str, str, str, str]] = Counter()
+
+    def clash(x: set[str], y: set[str]) -> bool:
+        return bool(x - y) and bool(y - x)
+
+    for _, person in frame[split].groupby("t"):
+        parts = [g.index.to_numpy() for _, g in person.groupby("r")]
+        for px, py in combinations(parts, 2):
+            sets = [
+                [{d for d in values[p] if isinstance(d, str)} for p in (px, py)]
+                for values in (written, held)
+            ]
+            guard = (
+                "forbidden: two written domains"
+                if clash(*sets[0])
+                else "forbidden: a company's domain"
+                if clash(*sets[1])
+                else "permitted"
+            )
+            for i in px.tolist():
+                for j in py.tolist():
+                    x, y = names[i], names[j]
+                    if isinstance(x, str) and x == y:
+                        rare = namesakes[i] <= policy.rare_name_max_namesakes
+                        name = "same rare name" if rare else "same common name"
+                    elif isinstance(x, str) and isinstance(y, str):
+                        fits = names_compatible(x.split(), y.split())
+                        name = "name fits" if fits else "names differ"
+                    else:
+                        name = "a name missing"
+                    move = "job change" if company[i] != company[j] else "same company"
+                    found = "found" if leader[i] == leader[j] else "missed"
+                    kinds[(guard, move, name, found)] += 1
+    print("true pairs across reachable groups", sum(kinds.values()))
+    for kind, count in sorted(kinds.items()):
+        print(count, ", ".join(kind))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("rows_positional", nargs="?", type=int, help=argparse.SUPPRESS)
@@ -332,13 +412,21 @@ def main() -> None:
     parser.add_argument(
         "--misses", action="store_true", help="print the missed reachable pairs, by kind"
     )
+    parser.add_argument(
+        "--unreachable",
+        action="store_true",
+        help="count the true pairs no shared evidence links, by what the guard says of them",
+    )
     args = parser.parse_args()
+    if args.heldout and (args.misses or args.unreachable):
+        parser.error("held-out pairs are never listed: --misses and --unreachable are tuned only")
     rows = args.rows_positional or args.rows
     if args.generator == "leadgen":
         print(evaluate(rows))
         return
     config = worldgen.HELDOUT if args.heldout else worldgen.TUNED
-    print(json.dumps(evaluate_world(rows, config, misses=args.misses), indent=1))
+    result = evaluate_world(rows, config, misses=args.misses, unreachable=args.unreachable)
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
