@@ -3,7 +3,9 @@
 Run: ``python -m benchmarks.dedupe_quality --rows 200000 [--heldout]`` on the realistic
 world (``benchmarks/worldgen.py``; ``--heldout`` draws from the configuration the matcher
 was never tuned on), or ``--generator leadgen`` for the older, easier generator;
-``--misses`` prints the reachable pairs missed, by what their rows share.
+``--misses`` prints the reachable pairs missed, by what their rows share; ``--unreachable``
+counts the true pairs no shared evidence links, by what the closure's guard says of them
+(both on the tuned world only).
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from config.policies import get_ingest_policies
 from config.settings import get_settings
 from connectors.exhibition_files import RawTable, read_table
 from tasks.ingest.mapping import looks_like_header, map_columns
-from tasks.ingest.matching import KEY_COLUMNS, free_mail_domains, match_rows, role_mailbox
+from tasks.ingest.matching import (
+    KEY_COLUMNS,
+    expected_namesakes,
+    free_mail_domains,
+    match_rows,
+    names_compatible,
+    role_mailbox,
+)
 from tasks.ingest.normalize import normalize_table
 
 STAGE_CHUNK = 100_000
@@ -120,16 +129,18 @@ def stage_world(cells: list[list[str]]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def pairs(*keys: np.ndarray) -> int:
+    """How many pairs of rows agree on every one of ``keys``."""
+    sizes = pd.DataFrame({str(i): k for i, k in enumerate(keys)}).value_counts().to_numpy()
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
 def pair_counts(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Pairwise precision and recall of a clustering against the truth, by counting.
 
     Pairs are never listed: a cluster of ``n`` rows holds n(n-1)/2 of them, so every count
     is a sum of that over the groups of ``truth``, of ``predicted`` and of both together.
     """
-
-    def pairs(*keys: np.ndarray) -> int:
-        sizes = pd.DataFrame({str(i): k for i, k in enumerate(keys)}).value_counts().to_numpy()
-        return int((sizes * (sizes - 1) // 2).sum())
 
     true_pairs, found, both = pairs(truth), pairs(predicted), pairs(truth, predicted)
     return {
@@ -138,6 +149,20 @@ def pair_counts(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
         "precision": round(both / found, 4) if found else 1.0,
         "recall": round(both / true_pairs, 4) if true_pairs else 1.0,
     }
+
+
+def shows_company(staged: pd.DataFrame) -> np.ndarray:
+    """Per row, whether it says where its holder works: it names a company, writes a work
+    address (not free mail), or gives a phone that a row naming a company gives too (a
+    switchboard)."""
+    free = free_mail_domains(staged.reindex(columns=KEY_COLUMNS), get_ingest_policies().matching)
+    phone = staged["phone"].astype("object")
+    named = staged["company_key"].notna().to_numpy()
+    return np.asarray(
+        named
+        | (staged["email_domain"].notna() & ~free).to_numpy()
+        | phone.isin(set(phone[named].dropna())).to_numpy()
+    )
 
 
 def linkable(
@@ -149,25 +174,15 @@ def linkable(
     between the sightings is two labels: no matcher can join them, so the pairs across
     are the recall that is out of reach (the ceiling).
 
-    With ``shown``, a row is at its company only if it shows it: it names a company,
-    writes a work address (not free mail), or gives a phone that a row naming a company
-    gives too (a switchboard). A badge with a free-mail address and no company, or with
-    nothing but a mobile, says nothing of where its holder works. Without ``shown``,
-    every row is at its true company (the ceiling as first reported)."""
-    policy = get_ingest_policies().matching
-    role = role_mailbox(staged["email"], policy)
+    With ``shown``, a row is at its company only if it shows it (``shows_company``): a
+    badge with a free-mail address and no company, or with nothing but a mobile, says
+    nothing of where its holder works. Without ``shown``, every row is at its true
+    company (the ceiling as first reported)."""
+    role = role_mailbox(staged["email"], get_ingest_policies().matching)
     n = len(staged)
     at = pd.Series(company, dtype="object")
     if shown:
-        free = free_mail_domains(staged.reindex(columns=KEY_COLUMNS), policy)
-        phone = staged["phone"].astype("object")
-        named = staged["company_key"].notna().to_numpy()
-        tied = (
-            named
-            | (staged["email_domain"].notna() & ~free).to_numpy()
-            | phone.isin(set(phone[named].dropna())).to_numpy()
-        )
-        at = at.where(tied)
+        at = at.where(shows_company(staged))
     src, dst = [], []
     for keys in (
         staged["email"].astype("object").where(~role),
@@ -186,8 +201,61 @@ def linkable(
     return connected_components(graph, directed=False)[1]
 
 
+def held_domains(staged: pd.DataFrame, company: np.ndarray) -> tuple[pd.Series, pd.Series]:
+    """Per row, the corporate domain it writes, and the one it holds: the one it writes or,
+    if it writes none and shows its company (``shows_company``), the domain its company's
+    rows write most."""
+    free = free_mail_domains(staged.reindex(columns=KEY_COLUMNS), get_ingest_policies().matching)
+    domain = pd.Series(staged["email_domain"].astype("object").where(~free).to_numpy())
+    seen = pd.DataFrame({"c": company, "d": domain}).dropna().value_counts()
+    by_company = seen.reset_index().drop_duplicates("c").set_index("c")["d"]  # the most written
+    held = domain.where(
+        domain.notna(), pd.Series(company).map(by_company).where(shows_company(staged))
+    )
+    return domain, held
+
+
+def guard_permitted(
+    staged: pd.DataFrame,
+    truth: np.ndarray,
+    company: np.ndarray,
+    reachable: np.ndarray,
+    leader: np.ndarray,
+) -> dict[str, float]:
+    """The true pairs that the closure's guard lets any matcher join, and our recall of them.
+
+    The guard never joins two groups of rows each holding a corporate email domain the
+    other lacks. A group holds the corporate domains its rows write, and a row that shows
+    its company (``linkable``) holds the domain that company's rows mostly write. Pairs
+    across two reachable groups of one person (``linkable``) that clash so are forbidden
+    to every matcher that keeps the guard; the rest are permitted, whatever evidence a
+    matcher would need to find them. (A person holds one personal tax id, so that half of
+    the guard forbids nothing here.)"""
+    frame = pd.DataFrame(
+        {"t": truth, "r": reachable, "l": leader, "d": held_domains(staged, company)[1]}
+    )
+    split = frame.groupby("t")["r"].transform("nunique").to_numpy() > 1
+    forbidden = found_forbidden = 0
+    for _, person in frame[split].groupby("t"):
+        parts = [(set(g["d"].dropna()), g["l"].value_counts()) for _, g in person.groupby("r")]
+        for (dx, lx), (dy, ly) in combinations(parts, 2):
+            if dx - dy and dy - dx:
+                forbidden += int(lx.sum() * ly.sum())
+                found_forbidden += int((lx * ly.reindex(lx.index, fill_value=0)).sum())
+    true_pairs, found_true = pairs(truth), pairs(truth, leader)
+    return {
+        "forbidden_pairs": forbidden,
+        "recall_ceiling_guard": round(1 - forbidden / true_pairs, 4),
+        "recall_of_permitted": round((found_true - found_forbidden) / (true_pairs - forbidden), 4),
+    }
+
+
 def evaluate_world(
-    n_rows: int, config: worldgen.WorldConfig, *, misses: bool = False
+    n_rows: int,
+    config: worldgen.WorldConfig,
+    *,
+    misses: bool = False,
+    unreachable: bool = False,
 ) -> dict[str, Any]:
     """Precision, recall and matching time of ours and of exact email alone on the world."""
     t0 = time.perf_counter()
@@ -207,8 +275,11 @@ def evaluate_world(
     within = pair_counts(reachable, matches["leader"].to_numpy())
     by_true = linkable(resolved, truth[good], company, shown=False)
     true_ceiling = pair_counts(truth[good], by_true)["predicted_pairs"] / ours["true_pairs"]
+    guard = guard_permitted(resolved, truth[good], company, reachable, matches["leader"].to_numpy())
     if misses:
         print_misses(resolved, truth[good], company, reachable, matches["leader"].to_numpy())
+    if unreachable:
+        print_unreachable(resolved, truth[good], company, reachable, matches["leader"].to_numpy())
     email = staged["email"][good].astype("object")
     # Exact email alone: rows without an address are clusters of their own.
     alone = np.where(email.isna(), -np.arange(1, good.sum() + 1), pd.factorize(email)[0])
@@ -225,6 +296,9 @@ def evaluate_world(
         "recall_of_linkable_true_company": pair_counts(by_true, matches["leader"].to_numpy())[
             "recall"
         ],
+        # The share of true pairs that the closure's guard lets any matcher join, and our
+        # recall of those.
+        **guard,
         "exact_email": pair_counts(truth[good], alone),
         "seconds": {
             "generate": round(t1 - t0, 1),
@@ -273,6 +347,62 @@ def print_misses(
             print("    ", second)
 
 
+def print_unreachable(
+    rows: pd.DataFrame,
+    truth: np.ndarray,
+    company: np.ndarray,
+    reachable: np.ndarray,
+    leader: np.ndarray,
+) -> None:
+    """The true pairs across two reachable groups of one person (``linkable``), counted by
+    what the guard says of them (``guard_permitted``: two domains both rows write, or one
+    held through the row's company, or permitted), whether the person changed company,
+    how their names agree (the same name, rare or common by ``expected_namesakes``; a name
+    that fits the other; neither) and whether we join them."""
+    policy = get_ingest_policies().matching
+    written, held = (d.to_numpy() for d in held_domains(rows, company))
+    names = rows["name_key"].to_numpy(dtype=object)
+    namesakes = expected_namesakes(rows["name_key"])
+    frame = pd.DataFrame({"t": truth, "r": reachable})
+    split = frame.groupby("t")["r"].transform("nunique").to_numpy() > 1
+    kinds: Counter[tuple[str, str, str, str]] = Counter()
+
+    def clash(x: set[str], y: set[str]) -> bool:
+        return bool(x - y) and bool(y - x)
+
+    for _, person in frame[split].groupby("t"):
+        parts = [g.index.to_numpy() for _, g in person.groupby("r")]
+        for px, py in combinations(parts, 2):
+            sets = [
+                [{d for d in values[p] if isinstance(d, str)} for p in (px, py)]
+                for values in (written, held)
+            ]
+            guard = (
+                "forbidden: two written domains"
+                if clash(*sets[0])
+                else "forbidden: a company's domain"
+                if clash(*sets[1])
+                else "permitted"
+            )
+            for i in px.tolist():
+                for j in py.tolist():
+                    x, y = names[i], names[j]
+                    if isinstance(x, str) and x == y:
+                        rare = namesakes[i] <= policy.rare_name_max_namesakes
+                        name = "same rare name" if rare else "same common name"
+                    elif isinstance(x, str) and isinstance(y, str):
+                        fits = names_compatible(x.split(), y.split())
+                        name = "name fits" if fits else "names differ"
+                    else:
+                        name = "a name missing"
+                    move = "job change" if company[i] != company[j] else "same company"
+                    found = "found" if leader[i] == leader[j] else "missed"
+                    kinds[(guard, move, name, found)] += 1
+    print("true pairs across reachable groups", sum(kinds.values()))
+    for kind, count in sorted(kinds.items()):
+        print(count, ", ".join(kind))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("rows_positional", nargs="?", type=int, help=argparse.SUPPRESS)
@@ -282,13 +412,21 @@ def main() -> None:
     parser.add_argument(
         "--misses", action="store_true", help="print the missed reachable pairs, by kind"
     )
+    parser.add_argument(
+        "--unreachable",
+        action="store_true",
+        help="count the true pairs no shared evidence links, by what the guard says of them",
+    )
     args = parser.parse_args()
+    if args.heldout and (args.misses or args.unreachable):
+        parser.error("held-out pairs are never listed: --misses and --unreachable are tuned only")
     rows = args.rows_positional or args.rows
     if args.generator == "leadgen":
         print(evaluate(rows))
         return
     config = worldgen.HELDOUT if args.heldout else worldgen.TUNED
-    print(json.dumps(evaluate_world(rows, config, misses=args.misses), indent=1))
+    result = evaluate_world(rows, config, misses=args.misses, unreachable=args.unreachable)
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

@@ -71,6 +71,8 @@ class MatchingPolicy(BaseModel):
     free_mail_min_companies: int = Field(5, ge=2)
     role_mailboxes: list[str] = []
     max_block_size: int = Field(5000, ge=2)
+    rare_name_max_namesakes: float = Field(0.01, ge=0)
+    rare_name_min_names: int = Field(20_000, ge=2)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Entity resolution: which rows are the same real person, and which company they work for.
 
 Rows are linked by rules (exact email, personal tax id, exact name within one company or
-email domain, shared phone with agreeing names, fuzzy name within one company), then the
-links are closed transitively (connected components). Every rule blocks on a key, so the
-cost stays near-linear in the number of rows.
+email domain, shared phone with agreeing names, fuzzy name within one company, a rare full
+name within one country), then the links are closed transitively (connected components).
+Every rule blocks on a key, so the cost stays near-linear in the number of rows.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ RULES = {
     "name_company": 4,
     "name_domain": 5,
     "fuzzy_name_company": 6,
+    "rare_name": 7,
 }
 RULE_NAMES = {v: k for k, v in RULES.items()}
 KEY_COLUMNS = [
@@ -45,6 +46,7 @@ KEY_COLUMNS = [
     "person_tax_id",
     "company_key",
     "company_tax_id",
+    "country",
 ]
 
 
@@ -334,6 +336,29 @@ def _joined(*parts: pd.Series) -> pd.Series:
     for part in parts[1:]:
         out = out + "|" + part.astype("string")
     return out
+
+
+def expected_namesakes(names: pd.Series) -> np.ndarray:
+    """Per row, how many of the other named rows would carry its folded name by chance:
+    their number times the share of named rows holding each of its words (NaN without a
+    name).
+
+    This is Fellegi-Sunter's term-frequency adjustment with a name's words taken as
+    independent: agreeing on "joao silva" says little where thousands hold either word,
+    agreeing on "teleu cidgilelo" says much. Shares are of words, not of whole names,
+    because a whole name's own count includes its holder's repeated badges.
+    """
+    valid = _nonnull(names).to_numpy()
+    text = pa.array(names.astype("object").where(valid, None).tolist(), type=pa.large_string())
+    split = pc.utf8_split_whitespace(text)
+    owner = pc.list_parent_indices(split).to_numpy().astype(np.int64)
+    code = pd.factorize(pc.list_flatten(split).to_numpy(zero_copy_only=False))[0]
+    once = ~pd.Series(owner * (int(code.max(initial=0)) + 1) + code).duplicated().to_numpy()
+    owner, code = owner[once], code[once]
+    n = int(valid.sum())
+    share = np.bincount(code) / max(n, 1)
+    log = np.bincount(owner, weights=np.log(share[code]), minlength=len(names))
+    return np.where(valid, (n - 1) * np.exp(log), np.nan)
 
 
 def _name_similarity(names: pd.Series, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -1040,6 +1065,12 @@ def link_rows(frame: pd.DataFrame, org: pd.Series, policy: MatchingPolicy) -> pd
         ga, gb, scores = ga[keep], gb[keep], scores[keep]
     conflict = work_email_conflict(ga, gb)
     add("fuzzy_name_company", ga[~conflict], gb[~conflict], scores[~conflict])
+    # A name that hardly anyone else could carry is its holder's wherever it is seen: a
+    # badge that shows no company, or one at a firm without its own domain. Two corporate
+    # domains or two personal tax ids still keep its holders apart (RULE_GUARDS).
+    if has_name.sum() >= policy.rare_name_min_names:
+        rare = (tokens >= 2) & (expected_namesakes(names) <= policy.rare_name_max_namesakes)
+        add("rare_name", *_exact_pairs(_joined(names, frame["country"]).where(rare)))
     if not parts["a"]:
         return pd.DataFrame({"a": [], "b": [], "rule": [], "score": []})
     edges = pd.DataFrame({k: np.concatenate(v) for k, v in parts.items()})
@@ -1058,6 +1089,7 @@ RULE_GUARDS = {
     "name_company": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
     "name_domain": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
     "fuzzy_name_company": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
+    "rare_name": GUARD_TAX | GUARD_DOMAIN | GUARD_ADDRESS | GUARD_NAME,
 }
 
 

@@ -28,6 +28,7 @@ from tasks.ingest.matching import (
     _letter_counts,
     _token_set_pairs,
     company_names_agree,
+    expected_namesakes,
     free_mail_domains,
     linkable_companies,
     match_rows,
@@ -612,3 +613,97 @@ def test_a_space_dropped_or_mistyped_between_two_names_still_fits() -> None:
     assert out["leader"].tolist() == [0, 0, 2, 2]
     assert names_compatible(["mourasilva", "telo"], ["moura", "silva", "telo"])
     assert not names_compatible(["luis", "carvalho", "nogueira"], ["luis", "nogueira", "vaz"])
+
+
+# A crowd of badges with common names, so that word frequencies say which names are rare.
+CROWD_GIVEN = ["João", "Maria", "José", "Ana", "Pedro", "Joana", "Carlos", "Sofia"]
+CROWD_SURNAMES = ["Silva", "Santos", "Ferreira", "Pereira", "Costa", "Oliveira"]
+
+
+def with_crowd(rows: list[list[str]], country: str | list[str] = "PT") -> pd.DataFrame:
+    """``rows`` after 96 badges of common names, each at a company of its own: the rows
+    of ``rows`` are the last ones, with ``country`` (the crowd is Portuguese)."""
+    crowd = [
+        [g, s, "", f"Crowdfirm{k}", f"+3519120{k:05d}", ""]
+        for k, (g, s) in enumerate(
+            (g, s) for g in CROWD_GIVEN for s in CROWD_SURNAMES for _ in range(2)
+        )
+    ]
+    frame = staged([*crowd, *rows])
+    countries = [country] * len(rows) if isinstance(country, str) else country
+    return frame.assign(country=["PT"] * len(crowd) + countries)
+
+
+def resolve_with_crowd(
+    rows: list[list[str]], country: str | list[str] = "PT", min_names: int = 50
+) -> list[int]:
+    """The leaders of ``rows`` (positions within ``rows``) resolved among the crowd, with
+    rare names counted as such from ``min_names`` names on."""
+    policy = get_ingest_policies().matching.model_copy(update={"rare_name_min_names": min_names})
+    frame = with_crowd(rows, country)
+    out = match_rows(frame, pd.DataFrame(), policy)
+    first = len(frame) - len(rows)
+    return (out["leader"].to_numpy()[first:] - first).tolist()
+
+
+def test_a_rare_full_name_on_a_badge_without_a_company_is_the_same_person() -> None:
+    """Nothing but the name ties the free-mail badge to the work badge; no one else in the
+    file carries "Teleu Mirado Cidgilelo" or any of its words, so it is one person."""
+    rows = [
+        ["Teleu", "Mirado Cidgilelo", "teleu_cidgilelo@fortec.pt", "Fortec", "+351211208915", ""],
+        ["TELEU", "MIRADO CIDGILELO", "teleumirado81@sapo.pt", "", "", ""],
+    ]
+    assert resolve_with_crowd(rows) == [0, 0]
+
+
+def test_a_rare_full_name_after_a_move_to_a_firm_on_free_mail_is_the_same_person() -> None:
+    rows = [
+        ["Zula Ireo", "Telmirado", "zulat@viaxaro.com.br", "Viaxaro", "", ""],
+        ["Zula Ireo", "Telmirado", "zulatelmirado81@bol.com.br", "Vieira & Filhos", "", ""],
+    ]
+    assert resolve_with_crowd(rows) == [0, 0]
+
+
+def test_a_common_full_name_at_two_firms_is_two_people() -> None:
+    """A hundred badges carry João, Silva or both: "João Silva" twice is two people."""
+    rows = [
+        ["João", "Silva", "joaosilva@gmail.com", "Luvia", "", ""],
+        ["João", "Silva", "", "Rimar", "+351912999999", ""],
+    ]
+    assert resolve_with_crowd(rows) == [0, 1]
+
+
+def test_a_rare_full_name_at_two_corporate_domains_is_two_people() -> None:
+    """The guard of the closure: however rare the name, two corporate domains are two
+    people unless a personal identifier joins them."""
+    rows = [
+        ["Teleu", "Mirado Cidgilelo", "teleu_cidgilelo@fortec.pt", "Fortec", "", ""],
+        ["Teleu", "Mirado Cidgilelo", "teleu@moferquain.com", "Moferquain", "", ""],
+    ]
+    assert resolve_with_crowd(rows) == [0, 1]
+
+
+def test_a_rare_full_name_in_two_countries_is_two_people() -> None:
+    rows = [
+        ["Teleu", "Mirado Cidgilelo", "teleu_cidgilelo@fortec.pt", "Fortec", "", ""],
+        ["Teleu", "Mirado Cidgilelo", "teleumirado81@gmail.com", "", "", ""],
+    ]
+    assert resolve_with_crowd(rows, country=["PT", "BR"]) == [0, 1]
+
+
+def test_names_are_not_called_rare_from_too_few_names() -> None:
+    """In a small batch every name looks rare: word frequencies need enough names."""
+    rows = [
+        ["Teleu", "Mirado Cidgilelo", "teleu_cidgilelo@fortec.pt", "Fortec", "", ""],
+        ["Teleu", "Mirado Cidgilelo", "teleumirado81@sapo.pt", "", "", ""],
+    ]
+    assert resolve_with_crowd(rows, min_names=1000) == [0, 1]
+
+
+def test_expected_namesakes_multiply_the_shares_of_a_names_words() -> None:
+    names = pd.Series(["ana silva", "joao silva", "ana costa", None, "ana silva"])
+    # Four names: ana in 3, silva in 3, joao 1, costa 1.
+    out = expected_namesakes(names)
+    assert out[0] == pytest.approx(3 * (3 / 4) * (3 / 4))
+    assert out[1] == pytest.approx(3 * (1 / 4) * (3 / 4))
+    assert np.isnan(out[3])
