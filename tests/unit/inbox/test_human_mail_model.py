@@ -226,7 +226,8 @@ def test_arbitrary_text_does_not_become_a_lead(classifier: MailClassifier) -> No
 
 
 @pytest.mark.parametrize(
-    ("labels", "folder"), [("labels.csv", "eml"), ("labels_train2.csv", "train2")]
+    ("labels", "folder"),
+    [("labels.csv", "eml"), ("labels_train2.csv", "train2"), ("labels_train3.csv", "train3")],
 )
 def test_labels_list_every_committed_corpus_message(labels: str, folder: str) -> None:
     with (CORPUS / labels).open(encoding="utf-8") as fh:
