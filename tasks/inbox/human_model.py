@@ -270,7 +270,7 @@ def _export(model: Any, names: Sequence[str], text: bool) -> dict[str, Any]:
 CORPUS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "mail_corpus"
 FIXTURES = CORPUS.with_name("mail")
 # The corpus's training rows: the composed messages and the whole bodies of other writers.
-TRAINING_LABELS = ("labels.csv", "labels_train2.csv")
+TRAINING_LABELS = ("labels.csv", "labels_train2.csv", "labels_train3.csv")
 # Classes that reach the model: bounces and malformed mail are decided before it.
 _HUMAN = frozenset(CLASSES)
 
@@ -343,7 +343,7 @@ def corpus_examples(
 
 
 def training_examples(corpus: Path = CORPUS) -> list[Example]:
-    """Every training row: both corpus label files' ``train`` split and the fixtures.
+    """Every training row: each corpus label file's ``train`` split and the fixtures.
 
     The labelled fixtures join every fit; the rules were written on them, so they are
     training data, never scored.
@@ -392,7 +392,7 @@ def train(examples: Sequence[Example], settings: Settings) -> dict[str, Any]:
 
 def cv_splits(examples: Sequence[Example], scheme: str) -> list[tuple[list[int], list[int]]]:
     """(fit, score) row indices: ``folds`` holds out fold a then b of every training source;
-    ``writers`` holds out the composed corpus, then the other writers' whole bodies.
+    ``writers`` holds out the composed corpus, then each other writer's whole bodies.
 
     The folds share no fragment or body, so their figures behave like a held-out split's;
     the writers scheme is the harder test, closer to mail nobody here wrote.

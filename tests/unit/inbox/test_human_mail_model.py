@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -226,7 +227,8 @@ def test_arbitrary_text_does_not_become_a_lead(classifier: MailClassifier) -> No
 
 
 @pytest.mark.parametrize(
-    ("labels", "folder"), [("labels.csv", "eml"), ("labels_train2.csv", "train2")]
+    ("labels", "folder"),
+    [("labels.csv", "eml"), ("labels_train2.csv", "train2"), ("labels_train3.csv", "train3")],
 )
 def test_labels_list_every_committed_corpus_message(labels: str, folder: str) -> None:
     with (CORPUS / labels).open(encoding="utf-8") as fh:
@@ -285,6 +287,27 @@ def test_second_held_out_split_covers_every_class_language_and_severity() -> Non
     )
 
 
+def test_third_training_split_covers_every_class_language_and_severity() -> None:
+    """train3 was written for the weak borders; each cell must hold enough to learn from."""
+    with (CORPUS / "labels_train3.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) >= 360
+    assert {r["split"] for r in rows} == {"train"} and {r["fold"] for r in rows} == {"a", "b"}
+    counts = Counter(r["class"] for r in rows)
+    assert counts["complaint"] >= 120 and counts["other"] >= 40
+    assert counts["auto_reply"] >= 30 and counts["rsvp"] >= 30
+    levels = Counter(r["severity"] for r in rows if r["class"] == "complaint")
+    assert min(levels[s] for s in ("low", "medium", "high", "critical")) >= 25
+    assert {r["rsvp"] for r in rows if r["class"] == "rsvp"} == {
+        "accepted",
+        "declined",
+        "tentative",
+    }
+    for cls in ("lead", "complaint", "auto_reply", "unsubscribe", "spam", "rsvp", "other"):
+        for lang in ("en", "pt", "es"):
+            assert any(r["class"] == cls and r["language"] == lang for r in rows), (cls, lang)
+
+
 def test_second_held_out_split_shares_no_sentence_with_the_other_splits() -> None:
     """heldout2 was written by other hands; not one of its bodies may occur in the others."""
     sys.path.insert(0, str(CORPUS))
@@ -294,7 +317,8 @@ def test_second_held_out_split_shares_no_sentence_with_the_other_splits() -> Non
         sys.path.remove(str(CORPUS))
     older = "\n".join(
         p.read_text(encoding="utf-8")
-        for p in CORPUS.glob("fragments_*.py")
+        for pattern in ("fragments_*.py", "texts_*.py")
+        for p in CORPUS.glob(pattern)
         if "heldout2" not in p.name
     )
     bodies = [
