@@ -28,6 +28,7 @@ from stdnum.exceptions import ValidationError as StdnumValidationError
 from config.inbox_policy import InboxPolicy, Rule, load_inbox_policy
 from tasks.inbox.bounces import DsnRecipient, judge_report
 from tasks.inbox.human_model import HumanMailModel, load_model
+from tasks.inbox.human_model import graded as graded_severity
 from tasks.inbox.machine_mail import machine_signals
 from tasks.inbox.parsing import Malformed, ParsedMail, ParseResult
 
@@ -182,25 +183,38 @@ _HEADER_LINE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _ADDRESS = re.compile(r"\S+@\S+|https?://\S+")
+# A company's legal footer: every writer's mail may carry one, and it says nothing of
+# what the sender wants.
+_DISCLAIMER = re.compile(
+    r"^\s*(this (e-?mail|message)\b.{0,80}\b(confidential|intended)|"
+    r"confidential(ity)? (notice|note)|disclaimer|aviso (legal|de confidencialidad)|"
+    r"(esta mensagem|este (correo|mensaje))\b.{0,60}\bconfidencia|"
+    r"le informamos de que sus datos)",
+    re.IGNORECASE,
+)
 _DIGITS = re.compile(r"\d+")
 
 
 def model_text(text: str) -> str:
     """The words that say what a message is about, without what says who sent it.
 
-    The signature block (from the last closing line on: names, titles, phones,
-    disclaimers), forwarded header lines, addresses and the digits of numbers tell the
-    model who wrote, not what they want, and would otherwise be learnt as if they did.
-    A closing that is the first line of the text is a greeting, and is kept.
+    The signature block (from the last closing line on: names, titles, phones), a legal
+    disclaimer and all after it, forwarded header lines, addresses and the digits of
+    numbers tell the model who wrote, not what they want, and would otherwise be learnt as
+    if they did. A closing that is the first line of the text (header lines aside) is a
+    greeting, and is kept.
     """
-    lines = text.splitlines()
+    lines = _HEADER_LINE.sub("", text).splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    disclaimer = next(
+        (i for i in range(first + 1, len(lines)) if _DISCLAIMER.search(lines[i])), len(lines)
+    )
+    lines = lines[:disclaimer]
     for index in range(len(lines) - 1, first, -1):
         if _CLOSING_LINE.match(lines[index]) and any(x.strip() for x in lines[first + 1 : index]):
             lines = lines[:index]
             break
-    cleaned = _HEADER_LINE.sub("", "\n".join(lines))
-    return _DIGITS.sub("0", _ADDRESS.sub(" @ ", cleaned))
+    return _DIGITS.sub("0", _ADDRESS.sub(" @ ", "\n".join(lines)))
 
 
 _FORWARD_MARK = re.compile(
@@ -219,14 +233,19 @@ def forwarded_text(text: str) -> str:
     for nothing. A chain whose bottom says next to nothing (an attached original under a
     notice) is read whole.
     """
-    marks = list(_FORWARD_MARK.finditer(text))
+    marks = [*_FORWARD_MARK.finditer(text), *_HEADER_BLOCK.finditer(text)]
     if marks:
-        inner = model_text(text[marks[-1].end() :])
+        inner = model_text(text[max(m.end() for m in marks) :])
         if len(_WORDS.findall(inner)) >= _FEW_WORDS:
             return inner
     return model_text(text)
 
 
+# Outlook forwards under a header block (From:, then Sent: or Date:), with no marker line.
+_HEADER_BLOCK = re.compile(
+    r"^\s*(from|de):\s.+\n\s*(sent|enviado|enviada|date|data|fecha):\s.*$",
+    re.IGNORECASE | re.MULTILINE,
+)
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 _FEW_WORDS = 5
 
@@ -287,15 +306,19 @@ class MailClassifier:
         """The sender's words: quoted history and our footer below the reply line dropped.
 
         A bottom-posted reply writes under the ``>`` quote, so the lines after the last
-        quoted line are the sender's too.
+        quoted line are the sender's too. The reply lines are found on accent-folded text
+        ("escribió:"), as the policy's patterns are written.
         """
-        cut = len(text)
+        lines = text.splitlines()
+        folded = "\n".join(fold(line) for line in lines)
+        cut = len(folded)
         for sep in self._separators:
-            match = sep.search(text, 0, cut)
+            match = sep.search(folded, 0, cut)
             if match:
                 cut = match.start()
-        kept = [line for line in text[:cut].splitlines() if not line.lstrip().startswith(">")]
-        rest = text[cut:].splitlines()
+        cut_line = folded.count("\n", 0, cut) + (cut == len(folded))
+        kept = [line for line in lines[:cut_line] if not line.lstrip().startswith(">")]
+        rest = lines[cut_line:]
         quoted = [i for i, line in enumerate(rest) if line.lstrip().startswith(">")]
         if quoted:
             kept += rest[quoted[-1] + 1 :]
@@ -343,16 +366,14 @@ class MailClassifier:
                 evidence.extend(hits.get(MessageClass.UNSUBSCRIBE, ()))
         severity: Severity | None = None
         if label is MessageClass.COMPLAINT:
-            # The rules are floors: wording the team marked (a lawyer, a regulator, a
-            # cancelled contract) is never graded down by the model, which may grade up.
+            # The rules' levels from the model's floor up (chosen by writer-CV) are floors:
+            # wording the team marked (a lawyer, a regulator, a cancelled contract) is
+            # never graded down by the model, which may grade up.
             floor, sev_hit = self._severity_of(features.folded)
             if sev_hit is not None:
                 evidence.append(sev_hit)
             graded = self.model.predict_severity(vector, features.severity_dense)
-            if _SEVERITY_RANK[graded.label] > _SEVERITY_RANK[floor]:
-                severity = _LEVELS[graded.label]
-            else:
-                severity = floor
+            severity = _LEVELS[graded_severity(floor, graded.label, self.model.severity_floor)]
             evidence.append(
                 Evidence(
                     f"model_severity:{graded.label}",

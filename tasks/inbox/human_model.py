@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -160,6 +161,8 @@ class HumanMailModel:
         self.idf = np.asarray(data["idf"], dtype=np.float64)
         self.cls = _Linear(data["class_model"], vocab, self.idf)
         self.severity = _Linear(data["severity_model"], vocab, self.idf)
+        # The lowest rule level that is a floor for the model's severity (see ``graded``).
+        self.severity_floor: str = data["severity_model"].get("floor_from", "medium")
         self.thresholds: dict[str, float] = dict(data["thresholds"])
         self.trained_on: dict[str, Any] = dict(data.get("trained_on", {}))
         self._word_cache: dict[str, list[int]] = {}
@@ -230,6 +233,7 @@ class Settings:
     c_severity: float = 10.0
     severity_text: bool = True
     min_df: int = 2
+    floor_from: str = "medium"
 
 
 def _vectorize(grams: Sequence[list[str]], min_df: int) -> tuple[Any, Any]:
@@ -269,8 +273,25 @@ def _export(model: Any, names: Sequence[str], text: bool) -> dict[str, Any]:
 
 CORPUS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "mail_corpus"
 FIXTURES = CORPUS.with_name("mail")
-# The corpus's training rows: the composed messages and the whole bodies of other writers.
-TRAINING_LABELS = ("labels.csv", "labels_train2.csv")
+# Every labels file of the corpus trains, each split of it a writer (a CV group): the
+# composed messages, their held-out split (worn by repeated scoring), the whole bodies of
+# other hands (train2, heldout2, once scored and reported) and more (train3, when merged).
+# A held-out split scored once joins training afterwards; a fresh one is kept apart.
+TRAINING_LABELS = ("labels.csv", "labels_train2.csv", "labels_heldout2.csv", "labels_train3.csv")
+
+
+def training_labels(corpus: Path = CORPUS) -> list[str]:
+    """The training labels files present in ``corpus`` (train3 arrives on its own branch)."""
+    return [labels for labels in TRAINING_LABELS if (corpus / labels).exists()]
+
+
+def writer_of(labels: str, split: str) -> str:
+    """The CV group of a corpus row: its split in the composed corpus, else its labels file."""
+    if labels == "labels.csv":
+        return "composed" if split == "train" else split
+    return labels.removeprefix("labels_").removesuffix(".csv")
+
+
 # Classes that reach the model: bounces and malformed mail are decided before it.
 _HUMAN = frozenset(CLASSES)
 
@@ -336,21 +357,21 @@ def corpus_examples(
                     fold if fold is not None else row["fold"],
                     features,
                     analyze(features.text),
-                    source=fold if fold is not None else labels,
+                    source=fold if fold is not None else writer_of(labels, row["split"]),
                 )
             )
     return out
 
 
 def training_examples(corpus: Path = CORPUS) -> list[Example]:
-    """Every training row: both corpus label files' ``train`` split and the fixtures.
+    """Every corpus row of every training labels file, and the labelled fixtures.
 
-    The labelled fixtures join every fit; the rules were written on them, so they are
-    training data, never scored.
+    The fixtures are a writer too (the rules were written on them): fitted with the rest,
+    and held out in turn like every other writer.
     """
     out: list[Example] = []
-    for labels in TRAINING_LABELS:
-        out += corpus_examples(corpus, split="train", labels=labels)
+    for labels in training_labels(corpus):
+        out += corpus_examples(corpus, labels=labels)
     return out + corpus_examples(FIXTURES, fold="fixtures")
 
 
@@ -386,126 +407,88 @@ def train(examples: Sequence[Example], settings: Settings) -> dict[str, Any]:
         "vocabulary": vocabulary,
         "idf": np.round(vectorizer.idf_, 6).tolist(),
         "class_model": _export(classes, dense_names, True),
-        "severity_model": _export(severity, severity_names, settings.severity_text),
+        "severity_model": {
+            **_export(severity, severity_names, settings.severity_text),
+            "floor_from": settings.floor_from,
+        },
     }
 
 
-def cv_splits(examples: Sequence[Example], scheme: str) -> list[tuple[list[int], list[int]]]:
-    """(fit, score) row indices: ``folds`` holds out fold a then b of every training source;
-    ``writers`` holds out the composed corpus, then the other writers' whole bodies.
+def cv_splits(examples: Sequence[Example]) -> list[tuple[str, list[int], list[int]]]:
+    """(writer, fit, score) row indices: each writer held out in turn, fitted on the rest.
 
-    The folds share no fragment or body, so their figures behave like a held-out split's;
-    the writers scheme is the harder test, closer to mail nobody here wrote.
+    A writer's mail shares voice, layouts and habits; holding one out whole is the test
+    closest to mail nobody here wrote, which random folds are not.
     """
-    if scheme == "folds":
-        groups = [(lambda e, g=g: e.fold == g) for g in ("a", "b")]
-    else:
-        groups = [(lambda e, g=g: e.source == g) for g in TRAINING_LABELS]
+    writers = sorted({e.source for e in examples})
     return [
         (
-            [i for i, e in enumerate(examples) if not held(e)],
-            [i for i, e in enumerate(examples) if held(e)],
+            writer,
+            [i for i, e in enumerate(examples) if e.source != writer],
+            [i for i, e in enumerate(examples) if e.source == writer],
         )
-        for held in groups
+        for writer in writers
     ]
 
 
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+# The lowest rule level that is a floor the model may not grade below ("never": none is).
+FLOOR_RANK = {**SEVERITY_RANK, "never": len(SEVERITIES)}
 
 
-def graded(rule: str, model: str) -> str:
-    """The classifier's severity: the model's, never below the rules' floor."""
-    return model if SEVERITY_RANK[model] > SEVERITY_RANK[rule] else rule
+def graded(rule: str, model: str, floor_from: str = "medium") -> str:
+    """The classifier's severity: the model's, never below a rule level that is a floor."""
+    if FLOOR_RANK[floor_from] <= SEVERITY_RANK[rule] > SEVERITY_RANK[model]:
+        return rule
+    return model
 
 
 def cross_validate(
     examples: Sequence[Example],
     class_grid: Sequence[tuple[float, str | None]],
     severity_grid: Sequence[tuple[float, bool]],
-    schemes: Sequence[str] = ("folds", "writers"),
     min_df: int = 2,
 ) -> tuple[dict[Any, list[dict[str, float]]], dict[Any, list[str | None]]]:
-    """Out-of-fold class probabilities and graded severities, per scheme and setting.
+    """Out-of-writer class probabilities and severity-model levels, per setting.
 
-    Keys are ``(scheme, setting)``; each list is aligned with ``examples`` (empty dicts and
-    None for rows a scheme never scores: the fixtures).
+    Each list is aligned with ``examples``; the severity model is scored on every true
+    complaint (None for other rows), before any rule floor.
     """
     dense_names, severity_names = _names(examples)
-    probabilities: dict[Any, list[dict[str, float]]] = {}
-    severities: dict[Any, list[str | None]] = {}
-    for scheme in schemes:
-        for setting in class_grid:
-            probabilities[scheme, setting] = [{} for _ in examples]
-        for sev_setting in severity_grid:
-            severities[scheme, sev_setting] = [None] * len(examples)
-        for fitted, scored in cv_splits(examples, scheme):
-            vectorizer, x_fit = _vectorize([examples[i].grams for i in fitted], min_df)
-            x_score = vectorizer.transform([examples[i].grams for i in scored])
-            d_fit = _design(x_fit, [examples[i].features.dense for i in fitted], dense_names)
-            d_score = _design(x_score, [examples[i].features.dense for i in scored], dense_names)
-            for c, weight in class_grid:
-                model = _linear(d_fit, [examples[i].label for i in fitted], c, weight)
-                for row, probs in zip(scored, model.predict_proba(d_score), strict=True):
-                    probabilities[scheme, (c, weight)][row] = dict(
-                        zip(model.classes_, map(float, probs), strict=True)
-                    )
-            fit_c = [k for k, i in enumerate(fitted) if examples[i].label == "complaint"]
-            score_c = [k for k, i in enumerate(scored) if examples[i].label == "complaint"]
-            for c, text in severity_grid:
-                x_a = _design(
-                    x_fit[fit_c] if text else None,
-                    [examples[fitted[k]].features.severity_dense for k in fit_c],
-                    severity_names,
+    probabilities: dict[Any, list[dict[str, float]]] = {
+        setting: [{} for _ in examples] for setting in class_grid
+    }
+    severities: dict[Any, list[str | None]] = {
+        setting: [None] * len(examples) for setting in severity_grid
+    }
+    for _writer, fitted, scored in cv_splits(examples):
+        vectorizer, x_fit = _vectorize([examples[i].grams for i in fitted], min_df)
+        x_score = vectorizer.transform([examples[i].grams for i in scored])
+        d_fit = _design(x_fit, [examples[i].features.dense for i in fitted], dense_names)
+        d_score = _design(x_score, [examples[i].features.dense for i in scored], dense_names)
+        for c, weight in class_grid:
+            model = _linear(d_fit, [examples[i].label for i in fitted], c, weight)
+            for row, probs in zip(scored, model.predict_proba(d_score), strict=True):
+                probabilities[c, weight][row] = dict(
+                    zip(model.classes_, map(float, probs), strict=True)
                 )
-                x_b = _design(
-                    x_score[score_c] if text else None,
-                    [examples[scored[k]].features.severity_dense for k in score_c],
-                    severity_names,
-                )
-                model = _linear(x_a, [examples[fitted[k]].severity for k in fit_c], c, None)
-                for k, level in zip(score_c, model.predict(x_b), strict=True):
-                    e = examples[scored[k]]
-                    severities[scheme, (c, text)][scored[k]] = graded(e.rule_severity, level)
+        fit_c = [k for k, i in enumerate(fitted) if examples[i].label == "complaint"]
+        score_c = [k for k, i in enumerate(scored) if examples[i].label == "complaint"]
+        for c, text in severity_grid:
+            x_a = _design(
+                x_fit[fit_c] if text else None,
+                [examples[fitted[k]].features.severity_dense for k in fit_c],
+                severity_names,
+            )
+            x_b = _design(
+                x_score[score_c] if text else None,
+                [examples[scored[k]].features.severity_dense for k in score_c],
+                severity_names,
+            )
+            model = _linear(x_a, [examples[fitted[k]].severity for k in fit_c], c, None)
+            for k, level in zip(score_c, model.predict(x_b), strict=True):
+                severities[c, text][scored[k]] = str(level)
     return probabilities, severities
-
-
-def _accuracy_at(
-    examples: Sequence[Example],
-    probabilities: Sequence[Mapping[str, float]],
-    thresholds: Mapping[str, float],
-) -> float:
-    """Class accuracy on the scored examples once the policy's thresholds are applied."""
-    right = scored = 0
-    for e, probs in zip(examples, probabilities, strict=True):
-        if not probs:
-            continue
-        scored += 1
-        label = max(probs, key=probs.__getitem__)
-        right += apply_thresholds(label, probs[label], thresholds) == e.label
-    return right / scored
-
-
-def _precision_at(
-    examples: Sequence[Example],
-    probabilities: Sequence[Mapping[str, float]],
-    thresholds: Mapping[str, float],
-    label: str,
-) -> float:
-    """Of the scored examples given ``label`` once thresholds apply, the share that are."""
-    said = right = 0
-    for e, probs in zip(examples, probabilities, strict=True):
-        if not probs:
-            continue
-        best = max(probs, key=probs.__getitem__)
-        if apply_thresholds(best, probs[best], thresholds) == label:
-            said += 1
-            right += e.label == label
-    return right / said if said else 1.0
-
-
-def _severity_accuracy(examples: Sequence[Example], graded_: Sequence[str | None]) -> float:
-    pairs = [(e.severity, g) for e, g in zip(examples, graded_, strict=True) if g is not None]
-    return sum(t == g for t, g in pairs) / len(pairs)
 
 
 def apply_thresholds(label: str, probability: float, thresholds: Mapping[str, float]) -> str:
@@ -514,98 +497,214 @@ def apply_thresholds(label: str, probability: float, thresholds: Mapping[str, fl
     return label if probability >= bar else "other"
 
 
+def labels_at(
+    probabilities: Sequence[Mapping[str, float]], thresholds: Mapping[str, float]
+) -> list[str]:
+    """The class of each scored row once the policy's thresholds apply."""
+    out = []
+    for probs in probabilities:
+        best = max(probs, key=probs.__getitem__)
+        out.append(apply_thresholds(best, probs[best], thresholds))
+    return out
+
+
+def quality_report(
+    truth: Sequence[str],
+    predicted: Sequence[str],
+    severity_truth: Sequence[str] = (),
+    severity_predicted: Sequence[str | None] = (),
+) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/support, and severity accuracy on true complaints.
+
+    Severity is scored on every labelled complaint: a complaint read as another class
+    counts as a wrong severity (None), so a missed complaint is not hidden.
+    """
+    pairs = list(zip(truth, predicted, strict=True))
+    hits = Counter(t for t, p in pairs if t == p)
+    said, real = Counter(predicted), Counter(truth)
+    out: dict[str, Any] = {
+        "messages": len(truth),
+        "accuracy": round(sum(hits.values()) / len(truth), 3),
+        "per_class": {
+            c: {
+                "precision": round(hits[c] / said[c], 3) if said[c] else None,
+                "recall": round(hits[c] / real[c], 3) if real[c] else None,
+                "support": real[c],
+            }
+            for c in sorted(set(truth) | set(predicted))
+        },
+        "confusions": {
+            f"{t} -> {p}": n
+            for (t, p), n in Counter(x for x in pairs if x[0] != x[1]).most_common()
+        },
+    }
+    if severity_truth:
+        levels = list(zip(severity_truth, severity_predicted, strict=True))
+        out["severity_accuracy"] = round(sum(t == p for t, p in levels) / len(levels), 3)
+        out["severity_complaints"] = len(levels)
+        out["severity_by_level"] = {
+            level: {
+                "right": sum(t == p == level for t, p in levels),
+                "of": sum(t == level for t, _ in levels),
+                "read_as": dict(
+                    Counter(p or "not a complaint" for t, p in levels if t == level and p != level)
+                ),
+            }
+            for level in SEVERITIES
+        }
+    return out
+
+
+def writer_report(
+    examples: Sequence[Example],
+    predicted: Sequence[str],
+    severity_levels: Sequence[str | None],
+    floor_from: str,
+) -> dict[str, Any]:
+    """Writer-CV figures: all writers pooled, and each left-out writer on its own.
+
+    A complaint's severity is the model's graded by the rules' floors, and counts only
+    when the message was read as a complaint, as the benchmark scores it.
+    """
+    out: dict[str, Any] = {}
+    for writer in ["all", *sorted({e.source for e in examples})]:
+        rows = [i for i, e in enumerate(examples) if writer in ("all", e.source)]
+        complaints = [i for i in rows if examples[i].label == "complaint"]
+        out[writer] = quality_report(
+            [examples[i].label for i in rows],
+            [predicted[i] for i in rows],
+            [examples[i].severity for i in complaints],
+            [
+                graded(examples[i].rule_severity, str(severity_levels[i]), floor_from)
+                if predicted[i] == "complaint"
+                else None
+                for i in complaints
+            ],
+        )
+    return out
+
+
+def _mean_writer_accuracy(examples: Sequence[Example], predicted: Sequence[str]) -> float:
+    writers = sorted({e.source for e in examples})
+    per = [
+        sum(p == e.label for e, p in zip(examples, predicted, strict=True) if e.source == w)
+        / sum(e.source == w for e in examples)
+        for w in writers
+    ]
+    return sum(per) / len(per)
+
+
+def _precision(examples: Sequence[Example], predicted: Sequence[str], label: str) -> float:
+    said = [e.label == label for e, p in zip(examples, predicted, strict=True) if p == label]
+    return sum(said) / len(said) if said else 1.0
+
+
 THRESHOLD_GRID = [
     {"uncertain_below": u, "lead_needs": lead, "complaint_needs": complaint}
     for u in (0.0, 0.2, 0.3, 0.4, 0.5)
     for lead in (0.0, 0.4, 0.5, 0.6, 0.7)
     for complaint in (0.0, 0.3, 0.4, 0.5, 0.6)
 ]
-CLASS_GRID: list[tuple[float, str | None]] = [
-    (c, w) for c in (10.0, 30.0, 100.0) for w in (None, "balanced")
-]
-SEVERITY_GRID: list[tuple[float, bool]] = [
-    (c, text) for c in (0.3, 3.0, 30.0) for text in (False, True)
-]
+# Stronger regularisation (C 10) and C 100 never won in writer-CV (2026-12-07), nor did the
+# severity model without text; each setting costs a fit per writer, so the grid stays small.
+CLASS_GRID: list[tuple[float, str | None]] = [(30.0, None), (30.0, "balanced")]
+SEVERITY_GRID: list[tuple[float, bool]] = [(3.0, True), (30.0, True)]
+FLOOR_GRID = ("medium", "high", "critical", "never")
 
 
 # A wrong lead creates a contact and a wrong complaint starts an SLA clock: settings whose
-# cross-validated precision on either falls below this are not chosen while others reach it.
-PRECISION_FLOOR = 0.93
+# pooled writer-CV precision on either falls below this are not chosen while others reach
+# it. It was 0.93 until train3 (mail written for the classes' borders) joined; since then
+# no setting reaches 0.92, and 0.88 costs about a point of accuracy over no floor.
+PRECISION_FLOOR = 0.88
 
 
-def choose(
-    examples: Sequence[Example],
-    schemes: Sequence[str] = ("folds", "writers"),
-) -> tuple[Settings, dict[str, float], dict[str, Any]]:
-    """The settings and thresholds with the best mean cross-validated accuracy.
+def choose(examples: Sequence[Example]) -> tuple[Settings, dict[str, float], dict[str, Any]]:
+    """The settings and thresholds with the best mean accuracy over left-out writers.
 
-    Class settings and thresholds are chosen together on the mean accuracy over the
-    schemes, among those that keep lead and complaint precision at ``PRECISION_FLOOR`` in
-    every scheme; among ties, the strictest bars (a wrong lead or complaint costs more than
-    a message on the review list). Severity settings are chosen on their own.
+    Class settings and thresholds are chosen together, among those that keep pooled lead
+    and complaint precision at ``PRECISION_FLOOR``; among ties, the strictest bars (a
+    wrong lead or complaint costs more than a message on the review list). The severity
+    model and the rules' floor are chosen on severity accuracy over true complaints.
     """
-    probabilities, severities = cross_validate(examples, CLASS_GRID, SEVERITY_GRID, schemes)
-    report: dict[str, Any] = {"class": {}, "severity": {}}
-    best_class: tuple[bool, float, float, Any, dict[str, float]] | None = None
+    probabilities, severities = cross_validate(examples, CLASS_GRID, SEVERITY_GRID)
+    best: tuple[bool, float, float, Any, dict[str, float]] | None = None
+    per_setting: dict[str, Any] = {}
     for setting in CLASS_GRID:
         for thresholds in THRESHOLD_GRID:
-            per = [_accuracy_at(examples, probabilities[s, setting], thresholds) for s in schemes]
+            predicted = labels_at(probabilities[setting], thresholds)
+            accuracy = round(_mean_writer_accuracy(examples, predicted), 3)
             precise = all(
-                _precision_at(examples, probabilities[s, setting], thresholds, label)
-                >= PRECISION_FLOOR
-                for s in schemes
+                _precision(examples, predicted, label) >= PRECISION_FLOOR
                 for label in ("lead", "complaint")
             )
-            key = (
-                precise,
-                round(sum(per) / len(per), 3),
-                sum(thresholds.values()),
-                setting,
-                thresholds,
-            )
-            if best_class is None or key[:3] > best_class[:3]:
-                best_class = key
-            current = report["class"].get(str(setting))
-            if current is None or sum(per) > sum(current["by_scheme"].values()):
-                report["class"][str(setting)] = {
-                    "by_scheme": dict(zip(schemes, per, strict=True)),
+            key = (precise, accuracy, sum(thresholds.values()), setting, thresholds)
+            if best is None or key[:3] > best[:3]:
+                best = key
+            if accuracy > per_setting.get(str(setting), {}).get("mean_writer_accuracy", -1):
+                per_setting[str(setting)] = {
+                    "mean_writer_accuracy": accuracy,
                     "thresholds": thresholds,
                 }
-    best_severity = max(
-        SEVERITY_GRID,
-        key=lambda s: sum(_severity_accuracy(examples, severities[x, s]) for x in schemes),
-    )
-    for sev_setting in SEVERITY_GRID:
-        report["severity"][str(sev_setting)] = {
-            s: round(_severity_accuracy(examples, severities[s, sev_setting]), 3) for s in schemes
-        }
-    assert best_class is not None
-    (c_class, weight), thresholds = best_class[3], best_class[4]
-    report["chosen"] = {
-        "precision_floor_met": best_class[0],
-        "mean_accuracy": best_class[1],
-        "by_scheme": {
-            s: {
-                "accuracy": round(
-                    _accuracy_at(examples, probabilities[s, best_class[3]], thresholds), 3
-                ),
-                **{
-                    f"{label}_precision": round(
-                        _precision_at(examples, probabilities[s, best_class[3]], thresholds, label),
-                        3,
-                    )
-                    for label in ("lead", "complaint", "spam", "other")
-                },
-            }
-            for s in schemes
-        },
+    assert best is not None
+    complaints = [i for i, e in enumerate(examples) if e.label == "complaint"]
+
+    def severity_accuracy(setting: tuple[float, bool], floor_from: str) -> float:
+        right = sum(
+            graded(examples[i].rule_severity, str(severities[setting][i]), floor_from)
+            == examples[i].severity
+            for i in complaints
+        )
+        return round(right / len(complaints), 3)
+
+    severity_table = {
+        f"{setting} floor from {floor}": severity_accuracy(setting, floor)
+        for setting in SEVERITY_GRID
+        for floor in FLOOR_GRID
     }
-    settings = Settings(c_class, weight, best_severity[0], best_severity[1])
+    sev_setting, floor_from = max(
+        ((s, f) for s in SEVERITY_GRID for f in FLOOR_GRID),
+        key=lambda sf: severity_accuracy(*sf),
+    )
+    (c_class, weight), thresholds = best[3], best[4]
+    settings = Settings(c_class, weight, sev_setting[0], sev_setting[1], floor_from=floor_from)
+    report = {
+        "class_settings": per_setting,
+        "severity_settings": severity_table,
+        "precision_floor_met": best[0],
+        "mean_writer_accuracy": best[1],
+        "writers": writer_report(
+            examples,
+            labels_at(probabilities[best[3]], thresholds),
+            severities[sev_setting],
+            floor_from,
+        ),
+    }
     return settings, thresholds, report
 
 
+def print_writer_report(report: Mapping[str, Any]) -> None:
+    """Per left-out writer: class and severity accuracy; pooled: per-class figures."""
+    for writer, figures in report.items():
+        print(
+            f"  {writer:10s} n={figures['messages']:4d}  class {figures['accuracy']:.3f}  "
+            f"severity {figures.get('severity_accuracy', float('nan')):.3f} "
+            f"on {figures.get('severity_complaints', 0)}"
+        )
+    for cls, figures in report["all"]["per_class"].items():
+        print(
+            f"  {cls:12s} n={figures['support']:4d}  precision={figures['precision']}  "
+            f"recall={figures['recall']}"
+        )
+    for level, figures in report["all"].get("severity_by_level", {}).items():
+        print(
+            f"  severity {level:8s} {figures['right']}/{figures['of']}  "
+            f"wrong as {figures['read_as']}"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """``train``: choose settings and thresholds by cross-validation, then fit on everything."""
+    """``train``: choose settings and thresholds by writer-CV, then fit on everything."""
     import argparse
     import hashlib
 
@@ -616,31 +715,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     examples = training_examples(args.corpus)
     settings, thresholds, report = choose(examples)
-    for name, figures in report["class"].items():  # best thresholds per setting, unconstrained
-        by = ", ".join(f"{k} {v:.3f}" for k, v in figures["by_scheme"].items())
-        print(f"class C, weight {name}: {by} at {figures['thresholds']}")
-    for name, figures in report["severity"].items():
-        by = ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
-        print(f"severity C, text {name}: {by}")
-    print(f"chosen: {settings} at {thresholds}: {report['chosen']}")
+    for name, figures in report["class_settings"].items():  # best thresholds per setting
+        print(f"class C, weight {name}: {figures}")
+    for name, accuracy in report["severity_settings"].items():
+        print(f"severity C, text {name}: {accuracy:.3f}")
+    print(
+        f"chosen: {settings} at {thresholds}, precision floor met: {report['precision_floor_met']}"
+    )
+    print_writer_report(report["writers"])
     artifact = train(examples, settings)
-    digest = hashlib.sha256(
-        b"".join((args.corpus / labels).read_bytes() for labels in TRAINING_LABELS)
-    ).hexdigest()
+    labels = training_labels(args.corpus)
+    digest = hashlib.sha256(b"".join((args.corpus / name).read_bytes() for name in labels))
     artifact["thresholds"] = thresholds
     artifact["trained_on"] = {
         "corpus": "tests/fixtures/mail_corpus",
-        "labels": list(TRAINING_LABELS),
-        "split": "train",
+        "labels": labels,
+        "writers": sorted({e.source for e in examples}),
         "messages": len(examples),
-        "labels_sha256": digest,
+        "labels_sha256": digest.hexdigest(),
         "settings": {
             "C": settings.c_class,
             "class_weight": settings.class_weight,
             "severity_C": settings.c_severity,
             "severity_text": settings.severity_text,
+            "severity_floor_from": settings.floor_from,
         },
-        "cross_validation": report,
+        "writer_cv": {
+            writer: {
+                "accuracy": figures["accuracy"],
+                "severity_accuracy": figures.get("severity_accuracy"),
+            }
+            for writer, figures in report["writers"].items()
+        },
     }
     args.out.write_text(json.dumps(artifact, ensure_ascii=False, separators=(",", ":")) + "\n")
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), {settings}")

@@ -1,10 +1,11 @@
-"""The learned human-mail classifier: held-out quality, honest split, readable evidence."""
+"""The learned human-mail classifier: writer cross-validation, honest splits, readable evidence."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -14,12 +15,20 @@ from benchmarks.inbox_quality import corpus_rows, labelled
 from tasks.inbox.classification import MailClassifier, MessageClass
 from tasks.inbox.human_model import (
     CORPUS,
-    TRAINING_LABELS,
+    Example,
     HumanMailModel,
     analyze,
+    cv_splits,
+    graded,
     load_model,
+    training_labels,
+    writer_of,
 )
 from tasks.inbox.parsing import ParsedMail, parse_message
+
+# Pooled writer-CV figures of the shipped model (0.863 and 0.782 when trained, 2026-12-07).
+WRITER_CV_FLOOR = 0.85
+SEVERITY_CV_FLOOR = 0.77
 
 
 @pytest.fixture(scope="module")
@@ -37,37 +46,65 @@ def _mail(
     ).encode()
 
 
-def test_held_out_corpus_class_and_severity_accuracy(classifier: MailClassifier) -> None:
-    """Figures on mail built from fragments the model never saw (see make_corpus.py).
+@pytest.mark.parametrize("split", ["heldout", "heldout2"])
+def test_scored_held_out_splits_are_now_fitted(classifier: MailClassifier, split: str) -> None:
+    """Both held-out splits were scored and reported, then joined training (issue #21).
 
-    The floors sit just under the measured figures (benchmarks/README.md), so a change
-    that makes the classifier worse on unseen mail fails here.
+    Their figures are no longer results (benchmarks/README.md); this pins that the shipped
+    model was fitted on them through the same reading the classifier does at inference.
     """
-    result = labelled(corpus_rows("heldout"), CORPUS, classifier)
-    print(result)
-    assert result["messages"] >= 200
-    assert result["accuracy"] >= 0.92
-    assert result["severity_accuracy"] >= 0.95
-    # A wrong lead makes a contact and a wrong complaint starts an SLA clock: these two
-    # (and spam, which hides mail) must be precise; ``other`` is only a review list.
-    for cls in ("lead", "complaint", "spam"):
-        assert result["per_class"][cls]["precision"] >= 0.9, cls
+    result = labelled(corpus_rows(split), CORPUS, classifier)
+    assert result["messages"] >= 230
+    assert result["accuracy"] >= 0.95
 
 
-def test_second_held_out_split_class_and_severity_accuracy(classifier: MailClassifier) -> None:
-    """Figures on other writers' mail, in layouts training never saw (make_heldout2.py).
+def test_shipped_model_records_its_writer_cross_validation() -> None:
+    """Every writer was held out once; the figures sit just under those measured at training.
 
-    The floors sit just under the figures measured when the split was first scored after
-    tuning (benchmarks/README.md); they are below the goals (0.95 and 0.85), which this
-    split says are not met. Every look at these figures while tuning wears the split.
+    They are the model's only honest figures until a fresh split is scored.
     """
-    result = labelled(corpus_rows("heldout2"), CORPUS, classifier)
-    print(result)
-    assert result["messages"] >= 240
-    assert result["accuracy"] >= 0.80
-    assert result["severity_accuracy"] >= 0.58
-    for cls in ("lead", "complaint", "spam"):
-        assert result["per_class"][cls]["precision"] >= 0.85, cls
+    model = load_model()
+    cv = model.trained_on["writer_cv"]
+    assert set(cv) == {"all", "composed", "heldout", "heldout2", "train2", "train3", "fixtures"}
+    assert cv["all"]["accuracy"] >= WRITER_CV_FLOOR
+    assert cv["all"]["severity_accuracy"] >= SEVERITY_CV_FLOOR
+
+
+def test_writer_cross_validation_holds_each_writer_out_whole() -> None:
+    rows = [
+        Example(f"{w}{i}", "lead", "", "en", "train", "a", None, [], source=w)
+        for w in ("composed", "train2", "fixtures")
+        for i in range(3)
+    ]
+    splits = cv_splits(rows)
+    assert [w for w, _, _ in splits] == ["composed", "fixtures", "train2"]
+    for writer, fitted, scored in splits:
+        assert {rows[i].source for i in scored} == {writer}
+        assert writer not in {rows[i].source for i in fitted}
+        assert sorted(fitted + scored) == list(range(len(rows)))
+
+
+def test_writers_are_the_labels_files_and_the_composed_corpus_splits() -> None:
+    assert writer_of("labels.csv", "train") == "composed"
+    assert writer_of("labels.csv", "heldout") == "heldout"
+    assert writer_of("labels_heldout2.csv", "heldout2") == "heldout2"
+    assert writer_of("labels_train3.csv", "train") == "train3"
+
+
+@pytest.mark.parametrize(
+    ("rule", "model", "floor_from", "expected"),
+    [
+        ("critical", "low", "critical", "critical"),
+        ("high", "low", "critical", "low"),
+        ("high", "low", "medium", "high"),
+        ("medium", "critical", "medium", "critical"),
+        ("critical", "low", "never", "low"),
+    ],
+)
+def test_rule_levels_from_the_floor_up_are_never_graded_down(
+    rule: str, model: str, floor_from: str, expected: str
+) -> None:
+    assert graded(rule, model, floor_from) == expected
 
 
 def test_corpus_has_600_messages_in_every_class_and_language() -> None:
@@ -117,12 +154,11 @@ def test_held_out_fragments_never_appear_in_training_pools() -> None:
 
 def test_shipped_model_was_trained_on_the_committed_corpus() -> None:
     model = load_model()
-    digest = hashlib.sha256(
-        b"".join((CORPUS / labels).read_bytes() for labels in TRAINING_LABELS)
-    ).hexdigest()
-    assert model.trained_on["labels_sha256"] == digest
-    assert model.trained_on["split"] == "train"
-    assert "labels_heldout2.csv" not in model.trained_on["labels"]
+    labels = training_labels()
+    digest = hashlib.sha256(b"".join((CORPUS / name).read_bytes() for name in labels))
+    assert model.trained_on["labels_sha256"] == digest.hexdigest()
+    assert model.trained_on["labels"] == labels
+    assert {"labels_heldout2.csv", "labels_train3.csv"} <= set(labels)
 
 
 def test_inference_vectors_equal_scikit_learns_tfidf() -> None:
@@ -226,7 +262,8 @@ def test_arbitrary_text_does_not_become_a_lead(classifier: MailClassifier) -> No
 
 
 @pytest.mark.parametrize(
-    ("labels", "folder"), [("labels.csv", "eml"), ("labels_train2.csv", "train2")]
+    ("labels", "folder"),
+    [("labels.csv", "eml"), ("labels_train2.csv", "train2"), ("labels_train3.csv", "train3")],
 )
 def test_labels_list_every_committed_corpus_message(labels: str, folder: str) -> None:
     with (CORPUS / labels).open(encoding="utf-8") as fh:
@@ -285,6 +322,27 @@ def test_second_held_out_split_covers_every_class_language_and_severity() -> Non
     )
 
 
+def test_third_training_split_covers_every_class_language_and_severity() -> None:
+    """train3 was written for the weak borders; each cell must hold enough to learn from."""
+    with (CORPUS / "labels_train3.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) >= 360
+    assert {r["split"] for r in rows} == {"train"} and {r["fold"] for r in rows} == {"a", "b"}
+    counts = Counter(r["class"] for r in rows)
+    assert counts["complaint"] >= 120 and counts["other"] >= 40
+    assert counts["auto_reply"] >= 30 and counts["rsvp"] >= 30
+    levels = Counter(r["severity"] for r in rows if r["class"] == "complaint")
+    assert min(levels[s] for s in ("low", "medium", "high", "critical")) >= 25
+    assert {r["rsvp"] for r in rows if r["class"] == "rsvp"} == {
+        "accepted",
+        "declined",
+        "tentative",
+    }
+    for cls in ("lead", "complaint", "auto_reply", "unsubscribe", "spam", "rsvp", "other"):
+        for lang in ("en", "pt", "es"):
+            assert any(r["class"] == cls and r["language"] == lang for r in rows), (cls, lang)
+
+
 def test_second_held_out_split_shares_no_sentence_with_the_other_splits() -> None:
     """heldout2 was written by other hands; not one of its bodies may occur in the others."""
     sys.path.insert(0, str(CORPUS))
@@ -294,7 +352,8 @@ def test_second_held_out_split_shares_no_sentence_with_the_other_splits() -> Non
         sys.path.remove(str(CORPUS))
     older = "\n".join(
         p.read_text(encoding="utf-8")
-        for p in CORPUS.glob("fragments_*.py")
+        for pattern in ("fragments_*.py", "texts_*.py")
+        for p in CORPUS.glob(pattern)
         if "heldout2" not in p.name
     )
     bodies = [

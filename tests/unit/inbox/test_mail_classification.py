@@ -16,6 +16,7 @@ from tasks.inbox.classification import (
     MessageClass,
     extract_signature_fields,
     forwarded_text,
+    model_text,
     thread_parent,
 )
 from tasks.inbox.parsing import ParsedMail, parse_message
@@ -271,6 +272,43 @@ def test_a_forward_is_read_as_its_innermost_message() -> None:
     read = forwarded_text(text)
     assert "arrived broken" in read
     assert "FYI" not in read and "confidential" not in read and "Passing on" not in read
+
+
+def test_a_forward_whose_bottom_opens_with_a_name_keeps_that_message() -> None:
+    """The header lines above a "Sophie," greeting do not make it read as a sign-off."""
+    text = (
+        "See below.\n\nBegin forwarded message:\n\nSubject: x\nFrom: Ian <i@x.example>\n\n"
+        "Sophie,\n\nThe engineer came twice and the scanner still will not pair.\n\nIan"
+    )
+    assert "still will not pair" in forwarded_text(text)
+
+
+def test_an_outlook_forward_is_read_below_its_header_block() -> None:
+    text = (
+        "Can someone pick this up?\n\nFrom: Ana <ana@x.example>\nSent: Monday\nTo: us\n"
+        "Subject: quote\n\nPlease send a quotation for 300 label printers."
+    )
+    read = forwarded_text(text)
+    assert "send a quotation" in read and "pick this up" not in read
+
+
+def test_a_legal_footer_is_not_read_as_the_senders_words() -> None:
+    text = (
+        "The invoice is wrong again.\n\nAVISO LEGAL: esta mensagem pode conter informação "
+        "confidencial.\nCaso não seja o destinatário, apague-a."
+    )
+    read = model_text(text)
+    assert "invoice is wrong" in read and "destinat" not in read and "AVISO" not in read
+
+
+def test_a_reply_line_with_accents_ends_the_senders_words(classifier: MailClassifier) -> None:
+    text = (
+        "Nos dijeron entrega el día 4 y no ha llegado nada.\n\n"
+        "El vie, 6 nov 2026, Ventas <us@x> escribió:\nHola, ¿te fue útil el catálogo?\n"
+        "Si no quieres recibir más correos, pulsa en darse de baja."
+    )
+    own = classifier.own_text(text)
+    assert "no ha llegado" in own and "darse de baja" not in own and "escribió" not in own
 
 
 @pytest.mark.parametrize(
