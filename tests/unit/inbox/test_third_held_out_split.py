@@ -62,7 +62,11 @@ def test_the_split_is_balanced_across_classes_languages_and_severities(
     assert set(severities) == {"low", "medium", "high", "critical"}
     assert min(severities.values()) >= 20
     assert all(r["severity"] == "" for r in rows if r["class"] != "complaint")
-    assert {r["rsvp"] for r in rows if r["class"] == "rsvp"} == {"yes", "no", "maybe"}
+    assert {r["rsvp"] for r in rows if r["class"] == "rsvp"} == {
+        "accepted",
+        "declined",
+        "tentative",
+    }
     assert all(r["rsvp"] == "" for r in rows if r["class"] != "rsvp")
 
 
