@@ -7,7 +7,9 @@ Every split here is now trained on: ``heldout`` (worn by repeated scoring) and
 ``heldout2`` (``labels_heldout2.csv``, by other hands) were each scored and reported, then
 joined training (issue #21), so their figures say how well the model fits, not how it
 does on unseen mail. The honest figures are the training script's cross-validation across
-writers (``python -m tasks.inbox.human_model train``) and a fresh split, scored once.
+writers (``python -m tasks.inbox.human_model train``) and ``--split heldout3``
+(``labels_heldout3.csv``, whole messages by a third hand that read neither the corpus texts
+nor the cue lists), which nothing trains on and which is kept out of the default run.
 Run: ``.venv/bin/python -m benchmarks.inbox_quality [--split NAME] [--arbitrary DIR] [--json]``.
 """
 
@@ -51,7 +53,12 @@ def labelled(
     return quality_report(truth, predicted, severity_truth, severity_predicted)
 
 
-SPLIT_LABELS = {"train": "labels.csv", "heldout": "labels.csv", "heldout2": "labels_heldout2.csv"}
+SPLIT_LABELS = {
+    "train": "labels.csv",
+    "heldout": "labels.csv",
+    "heldout2": "labels_heldout2.csv",
+    "heldout3": "labels_heldout3.csv",
+}
 
 
 def corpus_rows(split: str, corpus: Path = CORPUS) -> list[dict[str, str]]:
