@@ -275,9 +275,16 @@ CORPUS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "mail_corp
 FIXTURES = CORPUS.with_name("mail")
 # Every labels file of the corpus trains, each split of it a writer (a CV group): the
 # composed messages, their held-out split (worn by repeated scoring), the whole bodies of
-# other hands (train2, heldout2, once scored and reported) and more (train3, when merged).
-# A held-out split scored once joins training afterwards; a fresh one is kept apart.
-TRAINING_LABELS = ("labels.csv", "labels_train2.csv", "labels_heldout2.csv", "labels_train3.csv")
+# other hands (train2; heldout2 and heldout3, each once scored and reported) and more
+# (train3, when merged). A held-out split scored once joins training afterwards; a fresh
+# one is kept apart.
+TRAINING_LABELS = (
+    "labels.csv",
+    "labels_train2.csv",
+    "labels_heldout2.csv",
+    "labels_train3.csv",
+    "labels_heldout3.csv",
+)
 
 
 def training_labels(corpus: Path = CORPUS) -> list[str]:
