@@ -9,7 +9,8 @@ joined training (issue #21), so their figures say how well the model fits, not h
 does on unseen mail. The honest figures are the training script's cross-validation across
 writers (``python -m tasks.inbox.human_model train``) and ``--split heldout3``
 (``labels_heldout3.csv``, whole messages by a third hand that read neither the corpus texts
-nor the cue lists), which nothing trains on and which is kept out of the default run.
+nor the cue lists), which nothing trains on and which is kept out of the default run, as is
+``--split heldout4`` (``labels_heldout4.csv``, a fourth hand's, for the lead to score once).
 Run: ``.venv/bin/python -m benchmarks.inbox_quality [--split NAME] [--arbitrary DIR] [--json]``.
 """
 
@@ -58,6 +59,7 @@ SPLIT_LABELS = {
     "heldout": "labels.csv",
     "heldout2": "labels_heldout2.csv",
     "heldout3": "labels_heldout3.csv",
+    "heldout4": "labels_heldout4.csv",
 }
 
 
