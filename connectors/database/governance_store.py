@@ -23,7 +23,7 @@ from connectors.database.accounts_models import (
     ObligationNotice,
     Talk,
 )
-from connectors.database.base import utcnow
+from connectors.database.base import naive_utc, utcnow
 from connectors.database.complaints_models import (
     Complaint,
     ComplaintEscalation,
@@ -117,7 +117,7 @@ def record_change(
     s: Session, kind: str, member_id: str, details: Mapping[str, Any], author: str, at: datetime
 ) -> int:
     change = TeamChange(
-        kind=kind, member_id=member_id, details=dict(details), author=author, at=_naive(at)
+        kind=kind, member_id=member_id, details=dict(details), author=author, at=naive_utc(at)
     )
     s.add(change)
     s.flush()
@@ -137,7 +137,7 @@ def open_work(
     s: Session, member_id: str, as_of: datetime
 ) -> dict[str, list[tuple[int, int | None]]]:
     """kind -> (item id, its company) of every open thing ``member_id`` owns or is assigned."""
-    today = _naive(as_of).date()
+    today = naive_utc(as_of).date()
     m = member_id
 
     def pairs(query: Any) -> list[tuple[int, int | None]]:
@@ -224,7 +224,7 @@ def hand_over(
     """Move each item to its receiver, with a hand-over row each (and a complaint
     hand-over, so a complaint's own history shows it too). An open complaint's assignee
     moves too, whoever it was: the stand-in answered for the dismissed owner."""
-    when = _naive(at)
+    when = naive_utc(at)
     for kind, items in moved.items():
         if kind not in _MOVED_COLUMNS:
             continue  # cadence: moves with its company
@@ -296,7 +296,7 @@ def append_audit(
             target=target[:120],
             before=None if before is None else _jsonable(before),
             after=None if after is None else _jsonable(after),
-            at=_naive(at) if at is not None else utcnow(),
+            at=naive_utc(at) if at is not None else utcnow(),
         )
     )
     s.flush()
@@ -314,7 +314,7 @@ def audit_query(since: datetime | None = None, who: str | None = None) -> Any:
         AuditRecord.after,
     ).order_by(AuditRecord.id)
     if since is not None:
-        query = query.where(AuditRecord.at >= _naive(since))
+        query = query.where(AuditRecord.at >= naive_utc(since))
     if who is not None:
         query = query.where(AuditRecord.actor == who)
     return query
@@ -324,12 +324,6 @@ def audit_records(
     s: Session, since: datetime | None = None, who: str | None = None
 ) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in s.execute(audit_query(since, who))]
-
-
-def _naive(at: datetime) -> datetime:
-    from datetime import UTC
-
-    return at.astimezone(UTC).replace(tzinfo=None) if at.tzinfo is not None else at
 
 
 def _jsonable(value: Any) -> Any:
@@ -605,7 +599,7 @@ def freshness_inputs(s: Session, fields: list[str]) -> tuple[Any, Any]:
 
 def drop_old_raw(s: Session, cutoff: datetime) -> int:
     """Empty the raw cells of source rows from files ingested before ``cutoff``."""
-    old_files = select(SourceFile.id).where(SourceFile.ingested_at < _naive(cutoff))
+    old_files = select(SourceFile.id).where(SourceFile.ingested_at < naive_utc(cutoff))
     done = s.execute(
         update(SourceRow)
         .where(SourceRow.file_id.in_(old_files))
@@ -720,7 +714,7 @@ def reverification_candidates(
     who, in which language and zone, at which address."""
     wanted = sorted({int(c) for c in contact_ids})
     asked = select(OutboxItem.contact_id).where(
-        OutboxItem.campaign == campaign, OutboxItem.created_at >= _naive(since)
+        OutboxItem.campaign == campaign, OutboxItem.created_at >= naive_utc(since)
     )
     found: list[dict[str, Any]] = []
     for start in range(0, len(wanted), 10_000):
@@ -774,7 +768,9 @@ def record_confirmation(s: Session, contact_id: int, outbox_id: int, at: datetim
     )
     if done:
         return False
-    s.add(ContactConfirmation(contact_id=contact_id, outbox_id=outbox_id, confirmed_at=_naive(at)))
+    s.add(
+        ContactConfirmation(contact_id=contact_id, outbox_id=outbox_id, confirmed_at=naive_utc(at))
+    )
     s.flush()
     return True
 

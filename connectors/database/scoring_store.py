@@ -25,7 +25,7 @@ from sqlalchemy import DateTime, select, text
 from sqlalchemy.orm import Session
 
 from connectors.company_registry import RegistryRecord
-from connectors.database.base import utcnow
+from connectors.database.base import naive_utc, utcnow
 from connectors.database.ingest_store import insert_with_ids
 from connectors.database.scoring_models import (
     AppEvent,
@@ -245,7 +245,7 @@ def load_fresh_registry(session: Session, refreshed_since: datetime) -> pd.DataF
         "WHERE last_unavailable_reason IS NULL",
     )
     frame["fetched_at"] = _stamps(frame["fetched_at"])
-    fresh = frame[frame["fetched_at"] >= np.datetime64(_naive(refreshed_since), "us")]
+    fresh = frame[frame["fetched_at"] >= np.datetime64(naive_utc(refreshed_since), "us")]
     out = fresh.drop(columns="fetched_at").set_index("tax_id")
     out["registry_founded"] = _stamps(out["registry_founded"])
     for col in ("registry_status", "registry_size"):
@@ -276,10 +276,6 @@ def company_tax_ids(session: Session) -> list[str]:
         "WHERE co.tax_id IS NOT NULL ORDER BY co.tax_id"
     )
     return [str(r[0]) for r in rows]
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 class DbRegistryCache:
@@ -320,7 +316,7 @@ class DbRegistryCache:
                     legal_status=record.legal_status,
                     founded=record.founded,
                     size=record.size,
-                    fetched_at=_naive(record.fetched_at),
+                    fetched_at=naive_utc(record.fetched_at),
                     last_unavailable_reason=None,
                 )
             )
@@ -440,7 +436,7 @@ def write_scores(
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     to_db = DateTime().bind_processor(conn.dialect) or (lambda v: v)
-    as_of_db, now_db = to_db(_naive(as_of)), to_db(utcnow())
+    as_of_db, now_db = to_db(naive_utc(as_of)), to_db(utcnow())
     rows = list(
         zip(
             scored["contact_id"].astype("int64").tolist(),
@@ -489,7 +485,7 @@ def write_scores(
 
 def event_key(contact_id: int, as_of: datetime, version: str) -> str:
     """The unique key of a band-change event: one per contact, ``as_of`` and scorecard."""
-    return f"{contact_id}:{_naive(as_of).isoformat()}:{version}"
+    return f"{contact_id}:{naive_utc(as_of).isoformat()}:{version}"
 
 
 def record_band_changes(session: Session, changes: pd.DataFrame, as_of: datetime) -> list[int]:
@@ -513,7 +509,7 @@ def record_band_changes(session: Session, changes: pd.DataFrame, as_of: datetime
             session.scalars(select(AppEvent.key).where(AppEvent.key.in_(keys[i : i + CHUNK])))
         )
     fresh = records[~records["key"].isin(seen)]
-    stamp = _naive(as_of).isoformat()
+    stamp = naive_utc(as_of).isoformat()
     values = [
         {
             "kind": BAND_CHANGED,

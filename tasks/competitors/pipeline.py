@@ -34,6 +34,7 @@ from config.policy_loader import load_policy
 from config.settings import get_complaint_settings, get_settings
 from config.team_policy import TeamPolicy
 from connectors.database import competitors_store as store
+from connectors.database.base import naive_utc
 from connectors.database.competitors_store import PageRecord, PageState
 from connectors.database.engine import session_scope
 from connectors.database.migrate import ensure_schema
@@ -46,10 +47,6 @@ from tasks.competitors.watching import interleave_by_host, judge
 POLICY_CHANGED = "competitor.policy.changed"
 SAVE_CHUNK = 50
 NOTIFY_BATCH = 200
-
-
-def naive_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 class WatchSummary(BaseModel):
